@@ -124,6 +124,9 @@ describe('servingContract rules', () => {
     expect(modelError(() => servingContract(info([], [probs]))).message).toContain('it has 0');
     expect(modelError(() => servingContract(info([x], [tensor('out', 'float', ['N', 3])]))).message).toContain("'out' float [N,3]");
     expect(modelError(() => servingContract(info([x], [probs]), 0)).message).toContain('positive integer');
+    expect(modelError(() => servingContract(info([tensor('x', 'float', [1, 4])], [probs]))).message).toContain(
+      'fixes the batch size to 1',
+    );
   });
 });
 

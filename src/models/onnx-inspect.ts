@@ -122,6 +122,14 @@ export function servingContract(info: OnnxModelInfo, featuresHint?: number): Ser
         (input.dims === null ? ' (no shape in the file)' : ` (rank ${input.dims.length})`),
     );
   }
+  const batch = input.dims[0];
+  if (typeof batch === 'number') {
+    // The engine batches rows; a file that fixes N would fail on the first batch of another size.
+    fail(
+      `the model input ${describe(input)} fixes the batch size to ${batch}; export it with a dynamic first ` +
+        'dimension (sklearn-onnx: FloatTensorType([None, F]); PyTorch: dynamic_axes={input: {0: "N"}})',
+    );
+  }
   const features = featureCount(input, featuresHint);
 
   const probability = pickProbabilityOutput(info.outputs);
