@@ -26,6 +26,7 @@ export const ErrorCodes = {
   // 5xx: the engine could not serve it
   INTERNAL: 500,
   WORKER_FAILED: 500,
+  INVALID_MODEL_OUTPUT: 500,
   MODEL_NOT_READY: 503,
   QUEUE_FULL: 503,
   DRAINING: 503,
@@ -33,6 +34,7 @@ export const ErrorCodes = {
   // start-up (never sent over HTTP)
   CONFIG_INVALID: 500,
   MODEL_LOAD_FAILED: 500,
+  LISTEN_FAILED: 500,
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

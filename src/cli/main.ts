@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+/** The `tradeflow` command. `serve` is what `npm start` runs. */
+import { startEngine } from '../app';
+import { configHelp, loadConfig } from '../config';
+import { TradeflowError } from '../errors';
+import { createLogger } from '../telemetry/logger';
+
+const USAGE = `Usage: tradeflow <command> [options]
+
+Commands:
+  serve        start the inference engine (HTTP API on PORT, default 8000)
+
+Run "tradeflow <command> --help" for a command's options.`;
+
+const SERVE_USAGE = `Usage: tradeflow serve [options]
+
+Starts the engine on the configured model. Every option is also read from its
+environment variable; a flag wins over the variable.
+
+Options:
+${configHelp()}
+  --help                     show this help`;
+
+async function serve(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(SERVE_USAGE + '\n');
+    return;
+  }
+  let config;
+  try {
+    config = loadConfig(argv);
+  } catch (err) {
+    process.stderr.write(`tradeflow: invalid configuration: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const logger = createLogger(config.logLevel);
+  let engine;
+  try {
+    engine = await startEngine(config, logger);
+  } catch (err) {
+    const msg = err instanceof TradeflowError ? `${err.code}: ${err.message}` : (err as Error).stack ?? String(err);
+    logger.fatal({ err: msg }, 'engine failed to start');
+    process.stderr.write(`tradeflow: engine failed to start: ${msg}\n`);
+    process.exit(1);
+  }
+  try {
+    await engine.ready();
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, 'workers failed to start');
+    process.stderr.write(`tradeflow: workers failed to start: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    engine.shutdown(signal).then(
+      () => process.exit(0),
+      (err: Error) => {
+        logger.error({ err: err.message }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function main(): Promise<void> {
+  const [command, ...rest] = process.argv.slice(2);
+  switch (command) {
+    case 'serve':
+      return serve(rest);
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(USAGE + '\n');
+      if (command === undefined) process.exitCode = 2;
+      return;
+    default:
+      process.stderr.write(`tradeflow: unknown command "${command}"\n\n${USAGE}\n`);
+      process.exit(2);
+  }
+}
+
+void main();

@@ -1,0 +1,154 @@
+/**
+ * Engine configuration: environment variables with CLI flag equivalents (flags win), validated
+ * once at start. Names are fixed by SPEC §7; everything else is listed in the README.
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { TradeflowError } from './errors';
+
+export interface EngineConfig {
+  port: number;
+  host: string;
+  /** Path of the ensemble ONNX model, or null for a cold start (`MODEL_PATH=none`). */
+  modelPath: string | null;
+  /** Feature count when the model does not fix it (or there is no model). */
+  features: number | null;
+  workers: number;
+  maxBatchRows: number;
+  maxQueueDelayUs: number;
+  maxQueueRows: number;
+  maxRequestRows: number;
+  requestTimeoutMs: number;
+  maxBodyBytes: number;
+  stateDir: string;
+  adminToken: string | null;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  ortThreads: number;
+  shutdownTimeoutMs: number;
+}
+
+type Kind = 'int' | 'string' | 'path' | 'model' | 'level';
+
+interface Option {
+  key: keyof EngineConfig;
+  env: string;
+  flag: string;
+  kind: Kind;
+  min?: number;
+  max?: number;
+  secret?: boolean;
+  help: string;
+  default: (cpus: number) => EngineConfig[keyof EngineConfig];
+}
+
+export const DEFAULT_MODEL_PATH = path.resolve(__dirname, '..', '..', 'models', 'ensemble.onnx');
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+/** One row per setting: the single source for parsing, `--help` and the README table. */
+export const OPTIONS: readonly Option[] = [
+  { key: 'port', env: 'PORT', flag: '--port', kind: 'int', min: 0, max: 65535, help: 'HTTP port (0 picks a free one)', default: () => 8000 },
+  { key: 'host', env: 'HOST', flag: '--host', kind: 'string', help: 'address to listen on', default: () => '0.0.0.0' },
+  { key: 'modelPath', env: 'MODEL_PATH', flag: '--model-path', kind: 'model', help: 'ensemble ONNX model file, or "none" for a cold start', default: () => DEFAULT_MODEL_PATH },
+  { key: 'features', env: 'FEATURES', flag: '--features', kind: 'int', min: 1, max: 65536, help: 'features per row when the model does not fix it', default: () => null },
+  { key: 'workers', env: 'WORKERS', flag: '--workers', kind: 'int', min: 1, max: 256, help: 'inference worker threads (default: cores - 1, at least 1)', default: (cpus) => Math.max(1, cpus - 1) },
+  { key: 'maxBatchRows', env: 'MAX_BATCH_ROWS', flag: '--max-batch-rows', kind: 'int', min: 1, max: 65536, help: 'rows at which a batch is sent at once', default: () => 256 },
+  { key: 'maxQueueDelayUs', env: 'MAX_QUEUE_DELAY_US', flag: '--max-queue-delay-us', kind: 'int', min: 0, max: 10_000_000, help: 'while every worker is busy, how long a partial batch keeps taking rows', default: () => 2000 },
+  { key: 'maxQueueRows', env: 'MAX_QUEUE_ROWS', flag: '--max-queue-rows', kind: 'int', min: 1, max: 100_000_000, help: 'rows waiting for a worker above which requests get 503', default: () => 16384 },
+  { key: 'maxRequestRows', env: 'MAX_REQUEST_ROWS', flag: '--max-request-rows', kind: 'int', min: 1, max: 1_000_000, help: 'rows one request may carry (413 above)', default: () => 4096 },
+  { key: 'requestTimeoutMs', env: 'REQUEST_TIMEOUT_MS', flag: '--request-timeout-ms', kind: 'int', min: 1, max: 3_600_000, help: 'default deadline for a prediction waiting in the queue (504 after)', default: () => 10_000 },
+  { key: 'maxBodyBytes', env: 'MAX_BODY_BYTES', flag: '--max-body-bytes', kind: 'int', min: 64, max: 1 << 30, help: 'largest request body accepted (413 above)', default: () => 4 * 1024 * 1024 },
+  { key: 'stateDir', env: 'STATE_DIR', flag: '--state-dir', kind: 'path', help: 'directory for durable state', default: () => path.resolve('state') },
+  { key: 'adminToken', env: 'ADMIN_TOKEN', flag: '--admin-token', kind: 'string', secret: true, help: 'bearer token for mutating endpoints (unset: loopback clients only)', default: () => null },
+  { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', kind: 'level', help: `one of ${LEVELS.join(', ')}`, default: () => 'info' },
+  { key: 'ortThreads', env: 'ORT_THREADS', flag: '--ort-threads', kind: 'int', min: 1, max: 64, help: 'onnxruntime intra-op threads per worker', default: () => 1 },
+  { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', kind: 'int', min: 0, max: 600_000, help: 'how long SIGTERM waits for in-flight work', default: () => 10_000 },
+];
+
+function invalid(message: string): TradeflowError {
+  return new TradeflowError('CONFIG_INVALID', message);
+}
+
+function parseValue(opt: Option, raw: string, source: string): EngineConfig[keyof EngineConfig] {
+  const where = `${source} (${opt.env} / ${opt.flag})`;
+  switch (opt.kind) {
+    case 'int': {
+      if (!/^\d+$/.test(raw.trim())) throw invalid(`${where} must be a whole number, got "${raw}"`);
+      const n = Number(raw.trim());
+      if ((opt.min !== undefined && n < opt.min) || (opt.max !== undefined && n > opt.max)) {
+        throw invalid(`${where} must be between ${opt.min} and ${opt.max}, got ${n}`);
+      }
+      return n;
+    }
+    case 'string':
+      if (raw.length === 0) throw invalid(`${where} must not be empty`);
+      return raw;
+    case 'path':
+      if (raw.length === 0) throw invalid(`${where} must not be empty`);
+      return path.resolve(raw);
+    case 'model':
+      if (raw.length === 0) throw invalid(`${where} must not be empty`);
+      return raw.toLowerCase() === 'none' ? null : path.resolve(raw);
+    case 'level':
+      if (!(LEVELS as readonly string[]).includes(raw)) throw invalid(`${where} must be one of ${LEVELS.join(', ')}, got "${raw}"`);
+      return raw as EngineConfig['logLevel'];
+  }
+}
+
+/** Splits `--flag value` and `--flag=value` pairs; anything else is an error. */
+function parseFlags(argv: readonly string[]): Map<string, string> {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw invalid(`unexpected argument "${arg}"`);
+    const eq = arg.indexOf('=');
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    if (!OPTIONS.some((o) => o.flag === name)) throw invalid(`unknown flag "${name}" (see --help)`);
+    let value: string;
+    if (eq !== -1) value = arg.slice(eq + 1);
+    else {
+      const next = argv[i + 1];
+      if (next === undefined) throw invalid(`flag ${name} needs a value`);
+      value = next;
+      i++;
+    }
+    flags.set(name, value);
+  }
+  return flags;
+}
+
+export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv = process.env, cpus = os.cpus().length): EngineConfig {
+  const flags = parseFlags(argv);
+  const config = {} as Record<keyof EngineConfig, unknown>;
+  for (const opt of OPTIONS) {
+    const flag = flags.get(opt.flag);
+    const fromEnv = env[opt.env];
+    if (flag !== undefined) config[opt.key] = parseValue(opt, flag, `flag ${opt.flag}`);
+    else if (fromEnv !== undefined && fromEnv !== '') config[opt.key] = parseValue(opt, fromEnv, `environment variable ${opt.env}`);
+    else config[opt.key] = opt.default(cpus);
+  }
+  const c = config as unknown as EngineConfig;
+  if (c.modelPath === null && c.features === null) {
+    throw invalid('MODEL_PATH=none (cold start) needs FEATURES=F, the number of features per row');
+  }
+  return c;
+}
+
+/** The configuration without secrets, for logs and /monitoring/system/info. */
+export function publicConfig(c: EngineConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const opt of OPTIONS) {
+    const v = c[opt.key];
+    out[opt.env] = opt.secret ? (v === null ? null : '<set>') : v;
+  }
+  return out;
+}
+
+export function configHelp(): string {
+  const rows = OPTIONS.map((o) => {
+    const d = o.default(os.cpus().length);
+    const shown = o.key === 'modelPath' ? 'models/ensemble.onnx' : o.key === 'stateDir' ? './state' : d === null ? '(unset)' : String(d);
+    return `  ${(o.flag + ' <v>').padEnd(26)} ${o.env.padEnd(20)} ${o.help} [default: ${shown}]`;
+  });
+  return rows.join('\n');
+}

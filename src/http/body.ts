@@ -1,0 +1,58 @@
+/**
+ * Reading a request body from uWS with a size limit enforced from `content-length` up front and
+ * while counting chunks (uWS has no limit of its own). A body that arrives in one chunk is handed
+ * over without a copy: the bytes are valid only during the callback, which is where the decoders
+ * run. Chunks of a longer body are copied (uWS neuters them after each callback).
+ */
+import type { HttpResponse } from 'uWebSockets.js';
+import { TradeflowError } from '../errors';
+
+export type BodyHandler = (body: Uint8Array) => void;
+export type BodyErrorHandler = (err: TradeflowError) => void;
+
+/** `content-length` as a number; -1 when absent; NaN when malformed. */
+export function parseContentLength(header: string): number {
+  if (header === '') return -1;
+  if (!/^\d{1,15}$/.test(header)) return NaN;
+  return Number(header);
+}
+
+export function tooLarge(limit: number, got: number | null): TradeflowError {
+  return new TradeflowError('BODY_TOO_LARGE', got === null ? `request body exceeds the limit of ${limit} bytes` : `request body of ${got} bytes exceeds the limit of ${limit} bytes`);
+}
+
+/**
+ * Calls `onBody` exactly once with the whole body, or `onError` once if it grows past `limit`.
+ * The caller has already checked a declared `content-length` against the limit.
+ */
+export function readBody(res: HttpResponse, contentLength: number, limit: number, onBody: BodyHandler, onError: BodyErrorHandler): void {
+  let buf: Uint8Array | null = null;
+  let len = 0;
+  let done = false;
+  res.onData((chunk, isLast) => {
+    if (done) return;
+    const bytes = new Uint8Array(chunk);
+    if (len + bytes.length > limit) {
+      done = true;
+      onError(tooLarge(limit, null));
+      return;
+    }
+    if (isLast && buf === null) {
+      done = true;
+      onBody(bytes);
+      return;
+    }
+    if (buf === null) buf = new Uint8Array(Math.max(contentLength > 0 ? contentLength : 0, bytes.length * 2, 1024));
+    if (len + bytes.length > buf.length) {
+      const grown = new Uint8Array(Math.min(limit, Math.max(buf.length * 2, len + bytes.length)));
+      grown.set(buf.subarray(0, len));
+      buf = grown;
+    }
+    buf.set(bytes, len);
+    len += bytes.length;
+    if (isLast) {
+      done = true;
+      onBody(buf.subarray(0, len));
+    }
+  });
+}

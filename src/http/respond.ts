@@ -1,0 +1,90 @@
+/**
+ * Writing answers on a uWS response. Every answer goes through `send`, so status codes, the
+ * JSON error shape and the per-answer observer (metrics) live in one place.
+ */
+import type { HttpResponse } from 'uWebSockets.js';
+import { TradeflowError } from '../errors';
+
+const STATUS_TEXT: Record<number, string> = {
+  200: '200 OK',
+  202: '202 Accepted',
+  204: '204 No Content',
+  400: '400 Bad Request',
+  401: '401 Unauthorized',
+  403: '403 Forbidden',
+  404: '404 Not Found',
+  405: '405 Method Not Allowed',
+  409: '409 Conflict',
+  413: '413 Payload Too Large',
+  415: '415 Unsupported Media Type',
+  422: '422 Unprocessable Entity',
+  500: '500 Internal Server Error',
+  503: '503 Service Unavailable',
+  504: '504 Gateway Timeout',
+};
+
+export function statusLine(status: number): string {
+  return STATUS_TEXT[status] ?? `${status} Status`;
+}
+
+export const JSON_TYPE = 'application/json';
+export const BINARY_TYPE = 'application/octet-stream';
+
+/** Told about every answer; the telemetry layer plugs in here. */
+export interface ResponseObserver {
+  onResponse(endpoint: string, method: string, status: number, seconds: number): void;
+}
+
+/** Per-request facts the answer needs: where it was routed, when it started, whether it is gone. */
+export interface Exchange {
+  readonly res: HttpResponse;
+  readonly endpoint: string;
+  readonly method: string;
+  readonly startedAt: number;
+  aborted: boolean;
+  answered: boolean;
+  /** Called once if the client goes away before the answer. */
+  onAbort: (() => void) | null;
+}
+
+export class Responder {
+  constructor(private observer: ResponseObserver | null = null) {}
+
+  setObserver(o: ResponseObserver | null): void {
+    this.observer = o;
+  }
+
+  /** Writes a complete answer. Call inside res.cork() when not in the handler's first tick. */
+  send(
+    x: Exchange,
+    status: number,
+    contentType: string,
+    body: string | Uint8Array | Float32Array,
+    headers?: Readonly<Record<string, string>>,
+    closeConnection = false,
+  ): void {
+    if (x.aborted || x.answered) return;
+    x.answered = true;
+    const res = x.res;
+    res.writeStatus(statusLine(status));
+    res.writeHeader('Content-Type', contentType);
+    if (headers) for (const k in headers) res.writeHeader(k, headers[k]!);
+    res.end(body, closeConnection);
+    this.observer?.onResponse(x.endpoint, x.method, status, (performance.now() - x.startedAt) / 1000);
+  }
+
+  json(x: Exchange, status: number, value: unknown, headers?: Readonly<Record<string, string>>): void {
+    this.send(x, status, JSON_TYPE, JSON.stringify(value), headers);
+  }
+
+  error(x: Exchange, err: unknown, closeConnection = false): void {
+    const e = err instanceof TradeflowError ? err : new TradeflowError('INTERNAL', `internal error: ${(err as Error)?.message ?? String(err)}`);
+    this.send(x, e.status, JSON_TYPE, JSON.stringify(e.toJSON()), e.headers, closeConnection);
+  }
+
+  /** For answers written after an await: uWS needs them corked. */
+  corked(x: Exchange, write: () => void): void {
+    if (x.aborted || x.answered) return;
+    x.res.cork(write);
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * The uWebSockets.js front end: one catch-all route feeding our router, so 404/405 answers and
+ * the `endpoint` label are ours to define. Health endpoints answer from in-memory state and never
+ * wait behind the prediction queue.
+ */
+import * as uWS from 'uWebSockets.js';
+import { performance } from 'node:perf_hooks';
+import { TradeflowError } from '../errors';
+import type { ModelRegistry } from '../models/registry';
+import { createPredictHandler, type PredictDeps } from './predict';
+import { Responder, type Exchange, type ResponseObserver } from './respond';
+import { Router, type Handler } from './router';
+
+export interface Lifecycle {
+  /** Why the engine is not ready (empty when it is). */
+  notReadyReasons(): string[];
+  isDraining(): boolean;
+  readinessDetail(): Record<string, unknown>;
+}
+
+export interface HttpServerDeps extends Omit<PredictDeps, 'responder' | 'isDraining'> {
+  models: ModelRegistry;
+  lifecycle: Lifecycle;
+  observer?: ResponseObserver;
+}
+
+/** The endpoint label for anything the router does not know: bounded cardinality. */
+export const UNKNOWN_ENDPOINT = 'other';
+
+export class HttpServer {
+  readonly router = new Router();
+  readonly responder: Responder;
+  private readonly app: uWS.TemplatedApp;
+  private listenSocket: uWS.us_listen_socket | null = null;
+  port = 0;
+
+  constructor(private readonly deps: HttpServerDeps) {
+    this.responder = new Responder(deps.observer ?? null);
+    this.app = uWS.App();
+    // The npm build of uWS.js silently falls back to a slow pure-JS server when its native
+    // binary does not load; refuse to run on that instead of serving at a fraction of the speed.
+    if (typeof (this.app as unknown as { close?: unknown }).close !== 'function') {
+      throw new Error('uWebSockets.js native binary did not load (pure-JS fallback detected); refusing to start');
+    }
+    this.registerRoutes();
+    this.app.any('/*', (res, req) => this.dispatch(res, req));
+  }
+
+  private registerRoutes(): void {
+    const { lifecycle, models } = this.deps;
+    const r = this.responder;
+    const predict = createPredictHandler({ ...this.deps, responder: r, isDraining: () => lifecycle.isDraining() });
+    this.router
+      .on('POST', '/predict', predict)
+      .on('GET', '/models', (x) => r.json(x, 200, { models: models.list.map((m) => models.describe(m)) }))
+      .on('GET', '/models/{name}', (x, _req, p) => r.json(x, 200, models.describe(models.get(p.name!))))
+      .on('GET', '/monitoring/health/liveness', (x) => r.json(x, 200, { status: 'alive' }))
+      .on('GET', '/monitoring/health/readiness', (x) => {
+        const reasons = lifecycle.notReadyReasons();
+        const body = { status: reasons.length === 0 ? 'ready' : 'not_ready', reasons, ...lifecycle.readinessDetail() };
+        r.json(x, reasons.length === 0 ? 200 : 503, body, reasons.length === 0 ? undefined : { 'Retry-After': '1' });
+      });
+  }
+
+  /** Adds a route (later layers: telemetry, learning, training). */
+  route(method: string, template: string, handler: Handler): this {
+    this.router.on(method, template, handler);
+    return this;
+  }
+
+  private dispatch(res: uWS.HttpResponse, req: uWS.HttpRequest): void {
+    const path = req.getUrl();
+    const method = req.getMethod().toUpperCase();
+    const { route, params } = this.router.match(path);
+    const x: Exchange = { res, endpoint: route ? route.template : UNKNOWN_ENDPOINT, method, startedAt: performance.now(), aborted: false, answered: false, onAbort: null };
+    // Registered before any handler runs: uWS aborts the process if a handler returns without
+    // answering or registering one, and a client may go away while its request waits.
+    res.onAborted(() => {
+      x.aborted = true;
+      if (x.onAbort) x.onAbort();
+    });
+    try {
+      if (route === null) {
+        this.responder.error(x, new TradeflowError('NOT_FOUND', `no route for ${method} ${path}`), hasBody(req));
+        return;
+      }
+      const handler = route.methods.get(method);
+      if (handler === undefined) {
+        const allow = Router.allow(route);
+        this.responder.error(x, new TradeflowError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${route.template}; allowed: ${allow}`, { Allow: allow }), hasBody(req));
+        return;
+      }
+      handler(x, req, params);
+    } catch (err) {
+      this.responder.error(x, err, hasBody(req));
+    }
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      // Exclusive: by default uWS sets SO_REUSEPORT, and a second engine on the same port would
+      // silently share its traffic instead of failing to start.
+      const listen = this.app.listen as unknown as (h: string, p: number, o: number, cb: (s: uWS.us_listen_socket | false) => void) => void;
+      listen.call(this.app, host, port, EXCLUSIVE_PORT, (socket) => {
+        if (!socket) {
+          reject(new TradeflowError('LISTEN_FAILED', `cannot listen on ${host}:${port} (address in use or not permitted)`));
+          return;
+        }
+        this.listenSocket = socket;
+        this.port = uWS.us_socket_local_port(socket as unknown as uWS.us_socket);
+        resolve(this.port);
+      });
+    });
+  }
+
+  /** Stops accepting connections, then closes every open one. */
+  close(): void {
+    if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = null;
+    (this.app as unknown as { close(): void }).close();
+  }
+}
+
+function hasBody(req: uWS.HttpRequest): boolean {
+  const cl = req.getHeader('content-length');
+  return (cl !== '' && cl !== '0') || req.getHeader('transfer-encoding') !== '';
+}
+
+const EXCLUSIVE_PORT: number = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1;

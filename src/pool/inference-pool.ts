@@ -1,0 +1,117 @@
+/**
+ * The Piscina pool of inference workers and its readiness bookkeeping. A worker is counted
+ * ready once it has built and warmed every scorer; a replaced worker counts again only after
+ * its own warm-up.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Piscina } from 'piscina';
+import type { ModelDescriptor } from '../models/model-loader';
+import type { InferenceTask, InferenceWorkerData, WarmMessage, WorkerTestHooks } from '../../workers/inference';
+import type { SlabViews } from './slab';
+
+export interface PoolOptions {
+  workers: number;
+  slab: SlabViews;
+  models: ModelDescriptor[];
+  ortThreads: number;
+  hooks: WorkerTestHooks;
+}
+
+/** The compiled worker: under dist/ whether we run from dist/ or from sources (tests). */
+export function workerFile(): string {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('cannot find the project root from ' + __dirname);
+    dir = up;
+  }
+  const file = path.join(dir, 'dist', 'workers', 'inference.js');
+  if (!fs.existsSync(file)) throw new Error(`worker not built: ${file} is missing (run npm run build)`);
+  return file;
+}
+
+export class InferencePool {
+  private readonly piscina: Piscina<InferenceTask, number>;
+  private readonly warm = new Set<number>();
+  private readonly readyWaiters: Array<() => void> = [];
+  private restarts = 0;
+  private readonly restartTimes: number[] = [];
+  private startupError: Error | null = null;
+  readonly size: number;
+
+  constructor(opts: PoolOptions) {
+    this.size = opts.workers;
+    const workerData: InferenceWorkerData = {
+      slab: opts.slab.buffer,
+      layout: opts.slab.layout,
+      models: opts.models,
+      ortThreads: opts.ortThreads,
+      hooks: opts.hooks,
+    };
+    this.piscina = new Piscina<InferenceTask, number>({
+      filename: workerFile(),
+      minThreads: opts.workers,
+      maxThreads: opts.workers,
+      idleTimeout: 0,
+      maxQueue: Infinity,
+      concurrentTasksPerWorker: 1,
+      workerData,
+      // Timing histograms cost per task; the engine records its own per batch.
+      recordTiming: false,
+    });
+    this.piscina.on('message', (msg: WarmMessage) => {
+      if (msg && msg.type === 'warm') {
+        this.warm.add(msg.threadId);
+        if (this.isReady()) for (const w of this.readyWaiters.splice(0)) w();
+      }
+    });
+    this.piscina.on('workerDestroy', (worker: { id: number }) => {
+      if (this.warm.delete(worker.id)) {
+        this.restarts++;
+        this.restartTimes.push(Date.now());
+        if (this.restartTimes.length > 64) this.restartTimes.shift();
+      }
+    });
+    this.piscina.on('error', (err: Error) => {
+      this.startupError = err;
+      for (const w of this.readyWaiters.splice(0)) w();
+    });
+  }
+
+  run(task: InferenceTask): Promise<number> {
+    return this.piscina.run(task);
+  }
+
+  isReady(): boolean {
+    return this.warm.size >= this.size;
+  }
+
+  /** Resolves when every worker is warm; rejects if a worker fails while starting. */
+  waitReady(timeoutMs: number): Promise<void> {
+    if (this.isReady()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`workers not warm after ${timeoutMs} ms (${this.warm.size}/${this.size})`)), timeoutMs);
+      this.readyWaiters.push(() => {
+        clearTimeout(timer);
+        if (this.startupError && !this.isReady()) reject(this.startupError);
+        else resolve();
+      });
+    });
+  }
+
+  stats(): { size: number; warm: number; restarts: number; restartsLastMinute: number; threadIds: number[] } {
+    const cutoff = Date.now() - 60_000;
+    return {
+      size: this.size,
+      warm: this.warm.size,
+      restarts: this.restarts,
+      restartsLastMinute: this.restartTimes.filter((t) => t >= cutoff).length,
+      threadIds: [...this.warm],
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.piscina.destroy();
+  }
+}

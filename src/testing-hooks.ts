@@ -1,0 +1,49 @@
+/**
+ * Fault injection for the engine's own tests, switched on only by TRADEFLOW_TEST_* environment
+ * variables (never by flags, never documented as configuration). They let a test crash a worker
+ * on a chosen batch, or hold a batch in flight until the test releases it, so queueing, deadline,
+ * abort and drain behaviour can be tested without depending on the machine's speed.
+ */
+import { TradeflowError } from './errors';
+import type { WorkerTestHooks } from '../workers/inference';
+
+export interface TestHooks {
+  worker: WorkerTestHooks;
+  /** Lets held batches go (and every later one with the hold value, until `arm`). */
+  release(): void;
+  /** Holds batches with the hold value again. */
+  arm(): void;
+}
+
+function numberVar(name: string, env: NodeJS.ProcessEnv): number | null {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return null;
+  const v = Number(raw);
+  if (!Number.isFinite(v)) throw new TradeflowError('CONFIG_INVALID', `${name} must be a number, got "${raw}"`);
+  return v;
+}
+
+export function testHooksFromEnv(env: NodeJS.ProcessEnv = process.env): TestHooks {
+  const crash = numberVar('TRADEFLOW_TEST_CRASH_ON_FEATURE', env);
+  const hold = numberVar('TRADEFLOW_TEST_HOLD_ON_FEATURE', env);
+  const holdMs = numberVar('TRADEFLOW_TEST_HOLD_MS', env) ?? 30_000;
+  const gate = hold === null ? null : new SharedArrayBuffer(4);
+  const view = gate ? new Int32Array(gate) : null;
+  return {
+    worker: {
+      crashOnFeature: crash === null ? null : Math.fround(crash),
+      holdOnFeature: hold === null ? null : Math.fround(hold),
+      holdMs,
+      gate,
+    },
+    release() {
+      if (view) {
+        Atomics.store(view, 0, 1);
+        Atomics.notify(view, 0);
+      }
+    },
+    arm() {
+      if (view) Atomics.store(view, 0, 0);
+    },
+  };
+}
