@@ -5,6 +5,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { TradeflowError } from './errors';
+import { projectRoot } from './paths';
 
 export interface EngineConfig {
   port: number;
@@ -41,7 +42,7 @@ interface Option {
   default: (cpus: number) => EngineConfig[keyof EngineConfig];
 }
 
-export const DEFAULT_MODEL_PATH = path.resolve(__dirname, '..', '..', 'models', 'ensemble.onnx');
+export const DEFAULT_MODEL_PATH = path.join(projectRoot(), 'models', 'ensemble.onnx');
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Piscina } from 'piscina';
+import { projectRoot } from '../paths';
 import type { ModelDescriptor } from '../models/model-loader';
 import type { InferenceTask, InferenceWorkerData, WarmMessage, WorkerTestHooks } from '../../workers/inference';
 import type { SlabViews } from './slab';
@@ -20,13 +21,7 @@ export interface PoolOptions {
 
 /** The compiled worker: under dist/ whether we run from dist/ or from sources (tests). */
 export function workerFile(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('cannot find the project root from ' + __dirname);
-    dir = up;
-  }
-  const file = path.join(dir, 'dist', 'workers', 'inference.js');
+  const file = path.join(projectRoot(), 'dist', 'workers', 'inference.js');
   if (!fs.existsSync(file)) throw new Error(`worker not built: ${file} is missing (run npm run build)`);
   return file;
 }
