@@ -61,17 +61,23 @@ export class InferencePool {
         if (this.isReady()) for (const w of this.readyWaiters.splice(0)) w();
       }
     });
-    this.piscina.on('workerDestroy', (worker: { id: number }) => {
-      if (this.warm.delete(worker.id)) {
-        this.restarts++;
-        this.restartTimes.push(Date.now());
-        if (this.restartTimes.length > 64) this.restartTimes.shift();
-      }
-    });
+    // A dead thread's threadId reads -1, so the event cannot name it: compare with live threads.
+    this.piscina.on('workerDestroy', () => setImmediate(() => this.forgetDeadWorkers()));
     this.piscina.on('error', (err: Error) => {
       this.startupError = err;
       for (const w of this.readyWaiters.splice(0)) w();
     });
+  }
+
+  private forgetDeadWorkers(): void {
+    const live = new Set(this.piscina.threads.map((t) => t.threadId));
+    for (const id of this.warm) {
+      if (live.has(id)) continue;
+      this.warm.delete(id);
+      this.restarts++;
+      this.restartTimes.push(Date.now());
+      if (this.restartTimes.length > 64) this.restartTimes.shift();
+    }
   }
 
   run(task: InferenceTask): Promise<number> {

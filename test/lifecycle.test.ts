@@ -1,0 +1,109 @@
+/**
+ * The engine as an operator runs it: the built `tradeflow serve` in its own process, started,
+ * refused, and stopped with SIGTERM while it still has work.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import { makeRows, postJson, request, waitFor } from './helpers/engine';
+
+const CLI = path.join(__dirname, '..', 'dist', 'src', 'cli', 'main.js');
+const F = 16;
+const HOLD = 31337;
+const children: ChildProcess[] = [];
+
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+interface Served {
+  child: ChildProcess;
+  port: number;
+  logs: () => string;
+  exited: Promise<number | null>;
+}
+
+function serve(args: string[], env: Record<string, string> = {}): Served {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d.toString()));
+  child.stderr!.on('data', (d) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const served: Served = { child, port: 0, logs: () => out, exited };
+  return served;
+}
+
+async function listening(s: Served): Promise<void> {
+  await waitFor(() => /"msg":"listening"/.test(s.logs()) || s.child.exitCode !== null, 'the engine to listen', 30_000);
+  const m = /"port":(\d+)/.exec(s.logs().split('\n').find((l) => l.includes('"msg":"listening"')) ?? '');
+  if (!m) throw new Error('engine did not start: ' + s.logs());
+  s.port = Number(m[1]);
+}
+
+describe('tradeflow serve', () => {
+  it('turns ready, then on SIGTERM turns unready at once, finishes queued work and exits 0', async () => {
+    const s = serve([], { TRADEFLOW_TEST_HOLD_ON_FEATURE: String(HOLD), TRADEFLOW_TEST_HOLD_MS: '4000' });
+    await listening(s);
+    await waitFor(async () => (await request(s.port, 'GET', '/monitoring/health/readiness')).status === 200, 'readiness');
+
+    const heldRow = Array.from(makeRows(1, F, 2));
+    heldRow[0] = HOLD;
+    const held = postJson(s.port, { features: heldRow });
+    await waitFor(async () => (await request(s.port, 'GET', '/monitoring/health/readiness')).json().queue.in_flight_batches === 1, 'the held batch in flight');
+    const queued = postJson(s.port, { instances: [Array.from(makeRows(1, F, 3)), Array.from(makeRows(1, F, 4))] });
+    await waitFor(async () => (await request(s.port, 'GET', '/monitoring/health/readiness')).json().queue.rows === 2, 'two rows queued');
+
+    s.child.kill('SIGTERM');
+    await waitFor(async () => (await request(s.port, 'GET', '/monitoring/health/readiness')).status === 503, 'readiness 503 after SIGTERM');
+    const ready = await request(s.port, 'GET', '/monitoring/health/readiness');
+    expect(ready.json().reasons).toContain('draining');
+    const refused = await postJson(s.port, { features: Array.from(makeRows(1, F, 5)) });
+    expect(refused.status).toBe(503);
+    expect(refused.json().error.code).toBe('DRAINING');
+    expect(refused.headers['retry-after']).toBe('1');
+
+    // In-flight and queued requests still get their answers.
+    expect((await held).status).toBe(200);
+    const q = await queued;
+    expect(q.status).toBe(200);
+    expect(q.json().predictions).toHaveLength(2);
+    expect(await s.exited).toBe(0);
+    expect(s.logs()).toMatch(/"drained":true/);
+  });
+
+  it('refuses to start on a file that is not a model, with a clear message and exit 1', async () => {
+    const s = serve(['--model-path', path.join(__dirname, '..', 'package.json')]);
+    expect(await s.exited).toBe(1);
+    expect(s.logs()).toMatch(/MODEL_LOAD_FAILED/);
+  });
+
+  it('refuses to start on a missing model file', async () => {
+    const s = serve([], { MODEL_PATH: '/nonexistent/model.onnx' });
+    expect(await s.exited).toBe(1);
+    expect(s.logs()).toMatch(/cannot read model file \/nonexistent\/model\.onnx/);
+  });
+
+  it('refuses invalid configuration with exit 2 and names the setting', async () => {
+    const s = serve([], { MAX_BATCH_ROWS: 'lots' });
+    expect(await s.exited).toBe(2);
+    expect(s.logs()).toMatch(/MAX_BATCH_ROWS.*whole number.*"lots"/);
+    const t = serve(['--workers', '0']);
+    expect(await t.exited).toBe(2);
+    expect(t.logs()).toMatch(/--workers.*between 1 and 256/);
+  });
+
+  it('prints help for the command and for serve', async () => {
+    const s = spawn(process.execPath, [CLI, 'serve', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    s.stdout.on('data', (d) => (out += d));
+    const code = await new Promise((r) => s.on('exit', r));
+    expect(code).toBe(0);
+    for (const name of ['PORT', 'HOST', 'MODEL_PATH', 'WORKERS', 'MAX_BATCH_ROWS', 'MAX_QUEUE_DELAY_US', 'MAX_QUEUE_ROWS', 'REQUEST_TIMEOUT_MS', 'MAX_BODY_BYTES', 'STATE_DIR']) {
+      expect(out).toContain(name);
+    }
+  });
+});
