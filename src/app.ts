@@ -9,6 +9,12 @@ import { publicConfig, type EngineConfig } from './config';
 import { TradeflowError } from './errors';
 import { HttpServer, type Lifecycle } from './http/server';
 import type { ResponseObserver } from './http/respond';
+import { registerMonitoringRoutes, runtimeInfo } from './http/monitoring';
+import { PredictionCache } from './cache/prediction-cache';
+import { QualityWindow } from './learning/quality-window';
+import { Telemetry, type QualityReading } from './telemetry/metrics';
+import { apiHealth, cacheHealth, modelHealth, overall, type HealthReport } from './telemetry/health';
+import { RecentWindow } from './telemetry/recent-window';
 import { descriptorOf, loadOnnxModel, readModelFile } from './models/model-loader';
 import { DEFAULT_MODEL, ModelRegistry } from './models/registry';
 import { InferencePool } from './pool/inference-pool';
@@ -29,12 +35,26 @@ export interface Engine {
   readonly pool: InferencePool;
   readonly server: HttpServer;
   readonly slab: SlabViews;
+  readonly telemetry: Telemetry;
+  readonly cache: PredictionCache;
+  /** Per model name: the sliding window of labelled outcomes behind the quality gauges. */
+  readonly quality: Map<string, QualityWindow>;
+  health(): HealthReport;
   readonly startedAt: number;
   readonly testHooks: TestHooks;
   /** Resolves when every worker has built and warmed its models. */
   ready(): Promise<void>;
   /** Readiness turns 503 at once; queued and in-flight requests finish; then everything closes. */
   shutdown(reason: string): Promise<{ drained: boolean }>;
+}
+
+function ortVersion(): string | null {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require('onnxruntime-node/package.json') as { version: string }).version;
+  } catch {
+    return null;
+  }
 }
 
 export async function startEngine(config: EngineConfig, logger: Logger, hooks: EngineHooks = {}): Promise<Engine> {
@@ -64,7 +84,69 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
     models: models.list.map((m) => descriptorOf(m.model)),
     ortThreads: config.ortThreads,
     hooks: testHooks.worker,
+    restartWindowMs: config.healthRestartWindowS * 1000,
   });
+  const quality = new Map<string, QualityWindow>();
+  for (const m of models.list) quality.set(m.name, new QualityWindow(config.qualityWindow, config.qualityMinOutcomes));
+  const cache = new PredictionCache(config.cacheCapacity, config.cacheMaxRows);
+  const recent = new RecentWindow();
+  let draining = false;
+  const health = (): HealthReport => {
+    const s = pool.stats();
+    const cs = cache.stats();
+    const components = {
+      cache: cacheHealth({ enabled: cs.enabled, size: cs.size, capacity: cs.capacity, hits: cs.hits, misses: cs.misses, hitRatio: cs.hit_ratio }),
+      api: apiHealth(recent.stats()),
+      model: modelHealth({
+        modelsLoaded: models.list.length,
+        workers: s.size,
+        workersWarm: s.warm,
+        workerRestartsRecent: s.restartsRecent,
+        restartWindowSeconds: s.restartWindowSeconds,
+        queueRows: batcher.depth,
+        queueLimit: config.maxQueueRows,
+        draining,
+      }),
+    };
+    return { status: overall(components), components };
+  };
+  const telemetry = new Telemetry({
+    uptimeSeconds: () => (performance.now() - startedAt) / 1000,
+    queueDepth: () => batcher.depth,
+    cacheHitRatio: () => (cache.enabled ? cache.hitRatio() : null),
+    componentHealth: () => {
+      const c = health().components;
+      return { cache: c.cache.status, api: c.api.status, model: c.model.status };
+    },
+    quality: () => {
+      const out: QualityReading[] = [];
+      for (const [model, w] of quality) {
+        const q = w.metrics();
+        if (q) out.push({ model, accuracy: q.accuracy, precision: q.precision, recall: q.recall, f1: q.f1 });
+      }
+      return out;
+    },
+    driftScores: () => [],
+    onlineBufferSize: () => [],
+    lastTrainingTimestamp: () => [],
+  });
+  const modelMetrics = models.list.map((m) => telemetry.model(m.name));
+  const record = config.metricsEnabled;
+  const batchObserver: BatchObserver = {
+    onBatch(r) {
+      if (record && r.ok) telemetry.recordBatch(modelMetrics[r.model]!, r.rows, r.queueWaitSeconds, slab.probabilities[r.slot]!, slab.labels[r.slot]!);
+      hooks.batchObserver?.onBatch(r);
+    },
+  };
+  const responseObserver: ResponseObserver = {
+    onResponse(endpoint, method, status, seconds) {
+      // Probes and scrapes are not API traffic: a readiness 503 while warming is no error ratio.
+      if (!endpoint.startsWith('/monitoring/')) recent.record(status, seconds);
+      if (record) telemetry.recordResponse(endpoint, method, status, seconds);
+      hooks.responseObserver?.onResponse(endpoint, method, status, seconds);
+    },
+  };
+
   const batcher = new Batcher({
     slab,
     executor: pool,
@@ -73,10 +155,8 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
     maxBatchRows: config.maxBatchRows,
     maxQueueDelayUs: config.maxQueueDelayUs,
     maxQueueRows: config.maxQueueRows,
-    ...(hooks.batchObserver ? { observer: hooks.batchObserver } : {}),
+    observer: batchObserver,
   });
-
-  let draining = false;
   const lifecycle: Lifecycle = {
     notReadyReasons() {
       const reasons: string[] = [];
@@ -105,7 +185,23 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
     models,
     lifecycle,
     options: { maxBodyBytes: config.maxBodyBytes, maxRequestRows: config.maxRequestRows, requestTimeoutMs: config.requestTimeoutMs },
-    ...(hooks.responseObserver ? { observer: hooks.responseObserver } : {}),
+    observer: responseObserver,
+    cache: cache.enabled ? cache : null,
+    telemetry: record ? telemetry : null,
+  });
+  registerMonitoringRoutes(server, {
+    scrape: () => telemetry.scrape(),
+    health,
+    cacheStats: () => cache.stats(),
+    systemInfo: () => ({
+      ...runtimeInfo(),
+      engine_uptime_seconds: (performance.now() - startedAt) / 1000,
+      config: publicConfig(config),
+      models: models.list.map((m) => models.describe(m)),
+      workers: pool.stats(),
+      batcher: batcher.stats(),
+      native: { uws: 'uWebSockets.js v20.30 (native)', onnxruntime: ortVersion() },
+    }),
   });
   const port = await server.listen(config.host, config.port);
   logger.info({ host: config.host, port, config: publicConfig(config) }, 'listening');
@@ -119,6 +215,10 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
     pool,
     server,
     slab,
+    telemetry,
+    cache,
+    quality,
+    health,
     startedAt,
     testHooks,
     ready: () => pool.waitReady(60_000),
@@ -138,6 +238,7 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
         server.close();
         batcher.close();
         await pool.close();
+        await telemetry.close();
         logger.info({ drained }, drained ? 'drained; stopped' : 'shutdown timeout reached with work still in flight; stopped');
         return { drained };
       })();

@@ -26,9 +26,15 @@ export interface EngineConfig {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   ortThreads: number;
   shutdownTimeoutMs: number;
+  cacheCapacity: number;
+  cacheMaxRows: number;
+  qualityWindow: number;
+  qualityMinOutcomes: number;
+  metricsEnabled: boolean;
+  healthRestartWindowS: number;
 }
 
-type Kind = 'int' | 'string' | 'path' | 'model' | 'level';
+type Kind = 'int' | 'string' | 'path' | 'model' | 'level' | 'bool';
 
 interface Option {
   key: keyof EngineConfig;
@@ -63,6 +69,12 @@ export const OPTIONS: readonly Option[] = [
   { key: 'adminToken', env: 'ADMIN_TOKEN', flag: '--admin-token', kind: 'string', secret: true, help: 'bearer token for mutating endpoints (unset: loopback clients only)', default: () => null },
   { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', kind: 'level', help: `one of ${LEVELS.join(', ')}`, default: () => 'info' },
   { key: 'ortThreads', env: 'ORT_THREADS', flag: '--ort-threads', kind: 'int', min: 1, max: 64, help: 'onnxruntime intra-op threads per worker', default: () => 1 },
+  { key: 'cacheCapacity', env: 'CACHE_CAPACITY', flag: '--cache-capacity', kind: 'int', min: 0, max: 10_000_000, help: 'prediction cache entries (0 disables the cache)', default: () => 10_000 },
+  { key: 'cacheMaxRows', env: 'CACHE_MAX_ROWS', flag: '--cache-max-rows', kind: 'int', min: 1, max: 65536, help: 'requests with more rows than this bypass the cache', default: () => 1 },
+  { key: 'qualityWindow', env: 'QUALITY_WINDOW', flag: '--quality-window', kind: 'int', min: 1, max: 10_000_000, help: 'labelled outcomes in the sliding window of the quality gauges', default: () => 1000 },
+  { key: 'qualityMinOutcomes', env: 'QUALITY_MIN_OUTCOMES', flag: '--quality-min-outcomes', kind: 'int', min: 1, max: 10_000_000, help: 'outcomes needed before quality gauges are exported', default: () => 100 },
+  { key: 'metricsEnabled', env: 'METRICS_ENABLED', flag: '--metrics-enabled', kind: 'bool', help: 'record request and batch metrics (false: only for measuring their cost)', default: () => true },
+  { key: 'healthRestartWindowS', env: 'HEALTH_RESTART_WINDOW_S', flag: '--health-restart-window-s', kind: 'int', min: 1, max: 86_400, help: 'how long a worker restart keeps the model component degraded', default: () => 60 },
   { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', kind: 'int', min: 0, max: 600_000, help: 'how long SIGTERM waits for in-flight work', default: () => 10_000 },
 ];
 
@@ -90,6 +102,12 @@ function parseValue(opt: Option, raw: string, source: string): EngineConfig[keyo
     case 'model':
       if (raw.length === 0) throw invalid(`${where} must not be empty`);
       return raw.toLowerCase() === 'none' ? null : path.resolve(raw);
+    case 'bool': {
+      const v = raw.trim().toLowerCase();
+      if (['true', '1', 'yes', 'on'].includes(v)) return true;
+      if (['false', '0', 'no', 'off'].includes(v)) return false;
+      throw invalid(`${where} must be true or false, got "${raw}"`);
+    }
     case 'level':
       if (!(LEVELS as readonly string[]).includes(raw)) throw invalid(`${where} must be one of ${LEVELS.join(', ')}, got "${raw}"`);
       return raw as EngineConfig['logLevel'];
@@ -129,6 +147,9 @@ export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv 
     else config[opt.key] = opt.default(cpus);
   }
   const c = config as unknown as EngineConfig;
+  if (c.qualityMinOutcomes > c.qualityWindow) {
+    throw invalid(`QUALITY_MIN_OUTCOMES (${c.qualityMinOutcomes}) cannot exceed QUALITY_WINDOW (${c.qualityWindow})`);
+  }
   if (c.modelPath === null && c.features === null) {
     throw invalid('MODEL_PATH=none (cold start) needs FEATURES=F, the number of features per row');
   }

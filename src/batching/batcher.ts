@@ -32,6 +32,8 @@ export interface BatchClient {
 
 export interface BatchReport {
   model: number;
+  /** The slab slot holding the batch's results; valid only during onBatch. */
+  slot: number;
   rows: number;
   requests: number;
   /** Time from the batch's first row to its dispatch. */
@@ -287,20 +289,20 @@ export class Batcher {
       (computeUs) => {
         const slab = this.opts.slab;
         for (const c of b.clients) if (!c.dead) c.complete(slab, b.slot, model);
-        this.finish(b, { model, rows, requests, queueWaitSeconds, computeSeconds: computeUs / 1e6, roundTripSeconds: (performance.now() - now) / 1000, ok: true });
+        this.finish(b, { model, slot: b.slot, rows, requests, queueWaitSeconds, computeSeconds: computeUs / 1e6, roundTripSeconds: (performance.now() - now) / 1000, ok: true });
       },
       (err: Error) => {
         const failure = new TradeflowError('WORKER_FAILED', `the inference worker failed on this batch: ${err.message}`);
         for (const c of b.clients) if (!c.dead) c.fail(failure);
-        this.finish(b, { model, rows, requests, queueWaitSeconds, computeSeconds: 0, roundTripSeconds: (performance.now() - now) / 1000, ok: false });
+        this.finish(b, { model, slot: b.slot, rows, requests, queueWaitSeconds, computeSeconds: 0, roundTripSeconds: (performance.now() - now) / 1000, ok: false });
       },
     );
   }
 
   private finish(b: Batch, report: BatchReport): void {
     this.inFlight--;
-    this.release(b);
     this.opts.observer?.onBatch(report);
+    this.release(b);
     this.pump();
   }
 

@@ -9,6 +9,9 @@ import type { Batcher, BatchClient } from '../batching/batcher';
 import { TradeflowError } from '../errors';
 import { DEFAULT_MODEL, type ModelRegistry, type ServedModel } from '../models/registry';
 import type { SlabViews } from '../pool/slab';
+import type { PredictionCache } from '../cache/prediction-cache';
+import type { ModelMetrics, Telemetry } from '../telemetry/metrics';
+import { performance } from 'node:perf_hooks';
 import { parseContentLength, readBody, tooLarge } from './body';
 import { decodeJsonBody } from './json-body';
 import { BINARY_TYPE, JSON_TYPE, type Exchange, type Responder } from './respond';
@@ -25,6 +28,8 @@ export interface PredictDeps {
   responder: Responder;
   isDraining(): boolean;
   options: PredictOptions;
+  cache: PredictionCache | null;
+  telemetry: Telemetry | null;
 }
 
 type Format = 'features' | 'instances' | 'binary';
@@ -48,20 +53,27 @@ export function parseTimeoutHeader(value: string, fallback: number): number {
   return Number(value);
 }
 
+/** What the answer of one request needs besides its results. */
+interface Answer {
+  readonly x: Exchange;
+  readonly format: Format;
+  readonly model: ServedModel;
+  readonly mm: ModelMetrics | null;
+  readonly id: string | undefined;
+}
+
 /** One request waiting in a batch. Writes its own answer when the batch returns. */
 class PredictCall implements BatchClient {
   offset = 0;
   dead = false;
 
   constructor(
-    private readonly x: Exchange,
-    private readonly responder: Responder,
+    private readonly a: Answer,
+    private readonly out: AnswerWriter,
     readonly rows: number,
     readonly deadline: number,
-    private readonly format: Format,
-    private readonly model: ServedModel,
-    private readonly id: string | undefined,
-    private readonly scratch: Scratch,
+    /** Cache keys of the rows, when the request goes through the cache. */
+    private readonly cacheKeys: string[] | null,
   ) {}
 
   complete(slab: SlabViews, slot: number): void {
@@ -69,47 +81,68 @@ class PredictCall implements BatchClient {
     this.dead = true;
     const probs = slab.probabilities[slot]!;
     const labels = slab.labels[slot]!;
-    const first = this.offset;
-    const end = first + this.rows;
+    if (!this.out.write(this.a, probs, labels, this.offset, this.rows)) return;
+    if (this.cacheKeys) {
+      for (let r = 0; r < this.rows; r++) {
+        const i = this.offset + r;
+        this.out.cache!.set(this.cacheKeys[r]!, probs[2 * i]!, probs[2 * i + 1]!, labels[i]!);
+      }
+    }
+  }
+
+  fail(err: TradeflowError): void {
+    const x = this.a.x;
+    if (x.answered) return;
+    this.dead = true;
+    this.out.responder.corked(x, () => this.out.responder.error(x, err));
+  }
+}
+
+/** Formats results as JSON or binary and writes them, recording the request's latency. */
+class AnswerWriter {
+  private readonly scratch = new Scratch();
+
+  constructor(
+    readonly responder: Responder,
+    readonly cache: PredictionCache | null,
+    private readonly telemetry: Telemetry | null,
+  ) {}
+
+  /** False when the model's output was unusable (the request then got a 500). */
+  write(a: Answer, probs: Float32Array, labels: Int32Array, first: number, rows: number): boolean {
+    const { x, model: m } = a;
+    const end = first + rows;
     for (let r = first; r < end; r++) {
       const p0 = probs[2 * r]!;
       const p1 = probs[2 * r + 1]!;
       if (!(p0 >= 0 && p0 <= 1 && p1 >= 0 && p1 <= 1)) {
-        const err = new TradeflowError('INVALID_MODEL_OUTPUT', `model ${this.model.name} ${this.model.version} produced an invalid probability for row ${r - first} (${p0}, ${p1})`);
-        this.responder.corked(this.x, () => this.responder.error(this.x, err));
-        return;
+        const err = new TradeflowError('INVALID_MODEL_OUTPUT', `model ${m.name} ${m.version} produced an invalid probability for row ${r - first} (${p0}, ${p1})`);
+        this.responder.corked(x, () => this.responder.error(x, err));
+        return false;
       }
     }
-    const x = this.x;
-    const m = this.model;
-    if (this.format === 'binary') {
-      const out = this.scratch.ensure(this.rows);
-      for (let r = 0; r < this.rows; r++) out[r] = probs[2 * (first + r) + 1]!;
-      const body = out.subarray(0, this.rows);
-      this.responder.corked(x, () =>
-        this.responder.send(x, 200, BINARY_TYPE, body, { 'X-Model-Name': m.name, 'X-Model-Version': m.version, 'X-Rows': String(this.rows) }),
-      );
-      return;
-    }
-    let body = '{"model":"' + m.name + '","version":"' + m.version + '"';
-    if (this.id !== undefined) body += ',"id":' + JSON.stringify(this.id);
-    if (this.format === 'features') {
-      body += ',' + rowJson(m, probs[2 * first]!, probs[2 * first + 1]!, labels[first]!) + '}';
+    if (a.format === 'binary') {
+      const out = this.scratch.ensure(rows);
+      for (let r = 0; r < rows; r++) out[r] = probs[2 * (first + r) + 1]!;
+      const body = out.subarray(0, rows);
+      this.responder.corked(x, () => this.responder.send(x, 200, BINARY_TYPE, body, { 'X-Model-Name': m.name, 'X-Model-Version': m.version, 'X-Rows': String(rows) }));
     } else {
-      body += ',"predictions":[';
-      for (let r = first; r < end; r++) {
-        if (r !== first) body += ',';
-        body += '{' + rowJson(m, probs[2 * r]!, probs[2 * r + 1]!, labels[r]!) + '}';
+      let body = '{"model":"' + m.name + '","version":"' + m.version + '"';
+      if (a.id !== undefined) body += ',"id":' + JSON.stringify(a.id);
+      if (a.format === 'features') {
+        body += ',' + rowJson(m, probs[2 * first]!, probs[2 * first + 1]!, labels[first]!) + '}';
+      } else {
+        body += ',"predictions":[';
+        for (let r = first; r < end; r++) {
+          if (r !== first) body += ',';
+          body += '{' + rowJson(m, probs[2 * r]!, probs[2 * r + 1]!, labels[r]!) + '}';
+        }
+        body += ']}';
       }
-      body += ']}';
+      this.responder.corked(x, () => this.responder.send(x, 200, JSON_TYPE, body));
     }
-    this.responder.corked(x, () => this.responder.send(x, 200, JSON_TYPE, body));
-  }
-
-  fail(err: TradeflowError): void {
-    if (this.x.answered) return;
-    this.dead = true;
-    this.responder.corked(this.x, () => this.responder.error(this.x, err));
+    if (this.telemetry && a.mm) this.telemetry.recordPredictionLatency(a.mm, (performance.now() - x.startedAt) / 1000);
+    return true;
   }
 }
 
@@ -131,10 +164,35 @@ class Scratch {
 }
 
 export function createPredictHandler(deps: PredictDeps) {
-  const { batcher, models, responder, options } = deps;
+  const { batcher, models, responder, options, cache, telemetry } = deps;
   const F = models.features;
   const staging = new Float32Array(options.maxRequestRows * F);
-  const answerScratch = new Scratch();
+  const writer = new AnswerWriter(responder, cache, telemetry);
+  const metricsOf = new Map<string, ModelMetrics>();
+  for (const m of models.list) {
+    if (telemetry) metricsOf.set(m.name, telemetry.model(m.name));
+    cache?.onVersion(m.index, m.version);
+  }
+  // Results of cache hits, laid out like a slab slot so one writer serves both.
+  const hitProbs = new Float32Array(2 * (cache ? cache.maxRowsPerRequest : 0));
+  const hitLabels = new Int32Array(cache ? cache.maxRowsPerRequest : 0);
+
+  /** Answers from the cache when every row hits; else returns the rows' keys for the insert. */
+  function fromCache(a: Answer, rows: number): string[] | null | true {
+    if (!cache || !cache.applies(rows)) return null;
+    const keys: string[] = [];
+    for (let r = 0; r < rows; r++) keys.push(cache.key(a.model.index, a.model.version, staging, r, F));
+    for (let r = 0; r < rows; r++) {
+      const v = cache.get(keys[r]!);
+      telemetry?.recordCacheLookup(v !== undefined);
+      if (v === undefined) return keys;
+      hitProbs[2 * r] = v.p0;
+      hitProbs[2 * r + 1] = v.p1;
+      hitLabels[r] = v.cls;
+    }
+    if (writer.write(a, hitProbs, hitLabels, 0, rows) && telemetry && a.mm) telemetry.countRows(a.mm, rows, 0, hitProbs, hitLabels);
+    return true;
+  }
 
   function decodeBinary(bytes: Uint8Array): number {
     const rowBytes = 4 * F;
@@ -217,7 +275,10 @@ export function createPredictHandler(deps: PredictDeps) {
             modelName = modelHeader || DEFAULT_MODEL;
           }
           const model = models.get(modelName);
-          call = new PredictCall(x, responder, rows, deadline, format, model, id, answerScratch);
+          const a: Answer = { x, format, model, mm: metricsOf.get(model.name) ?? null, id };
+          const keys = fromCache(a, rows);
+          if (keys === true) return;
+          call = new PredictCall(a, writer, rows, deadline, keys);
           batcher.enqueue(model.index, staging, rows, call);
         } catch (err) {
           if (call) call.dead = true;

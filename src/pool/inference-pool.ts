@@ -17,6 +17,8 @@ export interface PoolOptions {
   models: ModelDescriptor[];
   ortThreads: number;
   hooks: WorkerTestHooks;
+  /** Restarts younger than this count in `restartsRecent`. */
+  restartWindowMs: number;
 }
 
 /** The compiled worker: under dist/ whether we run from dist/ or from sources (tests). */
@@ -34,9 +36,11 @@ export class InferencePool {
   private readonly restartTimes: number[] = [];
   private startupError: Error | null = null;
   readonly size: number;
+  private readonly restartWindowMs: number;
 
   constructor(opts: PoolOptions) {
     this.size = opts.workers;
+    this.restartWindowMs = opts.restartWindowMs;
     const workerData: InferenceWorkerData = {
       slab: opts.slab.buffer,
       layout: opts.slab.layout,
@@ -101,13 +105,14 @@ export class InferencePool {
     });
   }
 
-  stats(): { size: number; warm: number; restarts: number; restartsLastMinute: number; threadIds: number[] } {
-    const cutoff = Date.now() - 60_000;
+  stats(): { size: number; warm: number; restarts: number; restartsRecent: number; restartWindowSeconds: number; threadIds: number[] } {
+    const cutoff = Date.now() - this.restartWindowMs;
     return {
       size: this.size,
       warm: this.warm.size,
       restarts: this.restarts,
-      restartsLastMinute: this.restartTimes.filter((t) => t >= cutoff).length,
+      restartsRecent: this.restartTimes.filter((t) => t >= cutoff).length,
+      restartWindowSeconds: this.restartWindowMs / 1000,
       threadIds: [...this.warm],
     };
   }

@@ -1,0 +1,222 @@
+/**
+ * Every metric the engine exports, created once, here. The names, types and labels are fixed by
+ * SPEC §4: the Grafana dashboard, the alert rules and users' PromQL depend on them, so no other
+ * module spells a metric name.
+ *
+ * Hot-path recording is per batch or per request, never per row, except the confidence
+ * histogram, which has its own cheap per-row path (row-histogram.ts). Attribute objects are
+ * created once per label combination and reused. Gauges are observed at scrape time from
+ * sources the engine registers, so nothing is computed for them between scrapes.
+ */
+import { ValueType, type Attributes, type Counter, type Histogram, type Meter, type ObservableResult } from '@opentelemetry/api';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { RowHistogram, RowHistogramProducer } from './row-histogram';
+
+/** 50 µs … 10 s: resolves sub-millisecond serving and still shows a stall. */
+export const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+export const CONFIDENCE_BUCKETS = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1];
+export const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];
+export const TRAINING_DURATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
+
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+export type ComponentName = 'cache' | 'api' | 'model';
+export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
+export const HEALTH_VALUE: Record<HealthStatus, number> = { healthy: 1, degraded: 0.5, unhealthy: 0 };
+
+export interface QualityReading {
+  model: string;
+  accuracy: number;
+  precision: number;
+  recall: number;
+  f1: number;
+}
+
+/** Read at scrape time. Later layers (learning, drift, training) set theirs. */
+export interface GaugeSources {
+  uptimeSeconds(): number;
+  queueDepth(): number;
+  cacheHitRatio(): number | null;
+  componentHealth(): Record<ComponentName, HealthStatus>;
+  quality(): QualityReading[];
+  driftScores(): Array<{ detector: string; score: number }>;
+  onlineBufferSize(): Array<{ modelType: string; size: number }>;
+  lastTrainingTimestamp(): Array<{ modelType: string; seconds: number }>;
+}
+
+const METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS']);
+
+/** Per-model handles for the hot path: attribute objects and row series made once. */
+export interface ModelMetrics {
+  readonly name: string;
+  readonly attrs: Attributes;
+  readonly classAttrs: [Attributes, Attributes];
+  readonly confidence: ReturnType<RowHistogram['seriesFor']>;
+}
+
+export class Telemetry {
+  private readonly provider: MeterProvider;
+  private readonly exporter: PrometheusExporter;
+  private readonly serializer = new PrometheusSerializer('', false, undefined, true, true);
+  private readonly meter: Meter;
+  private readonly apiAttrs = new Map<string, { request: Attributes; duration: Attributes; error: Attributes | null }>();
+  private readonly models = new Map<string, ModelMetrics>();
+  private readonly confidence: RowHistogram;
+
+  readonly predictions: Counter;
+  readonly predictionLatency: Histogram;
+  readonly batchSize: Histogram;
+  readonly queueWait: Histogram;
+  readonly apiRequests: Counter;
+  readonly apiDuration: Histogram;
+  readonly apiErrors: Counter;
+  readonly cacheRequests: Counter;
+  readonly trainingRuns: Counter;
+  readonly trainingDuration: Histogram;
+  readonly driftDetected: Counter;
+  readonly onlineUpdates: Counter;
+
+  private readonly cacheHit: Attributes = { result: 'hit' };
+  private readonly cacheMiss: Attributes = { result: 'miss' };
+
+  constructor(private sources: GaugeSources) {
+    this.confidence = new RowHistogram('ml_prediction_confidence', 'Probability of the predicted class, per predicted row', CONFIDENCE_BUCKETS);
+    this.exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true, withoutTargetInfo: true, metricProducers: [new RowHistogramProducer([this.confidence])] });
+    this.provider = new MeterProvider({ readers: [this.exporter] });
+    const m = (this.meter = this.provider.getMeter('tradeflow'));
+    const seconds = (name: string, description: string, boundaries = LATENCY_BUCKETS): Histogram =>
+      m.createHistogram(name, { description, unit: 's', valueType: ValueType.DOUBLE, advice: { explicitBucketBoundaries: boundaries } });
+
+    this.predictions = m.createCounter('ml_predictions_total', { description: 'Rows predicted, by model and predicted class', valueType: ValueType.INT });
+    this.predictionLatency = seconds('ml_prediction_latency_seconds', 'Time from receiving a prediction request to its answer');
+    this.batchSize = m.createHistogram('ml_batch_size', { description: 'Rows per executed batch', valueType: ValueType.INT, advice: { explicitBucketBoundaries: BATCH_SIZE_BUCKETS } });
+    this.queueWait = seconds('ml_queue_wait_seconds', 'Time from a batch receiving its first row to its dispatch to a worker');
+    this.apiRequests = m.createCounter('api_requests_total', { description: 'HTTP requests answered, by route template, method and status', valueType: ValueType.INT });
+    this.apiDuration = seconds('api_request_duration_seconds', 'HTTP request duration, from routing to the last byte written');
+    this.apiErrors = m.createCounter('api_errors_total', { description: 'HTTP answers with a 4xx or 5xx status', valueType: ValueType.INT });
+    this.cacheRequests = m.createCounter('ml_cache_requests_total', { description: 'Prediction cache lookups, by result', valueType: ValueType.INT });
+    this.trainingRuns = m.createCounter('ml_training_runs_total', { description: 'Training runs, by model type and outcome', valueType: ValueType.INT });
+    this.trainingDuration = seconds('ml_training_duration_seconds', 'Training run duration', TRAINING_DURATION_BUCKETS);
+    this.driftDetected = m.createCounter('ml_drift_detected_total', { description: 'Drifts, and entries into a warning episode, by detector', valueType: ValueType.INT });
+    this.onlineUpdates = m.createCounter('ml_online_updates_total', { description: 'Labelled examples learned online', valueType: ValueType.INT });
+
+    // Known label sets start at zero, so rates and increase() work from the first scrape.
+    this.cacheRequests.add(0, this.cacheHit);
+    this.cacheRequests.add(0, this.cacheMiss);
+
+    this.observableGauges(m);
+  }
+
+  private observableGauges(m: Meter): void {
+    const gauge = (name: string, description: string, observe: (r: ObservableResult) => void, unit = ''): void => {
+      m.createObservableGauge(name, { description, unit, valueType: ValueType.DOUBLE }).addCallback(observe);
+    };
+    gauge('ml_uptime_seconds', 'Seconds since the engine started', (r) => r.observe(this.sources.uptimeSeconds()), 's');
+    gauge('ml_queue_depth', 'Rows accepted and waiting for a worker', (r) => r.observe(this.sources.queueDepth()));
+    gauge('ml_cache_hit_ratio', 'Prediction cache hits over lookups since start', (r) => {
+      const v = this.sources.cacheHitRatio();
+      if (v !== null) r.observe(v);
+    });
+    gauge('ml_component_health', 'Component health: 1 healthy, 0.5 degraded, 0 unhealthy', (r) => {
+      const h = this.sources.componentHealth();
+      for (const c of Object.keys(h) as ComponentName[]) r.observe(HEALTH_VALUE[h[c]], { component: c });
+    });
+    const quality = (name: string, key: keyof Omit<QualityReading, 'model'>, what: string): void =>
+      gauge(name, `${what} of class UP over the sliding window of labelled outcomes (absent until the window holds enough)`, (r) => {
+        for (const q of this.sources.quality()) r.observe(q[key], { model_name: q.model });
+      });
+    quality('ml_model_accuracy', 'accuracy', 'Accuracy');
+    quality('ml_model_f1_score', 'f1', 'F1 score');
+    quality('ml_model_precision', 'precision', 'Precision');
+    quality('ml_model_recall', 'recall', 'Recall');
+    gauge('ml_drift_score', 'Normalised drift evidence: 0 none, 1 at the drift threshold', (r) => {
+      for (const d of this.sources.driftScores()) r.observe(d.score, { detector_type: d.detector });
+    });
+    gauge('ml_online_buffer_size', 'Labelled rows held for retraining', (r) => {
+      for (const b of this.sources.onlineBufferSize()) r.observe(b.size, { model_type: b.modelType });
+    });
+    gauge('ml_last_training_timestamp', 'Unix time of the last successful training run', (r) => {
+      for (const t of this.sources.lastTrainingTimestamp()) r.observe(t.seconds, { model_type: t.modelType });
+    }, 's');
+  }
+
+  /** Lets later layers add their gauge sources. */
+  setSources(partial: Partial<GaugeSources>): void {
+    this.sources = { ...this.sources, ...partial };
+  }
+
+  model(name: string): ModelMetrics {
+    let mm = this.models.get(name);
+    if (!mm) {
+      const classAttrs: [Attributes, Attributes] = [
+        { model_name: name, predicted_class: '0' },
+        { model_name: name, predicted_class: '1' },
+      ];
+      mm = { name, attrs: { model_name: name }, classAttrs, confidence: this.confidence.seriesFor('model_name', name) };
+      this.predictions.add(0, classAttrs[0]);
+      this.predictions.add(0, classAttrs[1]);
+      this.models.set(name, mm);
+    }
+    return mm;
+  }
+
+  /**
+   * One executed batch: its size and queue wait, and per row its predicted class (counted) and
+   * confidence (the row histogram).
+   */
+  recordBatch(mm: ModelMetrics, rows: number, queueWaitSeconds: number, probabilities: Float32Array, labels: Int32Array): void {
+    this.batchSize.record(rows, mm.attrs);
+    this.queueWait.record(queueWaitSeconds);
+    this.countRows(mm, rows, 0, probabilities, labels);
+  }
+
+  /** Rows answered from the prediction cache: counted as predictions, with their confidence. */
+  countRows(mm: ModelMetrics, rows: number, first: number, probabilities: Float32Array, labels: Int32Array): void {
+    let up = 0;
+    for (let r = first; r < first + rows; r++) {
+      const cls = labels[r]!;
+      up += cls;
+      this.confidence.record(mm.confidence, probabilities[2 * r + cls]!);
+    }
+    if (up > 0) this.predictions.add(up, mm.classAttrs[1]);
+    if (rows - up > 0) this.predictions.add(rows - up, mm.classAttrs[0]);
+  }
+
+  recordPredictionLatency(mm: ModelMetrics, seconds: number): void {
+    this.predictionLatency.record(seconds, mm.attrs);
+  }
+
+  recordResponse(endpoint: string, method: string, status: number, seconds: number): void {
+    const m = METHODS.has(method) ? method : 'OTHER';
+    const key = endpoint + ' ' + m + ' ' + status;
+    let a = this.apiAttrs.get(key);
+    if (!a) {
+      const s = String(status);
+      a = {
+        request: { endpoint, method: m, status: s },
+        duration: { endpoint, method: m },
+        error: status >= 400 ? { endpoint, status: s } : null,
+      };
+      this.apiAttrs.set(key, a);
+    }
+    this.apiRequests.add(1, a.request);
+    this.apiDuration.record(seconds, a.duration);
+    if (a.error) this.apiErrors.add(1, a.error);
+  }
+
+  recordCacheLookup(hit: boolean): void {
+    this.cacheRequests.add(1, hit ? this.cacheHit : this.cacheMiss);
+  }
+
+  /** The Prometheus text exposition of everything above. */
+  async scrape(): Promise<string> {
+    const { resourceMetrics, errors } = await this.exporter.collect();
+    if (errors.length > 0) throw new Error(`metric collection failed: ${errors.map(String).join('; ')}`);
+    return this.serializer.serialize(resourceMetrics);
+  }
+
+  async close(): Promise<void> {
+    await this.provider.shutdown();
+  }
+}
