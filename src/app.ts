@@ -196,6 +196,7 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
     systemInfo: () => ({
       ...runtimeInfo(),
       engine_uptime_seconds: (performance.now() - startedAt) / 1000,
+      listen: { host: config.host, port: server.port },
       config: publicConfig(config),
       models: models.list.map((m) => models.describe(m)),
       workers: pool.stats(),

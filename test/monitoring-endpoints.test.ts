@@ -1,0 +1,93 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Engine } from '../src/app';
+import { makeRows, postJson, request, startTestEngine, waitFor } from './helpers/engine';
+
+const F = 16;
+const CRASH = 555;
+let engine: Engine | null = null;
+
+afterEach(async () => {
+  if (engine) await engine.shutdown('test end');
+  engine = null;
+  delete process.env.TRADEFLOW_TEST_CRASH_ON_FEATURE;
+});
+
+describe('/monitoring endpoints', () => {
+  it('GET /monitoring/health reports every component with the facts behind it', async () => {
+    engine = await startTestEngine();
+    const res = await request(engine.port, 'GET', '/monitoring/health');
+    expect(res.status).toBe(200);
+    const h = res.json();
+    expect(h.status).toBe('healthy');
+    expect(Object.keys(h.components).sort()).toEqual(['api', 'cache', 'model']);
+    expect(h.components.model).toMatchObject({ status: 'healthy', models_loaded: 1, workers: 1, workers_warm: 1, draining: false });
+    expect(h.components.api).toMatchObject({ status: 'healthy', window_seconds: 60 });
+    expect(h.components.cache).toMatchObject({ status: 'healthy', enabled: true, capacity: 10000 });
+    expect(typeof h.timestamp).toBe('string');
+  });
+
+  it('shows a killed worker as degraded, then healthy again once the restart has aged out', async () => {
+    process.env.TRADEFLOW_TEST_CRASH_ON_FEATURE = String(CRASH);
+    engine = await startTestEngine({ HEALTH_RESTART_WINDOW_S: '3' });
+    const e = engine;
+    const row = Array.from(makeRows(1, F, 4));
+    row[0] = CRASH;
+    expect((await postJson(e.port, { features: row })).status).toBe(500);
+    await waitFor(() => e.pool.stats().restarts === 1, 'the restart to be counted');
+    // With its only worker gone the model is unhealthy (503) until the replacement is warm.
+    await waitFor(async () => (await request(e.port, 'GET', '/monitoring/health')).json().status === 'degraded', 'health degraded');
+    const degraded = await request(e.port, 'GET', '/monitoring/health');
+    expect(degraded.status).toBe(200);
+    expect(degraded.json().components.model.status).toBe('degraded');
+    expect(degraded.json().components.model.reasons.join(' ')).toMatch(/restart/);
+    const metrics = (await request(e.port, 'GET', '/monitoring/metrics')).body.toString();
+    expect(metrics).toContain('ml_component_health{component="model"} 0.5');
+    await waitFor(async () => (await request(e.port, 'GET', '/monitoring/health')).json().status === 'healthy', 'health to recover');
+    const back = (await request(e.port, 'GET', '/monitoring/metrics')).body.toString();
+    expect(back).toContain('ml_component_health{component="model"} 1');
+  });
+
+  it('GET /monitoring/cache/stats counts hits, misses and evictions', async () => {
+    engine = await startTestEngine({ CACHE_CAPACITY: '2' });
+    const rows = makeRows(3, F, 8);
+    const row = (i: number) => Array.from(rows.subarray(i * F, (i + 1) * F));
+    await postJson(engine.port, { features: row(0) });
+    const hit = await postJson(engine.port, { features: row(0) });
+    expect(hit.status).toBe(200);
+    const first = await postJson(engine.port, { features: row(0) });
+    expect(hit.json()).toEqual(first.json());
+    await postJson(engine.port, { features: row(1) });
+    await postJson(engine.port, { features: row(2) });
+    const stats = (await request(engine.port, 'GET', '/monitoring/cache/stats')).json();
+    expect(stats).toEqual({ enabled: true, size: 2, capacity: 2, hits: 2, misses: 3, hit_ratio: 0.4, evictions: 1, max_rows_per_request: 1 });
+  });
+
+  it('CACHE_CAPACITY=0 disables the cache', async () => {
+    engine = await startTestEngine({ CACHE_CAPACITY: '0' });
+    const row = Array.from(makeRows(1, F, 8));
+    await postJson(engine.port, { features: row });
+    await postJson(engine.port, { features: row });
+    const stats = (await request(engine.port, 'GET', '/monitoring/cache/stats')).json();
+    expect(stats).toMatchObject({ enabled: false, size: 0, hits: 0, misses: 0, hit_ratio: null });
+    expect(engine.batcher.stats().rowsComputed).toBe(2);
+  });
+
+  it('GET /monitoring/system/info describes the runtime, configuration, models and workers without secrets', async () => {
+    engine = await startTestEngine({ ADMIN_TOKEN: 'very-secret-token' });
+    const res = await request(engine.port, 'GET', '/monitoring/system/info');
+    expect(res.status).toBe(200);
+    const info = res.json();
+    expect(info.runtime).toMatchObject({ name: 'node', version: process.version });
+    expect(info.platform).toBe(process.platform);
+    expect(info.arch).toBe(process.arch);
+    expect(info.cpus.count).toBeGreaterThan(0);
+    expect(info.memory.rss_bytes).toBeGreaterThan(0);
+    expect(info.pid).toBe(process.pid);
+    expect(info.config).toMatchObject({ PORT: 0, WORKERS: 1, ADMIN_TOKEN: '<set>' });
+    expect(info.listen).toEqual({ host: '127.0.0.1', port: engine.port });
+    expect(res.body.toString()).not.toContain('very-secret-token');
+    expect(info.models[0]).toMatchObject({ name: 'ensemble', features: 16, input: 'input', outputs: ['label', 'probabilities'] });
+    expect(info.workers).toMatchObject({ size: 1, warm: 1 });
+    expect(info.native.onnxruntime).toMatch(/^1\.30\./);
+  });
+});
