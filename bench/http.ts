@@ -38,6 +38,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'model', help: 'ONNX model both servers load (default models/ensemble.onnx)' },
   { name: 'engine', help: 'engine entry point run as `node <file> serve` (default dist/src/cli/main.js)' },
   { name: 'features', help: 'features per row if the model does not fix it' },
+  { name: 'note', help: 'a sentence recorded with the results (why this run, what differs)' },
   { name: 'write', switch: true, help: 'append the results to bench/RESULTS.md ("HTTP end to end")' },
   { name: 'keep', switch: true, help: 'keep the scratch directory (server logs, wrk scripts)' },
   { name: 'help', switch: true, help: 'show this help' },
@@ -58,7 +59,9 @@ interface Scenario {
 }
 
 const SCENARIOS: Scenario[] = [
-  { id: 'json1-c64', letter: 'a', title: 'JSON, 1 row/request, 64 connections', kind: 'features', rows: 1, connections: 64, bodies: 4096, seed: 0xa1 },
+  // 65,536 one-row bodies, sent in a cycle that continues from run to run: far more than the
+  // engine's prediction cache holds (CACHE_CAPACITY, 10,000 by default), so an LRU never hits.
+  { id: 'json1-c64', letter: 'a', title: 'JSON, 1 row/request, 64 connections', kind: 'features', rows: 1, connections: 64, bodies: 65536, seed: 0xa1 },
   { id: 'json64-c8', letter: 'b', title: 'JSON, 64 rows/request, 8 connections', kind: 'instances', rows: 64, connections: 8, bodies: 512, seed: 0xb2 },
   { id: 'json64-c64', letter: 'c', title: 'JSON, 64 rows/request, 64 connections', kind: 'instances', rows: 64, connections: 64, bodies: 512, seed: 0xc3 },
   { id: 'bin64-c64', letter: 'd', title: 'binary float32, 64 rows/request, 64 connections', kind: 'binary', rows: 64, connections: 64, bodies: 512, seed: 0xd4 },
@@ -72,9 +75,19 @@ interface Server {
   port: number;
 }
 
+/** What the engine's own metrics say about one run (deltas of /monitoring/metrics). */
+interface EngineInternals {
+  batches: number;
+  rowsPerBatch: number;
+  queueWaitMeanUs: number;
+  cacheHits: number;
+  cacheMisses: number;
+}
+
 interface Measured {
   runs: RunResult[];
   serverCpuPct: number[];
+  internals: (EngineInternals | null)[];
   skipped: string | null;
 }
 
@@ -211,6 +224,7 @@ interface Options {
   features: number | null;
   write: boolean;
   keep: boolean;
+  note: string | null;
 }
 
 function parseOptions(argv: string[]): Options | null {
@@ -247,6 +261,7 @@ function parseOptions(argv: string[]): Options | null {
     features: flags.has('features') ? Math.round(numberFlag(flags, 'features', 16, 1, 65536)) : null,
     write: flags.has('write'),
     keep: flags.has('keep'),
+    note: flags.get('note') ?? null,
   };
 }
 
@@ -273,21 +288,71 @@ function assertAlive(s: Server): void {
   if (s.child.exited) fail(`the ${s.name} exited during the benchmark (code ${s.child.exitCode}, signal ${s.child.exitSignal})\n${tail(s.child.logPath, 30)}`);
 }
 
-async function measure(o: Options, s: Server, sc: Scenario, set: BodySet, durationS: number, workDir: string): Promise<{ run: RunResult; serverCpuPct: number }> {
+/** Per server and scenario: the body where the next run starts (see LoadSpec.startIndex). */
+const cursors = new Map<string, number>();
+
+/** Prometheus text -> value per series and per metric name (summed over label sets). */
+async function scrape(s: Server): Promise<Map<string, number> | null> {
+  if (s.name !== 'engine') return null;
+  try {
+    const a = await request(s.port, 'GET', '/monitoring/metrics', undefined, {}, 2000);
+    if (a.status !== 200) return null;
+    const out = new Map<string, number>();
+    for (const line of a.body.toString('utf8').split('\n')) {
+      if (line === '' || line.startsWith('#')) continue;
+      const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+      if (!m) continue;
+      const v = Number(m[3]);
+      if (!Number.isFinite(v)) continue;
+      out.set(m[1]!, (out.get(m[1]!) ?? 0) + v);
+      if (m[2]) out.set(m[1]! + m[2], v);
+    }
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+function internalsBetween(before: Map<string, number> | null, after: Map<string, number> | null): EngineInternals | null {
+  if (!before || !after || !after.has('ml_batch_size_count')) return null;
+  const d = (k: string): number => (after.get(k) ?? 0) - (before.get(k) ?? 0);
+  const batches = d('ml_batch_size_count');
+  const waits = d('ml_queue_wait_seconds_count');
+  const series = (result: string): number => {
+    let total = 0;
+    for (const k of after.keys()) if (k.startsWith('ml_cache_requests_total{') && k.includes(`result="${result}"`)) total += d(k);
+    return total;
+  };
+  return {
+    batches,
+    rowsPerBatch: batches > 0 ? d('ml_batch_size_sum') / batches : NaN,
+    queueWaitMeanUs: waits > 0 ? (d('ml_queue_wait_seconds_sum') / waits) * 1e6 : NaN,
+    cacheHits: series('hit'),
+    cacheMisses: series('miss'),
+  };
+}
+
+async function measure(o: Options, s: Server, sc: Scenario, set: BodySet, durationS: number, workDir: string): Promise<{ run: RunResult; serverCpuPct: number; internals: EngineInternals | null }> {
   assertAlive(s);
   const pid = s.child.proc.pid;
+  const m0 = await scrape(s);
   const c0 = cpuSeconds(pid);
   const t0 = performance.now();
-  const run = await runLoad(o.tool, { port: s.port, connections: sc.connections, durationS, set, threads: o.threads, workDir, id: sc.id });
+  const key = `${s.name}/${sc.id}`;
+  const startIndex = cursors.get(key) ?? 0;
+  const run = await runLoad(o.tool, { port: s.port, connections: sc.connections, durationS, set, threads: o.threads, workDir, id: sc.id, startIndex });
+  cursors.set(key, (startIndex + run.responses) % set.bodies.length);
   const wall = (performance.now() - t0) / 1000;
   const c1 = cpuSeconds(pid);
   assertAlive(s);
+  const internals = internalsBetween(m0, await scrape(s));
   const flag = run.non2xx + run.socketErrors > 0 ? `  !! ${run.non2xx} non-2xx, ${run.socketErrors} socket errors` : '';
   const serverCpuPct = ((c1 - c0) / wall) * 100;
+  const inside = internals ? `  [${internals.rowsPerBatch.toFixed(1)} rows/batch, queue wait ${fmtMs(internals.queueWaitMeanUs)} ms, cache hits ${internals.cacheHits}]` : '';
   process.stdout.write(
-    `  ${s.name.padEnd(8)} ${fmtCount(run.okPerS).padStart(7)} req/s ${fmtCount(run.okPerS * sc.rows).padStart(7)} rows/s  p50 ${fmtMs(run.p50Us)} p95 ${fmtMs(run.p95Us)} p99 ${fmtMs(run.p99Us)} ms  cpu server ${serverCpuPct.toFixed(0)}% loadgen ${((run.loadgenCpuS / run.durationS) * 100).toFixed(0)}%${flag}\n`,
+    `  ${s.name.padEnd(8)} ${fmtCount(run.okPerS).padStart(7)} req/s ${fmtCount(run.okPerS * sc.rows).padStart(7)} rows/s  p50 ${fmtMs(run.p50Us)} p95 ${fmtMs(run.p95Us)} p99 ${fmtMs(run.p99Us)} ms  cpu server ${serverCpuPct.toFixed(0)}% loadgen ${((run.loadgenCpuS / run.durationS) * 100).toFixed(0)}%${inside}${flag}\n`,
   );
-  return { run, serverCpuPct };
+  return { run, serverCpuPct, internals };
 }
 
 async function runScenario(o: Options, sc: Scenario, servers: Server[], workDir: string): Promise<ScenarioResult> {
@@ -297,7 +362,7 @@ async function runScenario(o: Options, sc: Scenario, servers: Server[], workDir:
   const result: ScenarioResult = {
     scenario: sc,
     problems: [],
-    servers: { engine: { runs: [], serverCpuPct: [], skipped: null }, baseline: { runs: [], serverCpuPct: [], skipped: null } },
+    servers: { engine: { runs: [], serverCpuPct: [], internals: [], skipped: null }, baseline: { runs: [], serverCpuPct: [], internals: [], skipped: null } },
   };
   const checks = new Map<ServerName, Checked>();
   for (const s of servers) {
@@ -338,6 +403,7 @@ async function runScenario(o: Options, sc: Scenario, servers: Server[], workDir:
       const m = await measure(o, s, sc, set, o.durationS, workDir);
       result.servers[s.name].runs.push(m.run);
       result.servers[s.name].serverCpuPct.push(m.serverCpuPct);
+      result.servers[s.name].internals.push(m.internals);
       await sleep(300);
     }
   }
@@ -399,11 +465,12 @@ function buildReport(o: Options, results: ScenarioResult[], context: { command: 
   lines.push(`### ${context.startedAt.toISOString().replace('T', ' ').slice(0, 16)} UTC`);
   lines.push('');
   lines.push(`- Command: \`${context.command}\``);
+  if (o.note) lines.push(`- Note: ${o.note}`);
   lines.push(`- Machine: ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${os.release()}, Node ${process.version}`);
   lines.push(`- Load generator: ${o.tool === 'wrk' ? `wrk (${WRK_PATH}, ${o.threads} thread${o.threads > 1 ? 's' : ''})` : 'autocannon (in the harness process)'} on the same machine, 127.0.0.1; ${o.durationS} s per run, ${o.rounds} round(s), ${o.warmupS} s warm-up per server discarded, runs interleaved (A B, B A, ...); medians over rounds`);
   lines.push(`- ${context.modelLine}`);
   lines.push(`- Engine: ${context.engineConfig}`);
-  lines.push(`- Bodies: seeded, ${results.map((r) => `${r.scenario.bodies} distinct for (${r.scenario.letter})`).join(', ')}; features rounded to 8 significant digits in JSON`);
+  lines.push(`- Bodies: seeded, ${results.map((r) => `${r.scenario.bodies} distinct for (${r.scenario.letter})`).join(', ')}, sent in a cycle that continues across runs; features rounded to 8 significant digits in JSON`);
   lines.push('');
   lines.push('| scenario | server | req/s | rows/s | p50 ms | p95 ms | p99 ms | non-2xx / socket err | server CPU | load-gen CPU | req/s per round | engine ÷ baseline |');
   lines.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |');
@@ -428,6 +495,22 @@ function buildReport(o: Options, results: ScenarioResult[], context: { command: 
   lines.push('');
   lines.push('CPU is a percentage of one core (the machine has ' + cpus.length + '); req/s counts 2xx answers only.');
   lines.push('');
+  const inside = results.filter((r) => r.servers.engine.internals.some((i) => i !== null));
+  if (inside.length > 0) {
+    lines.push("Inside the engine during the measured runs (from its /monitoring/metrics: `ml_batch_size`, `ml_queue_wait_seconds`, `ml_cache_requests_total`; medians over rounds):");
+    lines.push('');
+    lines.push('| scenario | rows per batch (mean) | batches/s | queue wait (mean) ms | cache hits / misses |');
+    lines.push('| --- | ---: | ---: | ---: | ---: |');
+    for (const r of inside) {
+      const runs = r.servers.engine.runs;
+      const ins = r.servers.engine.internals;
+      const ok = ins.map((x, i) => ({ x, run: runs[i]! })).filter((p): p is { x: EngineInternals; run: RunResult } => p.x !== null);
+      lines.push(
+        `| (${r.scenario.letter}) ${r.scenario.title} | ${median(ok.map((p) => p.x.rowsPerBatch)).toFixed(1)} | ${fmtCount(median(ok.map((p) => p.x.batches / p.run.durationS)))} | ${fmtMs(median(ok.map((p) => p.x.queueWaitMeanUs)))} | ${ok.reduce((a, p) => a + p.x.cacheHits, 0)} / ${ok.reduce((a, p) => a + p.x.cacheMisses, 0)} |`,
+      );
+    }
+    lines.push('');
+  }
 
   // Targets (issue #2).
   const t: string[] = [];
@@ -480,6 +563,11 @@ function buildReport(o: Options, results: ScenarioResult[], context: { command: 
     ),
   );
   const problems = results.flatMap((r) => r.problems.map((p) => `- (${r.scenario.letter}) ${p}`));
+  for (const r of results) {
+    const hits = r.servers.engine.internals.reduce((a, x) => a + (x?.cacheHits ?? 0), 0);
+    const answers = r.servers.engine.runs.reduce((a, x) => a + x.responses, 0);
+    if (answers > 0 && hits > 0.01 * answers) problems.push(`- (${r.scenario.letter}) the engine's prediction cache answered ${hits} of ${answers} measured requests: the bodies repeat within its capacity`);
+  }
   if (flagged.length > 0 || problems.length > 0 || context.engineLogErrors > 0) {
     lines.push('Flagged:');
     lines.push('');

@@ -27,6 +27,11 @@ export interface LoadSpec {
   workDir: string;
   /** A short name for files (scenario id). */
   id: string;
+  /**
+   * Index of the first body to send. The caller continues where the previous run on the same
+   * server stopped, so a server-side cache (LRU) smaller than the body set never sees a repeat.
+   */
+  startIndex: number;
   path?: string;
 }
 
@@ -85,6 +90,8 @@ function setup(thread)
 end
 
 function init(args)
+  local start = tonumber(args[1]) or 0
+  local threads = tonumber(args[2]) or 1
   local f = assert(io.open(bodies_path, "rb"))
   local data = f:read("*a")
   f:close()
@@ -94,7 +101,8 @@ function init(args)
     pos = pos + n
     reqs[i] = wrk.format("POST", target, { ["Content-Type"] = content_type }, body)
   end
-  idx = ((tid or 0) * 7919) % #reqs
+  -- Threads start evenly spread over the bodies, the first one at the caller's start index.
+  idx = (start + (tid or 0) * math.floor(#reqs / threads)) % #reqs
 end
 
 function request()
@@ -131,7 +139,7 @@ async function runWrk(spec: LoadSpec): Promise<RunResult> {
   const threads = Math.max(1, Math.min(spec.threads, spec.connections));
   const args = ['-c', 'wrk "$@"; rc=$?; times; exit $rc', 'wrk',
     '-t', String(threads), '-c', String(spec.connections), '-d', `${spec.durationS}s`, '--timeout', '10s',
-    '-s', script, `http://127.0.0.1:${spec.port}${spec.path ?? '/predict'}`];
+    '-s', script, `http://127.0.0.1:${spec.port}${spec.path ?? '/predict'}`, '--', String(spec.startIndex), String(threads)];
   const logPath = path.join(spec.workDir, `${spec.id}.wrk.log`);
   const child = startChild('wrk', 'bash', args, { pipeStdout: true });
   let out = '';
@@ -168,16 +176,23 @@ async function runWrk(spec: LoadSpec): Promise<RunResult> {
   };
 }
 
-/** At most 128 distinct requests, and autocannon's per-connection copies of them under about 48 MB. */
-function autocannonRequests(spec: LoadSpec): autocannon.Request[] {
-  const size = spec.set.bodies[0]!.length + 200;
-  const n = Math.max(16, Math.min(spec.set.bodies.length, 128, Math.floor((48 << 20) / (spec.connections * size))));
-  return spec.set.bodies.slice(0, n).map((body) => ({
-    method: 'POST' as const,
-    path: spec.path ?? '/predict',
-    headers: { 'content-type': spec.set.contentType },
-    body,
-  }));
+/**
+ * Each connection gets its own slice of the bodies (autocannon cycles a connection through its
+ * list; a list passed in the options would be deep-copied per connection), so all of them are
+ * used and each request buffer is built once.
+ */
+function autocannonSetup(spec: LoadSpec): (client: autocannon.Client) => void {
+  const bodies = spec.set.bodies;
+  const per = Math.max(1, Math.floor(bodies.length / spec.connections));
+  let next = 0;
+  return (client) => {
+    const first = spec.startIndex + next++ * per;
+    const list: autocannon.Request[] = [];
+    for (let i = 0; i < per; i++) {
+      list.push({ method: 'POST', path: spec.path ?? '/predict', headers: { 'content-type': spec.set.contentType }, body: bodies[(first + i) % bodies.length]! });
+    }
+    client.setRequests(list);
+  };
 }
 
 async function runAutocannon(spec: LoadSpec): Promise<RunResult> {
@@ -186,11 +201,14 @@ async function runAutocannon(spec: LoadSpec): Promise<RunResult> {
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const inst = autocannon(
       {
-        url: `http://127.0.0.1:${spec.port}`,
+        url: `http://127.0.0.1:${spec.port}${spec.path ?? '/predict'}`,
         connections: spec.connections,
         duration: spec.durationS,
         timeout: 10,
-        requests: autocannonRequests(spec),
+        method: 'POST',
+        headers: { 'content-type': spec.set.contentType },
+        body: spec.set.bodies[spec.startIndex % spec.set.bodies.length]!,
+        setupClient: autocannonSetup(spec),
       },
       (err, res) => (err ? reject(err) : resolve(res)),
     );
