@@ -1,0 +1,578 @@
+/**
+ * The monitoring stack as shipped (SPEC §5), checked without Docker: promtool and amtool on the
+ * Prometheus and Alertmanager configs, the alert rules and their unit tests; the compose file,
+ * the Grafana provisioning and dashboard read as data; every metric name against SPEC §4; and
+ * every PromQL expression of the rules and the dashboard parsed and evaluated by a real
+ * Prometheus (empty storage: this proves they parse and run, not that they return data).
+ *
+ * Missing promtool/amtool/prometheus/alertmanager: this file fails under CI and skips loudly
+ * elsewhere (test/helpers/prom-tools.ts).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import * as path from 'node:path';
+import {
+  ALERT_RULES,
+  ALERTMANAGER_CONFIG,
+  allPanels,
+  COMPOSE_FILE,
+  DASHBOARD,
+  extractPromQL,
+  locateTool,
+  loadYaml,
+  metricNamesIn,
+  MONITORING_DIR,
+  PROMETHEUS_CONFIG,
+  queryPrometheus,
+  REPO_ROOT,
+  RULE_TESTS_DIR,
+  runTool,
+  startAlertmanager,
+  startPrometheus,
+  substituteGrafanaVariables,
+  toolVersion,
+  type Daemon,
+} from './helpers/prom-tools';
+
+const promtool = locateTool('promtool');
+const amtool = locateTool('amtool');
+const prometheusBin = locateTool('prometheus');
+const alertmanagerBin = locateTool('alertmanager');
+
+const rel = (file: string) => path.relative(REPO_ROOT, file);
+
+// ---------------------------------------------------------------------------------------------
+// SPEC §4: the only metric names the engine exports (the OTel Prometheus serializer's names).
+// ---------------------------------------------------------------------------------------------
+const SPEC_GAUGES = [
+  'ml_model_accuracy', 'ml_model_f1_score', 'ml_model_precision', 'ml_model_recall', 'ml_last_training_timestamp',
+  'ml_drift_score', 'ml_online_buffer_size', 'ml_cache_hit_ratio', 'ml_component_health', 'ml_uptime_seconds', 'ml_queue_depth',
+];
+const SPEC_COUNTERS = [
+  'ml_predictions_total', 'ml_training_runs_total', 'ml_drift_detected_total', 'ml_online_updates_total',
+  'api_requests_total', 'api_errors_total', 'ml_cache_requests_total',
+];
+const SPEC_HISTOGRAMS = [
+  'ml_prediction_latency_seconds', 'ml_prediction_confidence', 'ml_training_duration_seconds',
+  'api_request_duration_seconds', 'ml_batch_size', 'ml_queue_wait_seconds',
+];
+const EXPORTED_NAMES = new Set([
+  ...SPEC_GAUGES,
+  ...SPEC_COUNTERS,
+  ...SPEC_HISTOGRAMS.flatMap((h) => [`${h}_bucket`, `${h}_sum`, `${h}_count`]),
+]);
+
+// SPEC §5: the nine alerts and their severities.
+const SPEC_ALERTS: Record<string, 'critical' | 'warning'> = {
+  ConceptDriftDetected: 'critical',
+  HighErrorRate: 'critical',
+  ComponentUnhealthy: 'critical',
+  LowModelAccuracy: 'warning',
+  LowF1Score: 'warning',
+  HighDriftWarningRate: 'warning',
+  HighAPILatency: 'warning',
+  NoRecentTraining: 'warning',
+  LowCacheHitRatio: 'warning',
+};
+
+// SPEC §5: the dashboard's rows and the panels of each, in order.
+const DASHBOARD_LAYOUT: Array<[string, string[]]> = [
+  ['Model Performance', ['Model accuracy', 'Model F1 score', 'Predictions per minute']],
+  ['Prediction Distribution', ['Prediction confidence', 'Prediction latency percentiles']],
+  ['Drift Detection', ['Drift events', 'Drift scores']],
+  ['Training & Updates', ['Training runs', 'Training duration', 'Online updates']],
+  ['API Performance', ['Request rate', 'API latency percentiles']],
+  ['System Health', ['Component health', 'Cache hit ratio', 'Uptime']],
+];
+
+interface Rule {
+  alert?: string;
+  record?: string;
+  expr: string;
+  for?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+const rules: Rule[] = (loadYaml(ALERT_RULES).groups as Array<{ rules: Rule[] }>).flatMap((g) => g.rules);
+const alertRule = (name: string): Rule => {
+  const r = rules.find((x) => x.alert === name);
+  if (!r) throw new Error(`no alert ${name}`);
+  return r;
+};
+const ruleTestFiles = readdirSync(RULE_TESTS_DIR).filter((f) => /\.ya?ml$/.test(f)).map((f) => path.join(RULE_TESTS_DIR, f)).sort();
+
+describe('tool versions', () => {
+  it('reports the versions of the tools it checks with', () => {
+    for (const file of [promtool, amtool, prometheusBin, alertmanagerBin]) if (file) console.log(`monitoring: ${toolVersion(file)} (${file})`);
+    expect(true).toBe(true);
+  });
+});
+
+describe.skipIf(!promtool)('Prometheus config, alert rules and their unit tests (promtool)', () => {
+  it('promtool check config accepts prometheus.yml and finds its rule file', () => {
+    const r = runTool(promtool!, ['check', 'config', rel(PROMETHEUS_CONFIG)]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain('SUCCESS: 1 rule files found');
+  });
+
+  it('promtool check rules accepts alert_rules.yml with nine rules', () => {
+    const r = runTool(promtool!, ['check', 'rules', rel(ALERT_RULES)]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain('SUCCESS: 9 rules found');
+  });
+
+  it('promtool test rules passes every unit test file', () => {
+    expect(ruleTestFiles.length).toBeGreaterThan(0);
+    const r = runTool(promtool!, ['test', 'rules', ...ruleTestFiles.map(rel)], { timeoutMs: 120_000 });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect((r.stdout.match(/SUCCESS/g) ?? []).length).toBe(ruleTestFiles.length);
+  });
+});
+
+describe('alert rules', () => {
+  it('are exactly the nine alerts of SPEC §5 with their severities', () => {
+    expect(rules.every((r) => r.alert !== undefined)).toBe(true);
+    expect(Object.fromEntries(rules.map((r) => [r.alert, r.labels?.severity]))).toEqual(SPEC_ALERTS);
+  });
+
+  it('each has a for: duration and summary/description annotations that include the value', () => {
+    for (const r of rules) {
+      expect(r.for, r.alert).toMatch(/^\d+[smh]$/);
+      expect(r.annotations?.summary, r.alert).toBeTruthy();
+      expect(r.annotations?.description, `${r.alert} description shows the value`).toMatch(/\{\{\s*\$value\b/);
+    }
+  });
+
+  it('use the thresholds and metrics SPEC §5 names', () => {
+    expect(alertRule('LowModelAccuracy').expr).toMatch(/ml_model_accuracy\s*<\s*0\.65\b/);
+    expect(alertRule('LowF1Score').expr).toMatch(/ml_model_f1_score\s*<\s*0\.70?\b/);
+    expect(alertRule('LowCacheHitRatio').expr).toMatch(/ml_cache_hit_ratio\s*<\s*0\.5\b/);
+    expect(alertRule('LowCacheHitRatio').expr).toMatch(/rate\(ml_cache_requests_total\[/);
+    expect(alertRule('HighErrorRate').expr).toMatch(/api_errors_total[\s\S]*\/[\s\S]*api_requests_total[\s\S]*>\s*0\.05\b/);
+    expect(alertRule('HighAPILatency').expr).toMatch(/histogram_quantile\(0\.95,[\s\S]*api_request_duration_seconds_bucket[\s\S]*\)\s*>\s*1\s*$/);
+    expect(alertRule('NoRecentTraining').expr).toMatch(/time\(\) - ml_last_training_timestamp > 86400/);
+    expect(alertRule('ComponentUnhealthy').expr).toContain('ml_component_health');
+    expect(alertRule('ConceptDriftDetected').expr).toContain('ml_drift_detected_total{severity="drift"}');
+    expect(alertRule('HighDriftWarningRate').expr).toContain('ml_drift_detected_total{severity="warning"}');
+  });
+
+  it('every alert has a unit test that fires it (labels and annotations) and one where it stays silent', () => {
+    const fires = new Map<string, number>();
+    const silent = new Map<string, number>();
+    for (const file of ruleTestFiles) {
+      const doc = loadYaml(file);
+      expect(doc.rule_files, rel(file)).toEqual(['../alert_rules.yml']);
+      for (const test of doc.tests ?? []) {
+        for (const t of test.alert_rule_test ?? []) {
+          const exp = t.exp_alerts ?? [];
+          if (exp.length === 0) silent.set(t.alertname, (silent.get(t.alertname) ?? 0) + 1);
+          for (const a of exp) {
+            fires.set(t.alertname, (fires.get(t.alertname) ?? 0) + 1);
+            expect(a.exp_labels?.severity, `${t.alertname} in ${test.name}`).toBe(SPEC_ALERTS[t.alertname]);
+            expect(Object.keys(a.exp_annotations ?? {}).sort(), `${t.alertname} in ${test.name}`).toEqual(['description', 'summary']);
+          }
+        }
+      }
+    }
+    for (const name of Object.keys(SPEC_ALERTS)) {
+      expect(fires.get(name) ?? 0, `${name} has a firing test`).toBeGreaterThan(0);
+      expect(silent.get(name) ?? 0, `${name} has a silent test`).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe.skipIf(!amtool)('Alertmanager config (amtool)', () => {
+  it('amtool check-config accepts config.yml', () => {
+    const r = runTool(amtool!, ['check-config', rel(ALERTMANAGER_CONFIG)]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain('SUCCESS');
+  });
+
+  it.each([
+    ['critical', 'critical'],
+    ['warning', 'warning'],
+  ])('routes severity=%s to the receiver %s', (severity, receiver) => {
+    const r = runTool(amtool!, ['config', 'routes', 'test', `--config.file=${rel(ALERTMANAGER_CONFIG)}`, `--verify.receivers=${receiver}`, `severity=${severity}`, 'alertname=X', 'instance=i']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(receiver);
+  });
+
+  it('groups, repeats, uses webhooks and lets criticals inhibit warnings of the same engine', () => {
+    const cfg = loadYaml(ALERTMANAGER_CONFIG);
+    expect(cfg.route.group_by).toEqual(expect.arrayContaining(['alertname', 'instance']));
+    for (const key of ['group_wait', 'group_interval', 'repeat_interval']) expect(cfg.route[key], key).toMatch(/^\d+[smh]$/);
+    for (const name of ['critical', 'warning']) {
+      const receiver = cfg.receivers.find((r: { name: string }) => r.name === name);
+      expect(receiver?.webhook_configs?.[0]?.url, name).toMatch(/^https?:\/\//);
+      expect(cfg.route.routes.find((r: { receiver: string }) => r.receiver === name)?.repeat_interval, name).toMatch(/^\d+[smh]$/);
+    }
+    const text = readFileSync(ALERTMANAGER_CONFIG, 'utf8');
+    expect(text).toMatch(/#\s*slack_configs:/);
+    expect(text).toMatch(/#\s*pagerduty_configs:/);
+    expect(cfg.inhibit_rules).toEqual([
+      { source_matchers: ['severity="critical"'], target_matchers: ['severity="warning"'], equal: ['job', 'instance'] },
+    ]);
+  });
+});
+
+describe.skipIf(!alertmanagerBin)('Alertmanager daemon', () => {
+  let am: Daemon | undefined;
+  afterAll(async () => {
+    await am?.stop();
+  });
+
+  it('a real Alertmanager starts with config.yml and serves both receivers', async () => {
+    am = await startAlertmanager({ config: readFileSync(ALERTMANAGER_CONFIG, 'utf8') });
+    const status = (await (await fetch(`${am.url}/api/v2/status`)).json()) as { config: { original: string } };
+    expect(status.config.original).toContain('name: critical');
+    expect(status.config.original).toContain('name: warning');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// docker-compose.monitoring.yml
+// ---------------------------------------------------------------------------------------------
+
+interface Mount {
+  kind: 'bind' | 'volume';
+  source: string;
+  target: string;
+}
+const compose = loadYaml(COMPOSE_FILE);
+const COMPOSE_DIR = path.dirname(COMPOSE_FILE);
+
+function mountsOf(service: string): Mount[] {
+  return (compose.services[service].volumes ?? []).map((v: string | { type: string; source: string; target: string }) => {
+    if (typeof v !== 'string') return { kind: v.type === 'bind' ? 'bind' : 'volume', source: v.source, target: v.target };
+    const [source, target] = v.split(':') as [string, string];
+    return { kind: /^[./~]/.test(source) ? 'bind' : 'volume', source, target };
+  });
+}
+
+/** The repository file a path inside a service's container comes from (a bind mount), or null. */
+function repoPathFor(service: string, containerPath: string): string | null {
+  for (const m of mountsOf(service)) {
+    if (m.kind !== 'bind' || !m.source.startsWith('.')) continue;
+    if (containerPath === m.target || containerPath.startsWith(m.target.replace(/\/$/, '') + '/')) {
+      return path.join(path.resolve(COMPOSE_DIR, m.source), path.relative(m.target, containerPath));
+    }
+  }
+  return null;
+}
+
+function flag(service: string, name: string): string {
+  const command: string[] = compose.services[service].command;
+  const f = command.find((c) => c.startsWith(`--${name}=`));
+  if (!f) throw new Error(`${service} has no --${name}`);
+  return f.slice(name.length + 3);
+}
+
+describe('docker-compose.monitoring.yml (static: no Docker here)', () => {
+  const services = ['prometheus', 'grafana', 'alertmanager', 'node-exporter'];
+  const ports: Record<string, string> = { prometheus: '9090:9090', grafana: '3000:3000', alertmanager: '9093:9093', 'node-exporter': '9100:9100' };
+
+  it('has the four services on their ports, pinned images, restart policies and health checks', () => {
+    expect(Object.keys(compose.services).sort()).toEqual([...services].sort());
+    for (const s of services) {
+      const svc = compose.services[s];
+      expect(svc.ports, s).toContain(ports[s]);
+      expect(svc.image, `${s} image is pinned to a version`).toMatch(/^[\w.\/-]+:v?\d+\.\d+\.\d+$/);
+      expect(svc.restart, s).toMatch(/^(always|unless-stopped|on-failure(:\d+)?)$/);
+      expect(Array.isArray(svc.healthcheck?.test) && svc.healthcheck.test.length > 1, `${s} health check`).toBe(true);
+      expect(svc.healthcheck.test.join(' '), `${s} health check probes its own port`).toContain(`localhost:${ports[s]!.split(':')[1]}`);
+    }
+  });
+
+  it('keeps Prometheus and Grafana data in named volumes', () => {
+    const declared = Object.keys(compose.volumes ?? {});
+    for (const s of services) for (const m of mountsOf(s)) if (m.kind === 'volume') expect(declared, `${s}: ${m.source}`).toContain(m.source);
+    const dataOf = (s: string, target: string) => mountsOf(s).find((m) => m.target === target);
+    expect(dataOf('prometheus', flag('prometheus', 'storage.tsdb.path'))?.kind).toBe('volume');
+    expect(dataOf('grafana', '/var/lib/grafana')?.kind).toBe('volume');
+  });
+
+  it('mounts only paths that exist in the repository (and, for Node Exporter, the host system)', () => {
+    for (const s of services) {
+      for (const m of mountsOf(s)) {
+        if (m.kind !== 'bind') continue;
+        if (m.source.startsWith('.')) {
+          expect(existsSync(path.resolve(COMPOSE_DIR, m.source)), `${s} mounts ${m.source}`).toBe(true);
+        } else {
+          expect(s, `only node-exporter mounts host paths (${m.source})`).toBe('node-exporter');
+          expect(['/proc', '/sys', '/']).toContain(m.source);
+        }
+      }
+    }
+  });
+
+  it('lets Prometheus (and Alertmanager) reach the host as host.docker.internal', () => {
+    expect(compose.services.prometheus.extra_hosts).toContain('host.docker.internal:host-gateway');
+    expect(compose.services.alertmanager.extra_hosts).toContain('host.docker.internal:host-gateway');
+  });
+
+  it('points each daemon at the shipped configs through its mounts', () => {
+    const promConfig = repoPathFor('prometheus', flag('prometheus', 'config.file'));
+    expect(promConfig).toBe(PROMETHEUS_CONFIG);
+    // rule_files are relative to the config inside the container.
+    const cfg = loadYaml(PROMETHEUS_CONFIG);
+    for (const rf of cfg.rule_files) {
+      const inContainer = path.posix.resolve(path.posix.dirname(flag('prometheus', 'config.file')), rf);
+      const file = repoPathFor('prometheus', inContainer);
+      expect(file && existsSync(file), `${rf} is mounted at ${inContainer}`).toBe(true);
+    }
+    expect(repoPathFor('alertmanager', flag('alertmanager', 'config.file'))).toBe(ALERTMANAGER_CONFIG);
+    expect(repoPathFor('grafana', '/etc/grafana/provisioning')).toBe(path.join(MONITORING_DIR, 'grafana', 'provisioning'));
+  });
+
+  it('sets Grafana admin / admin123 and its home dashboard', () => {
+    const env = compose.services.grafana.environment;
+    expect(env.GF_SECURITY_ADMIN_USER).toBe('admin');
+    expect(env.GF_SECURITY_ADMIN_PASSWORD).toBe('admin123');
+    expect(repoPathFor('grafana', env.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH)).toBe(DASHBOARD);
+  });
+});
+
+describe('prometheus.yml', () => {
+  const cfg = loadYaml(PROMETHEUS_CONFIG);
+  const job = (name: string) => cfg.scrape_configs.find((j: { job_name: string }) => j.job_name === name);
+
+  it('scrapes the engine as job ml-api at /monitoring/metrics every 10s through the host gateway', () => {
+    expect(job('ml-api')).toMatchObject({ metrics_path: '/monitoring/metrics', scrape_interval: '10s' });
+    expect(job('ml-api').static_configs[0].targets).toEqual(['host.docker.internal:8000']);
+  });
+
+  it('scrapes Node Exporter and sends alerts to Alertmanager by their compose service names', () => {
+    expect(job('node').static_configs[0].targets).toEqual(['node-exporter:9100']);
+    expect(cfg.alerting.alertmanagers[0].static_configs[0].targets).toEqual(['alertmanager:9093']);
+    expect(compose.services['node-exporter']).toBeDefined();
+    expect(compose.services.alertmanager).toBeDefined();
+    expect(cfg.rule_files).toEqual(['alert_rules.yml']);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Grafana
+// ---------------------------------------------------------------------------------------------
+
+const datasources = loadYaml(path.join(MONITORING_DIR, 'grafana', 'provisioning', 'datasources', 'prometheus.yml')).datasources;
+const DS_UID: string = datasources[0].uid;
+const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8'));
+const panels = allPanels(dashboard) as any[];
+const rows = panels.filter((p) => p.type === 'row');
+const visuals = panels.filter((p) => p.type !== 'row');
+const panelByTitle = (title: string) => {
+  const p = visuals.find((x) => x.title === title);
+  if (!p) throw new Error(`no panel ${title}`);
+  return p;
+};
+const exprsOf = (p: any): string[] => (p.targets ?? []).map((t: { expr: string }) => t.expr);
+const thresholdValues = (p: any): number[] => p.fieldConfig.defaults.thresholds.steps.map((s: { value: number | null }) => s.value).filter((v: number | null) => v !== null);
+const alertThreshold = (name: string, re: RegExp): number => Number(re.exec(alertRule(name).expr)![1]);
+
+describe('Grafana provisioning', () => {
+  it('provisions one Prometheus datasource with a fixed uid at http://prometheus:9090', () => {
+    expect(datasources).toHaveLength(1);
+    expect(datasources[0]).toMatchObject({ type: 'prometheus', url: 'http://prometheus:9090', access: 'proxy' });
+    expect(DS_UID).toMatch(/^[\w-]+$/);
+  });
+
+  it('provisions the dashboards folder that compose mounts', () => {
+    const providers = loadYaml(path.join(MONITORING_DIR, 'grafana', 'provisioning', 'dashboards', 'tradeflow.yml')).providers;
+    expect(providers).toHaveLength(1);
+    expect(providers[0].type).toBe('file');
+    const dir = repoPathFor('grafana', providers[0].options.path);
+    expect(dir).toBe(path.dirname(DASHBOARD));
+    expect(statSync(dir!).isDirectory()).toBe(true);
+  });
+});
+
+describe('Grafana dashboard ml_monitoring.json', () => {
+  it('is "ML Trading Predictor Monitoring", schemaVersion ~39, with a uid', () => {
+    expect(dashboard.title).toBe('ML Trading Predictor Monitoring');
+    expect(dashboard.schemaVersion).toBeGreaterThanOrEqual(36);
+    expect(dashboard.schemaVersion).toBeLessThanOrEqual(41);
+    expect(dashboard.uid).toMatch(/^[\w-]{1,40}$/);
+  });
+
+  it('has exactly 6 rows and 15 panels, in the rows SPEC §5 lists', () => {
+    expect(rows).toHaveLength(6);
+    expect(visuals).toHaveLength(15);
+    // Rows are expanded: each row's panels follow it in the list.
+    const layout: Array<[string, string[]]> = [];
+    for (const p of dashboard.panels) {
+      if (p.type === 'row') layout.push([p.title, []]);
+      else layout[layout.length - 1]![1].push(p.title);
+    }
+    expect(layout).toEqual(DASHBOARD_LAYOUT);
+  });
+
+  it('has unique panel ids and a grid without overlaps, each panel below its row', () => {
+    const ids = panels.map((p) => p.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const p of panels) {
+      const g = p.gridPos;
+      expect(g.x >= 0 && g.w > 0 && g.x + g.w <= 24 && g.h > 0 && g.y >= 0, `${p.title} gridPos`).toBe(true);
+    }
+    for (let i = 0; i < panels.length; i++) {
+      for (let j = i + 1; j < panels.length; j++) {
+        const a = panels[i].gridPos;
+        const b = panels[j].gridPos;
+        const overlap = a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+        expect(overlap, `${panels[i].title} overlaps ${panels[j].title}`).toBe(false);
+      }
+    }
+    let rowY = -1;
+    for (const p of dashboard.panels) {
+      if (p.type === 'row') {
+        expect(p.gridPos.y).toBeGreaterThan(rowY);
+        rowY = p.gridPos.y;
+      } else expect(p.gridPos.y, p.title).toBeGreaterThan(rowY);
+    }
+  });
+
+  it('has the model_name variable from label_values(ml_predictions_total, model_name)', () => {
+    const v = dashboard.templating.list.find((x: { name: string }) => x.name === 'model_name');
+    expect(v).toBeDefined();
+    expect(v.type).toBe('query');
+    const q = typeof v.query === 'string' ? v.query : v.query.query;
+    expect(q).toBe('label_values(ml_predictions_total, model_name)');
+    expect(v.datasource.uid).toBe(DS_UID);
+    expect(v.includeAll).toBe(true);
+    expect(v.allValue).toBe('.*');
+    // Panels over per-model metrics follow the variable.
+    for (const p of visuals) {
+      for (const e of exprsOf(p)) {
+        if (/ml_(predictions_total|model_accuracy|model_f1_score|prediction_latency_seconds|prediction_confidence)/.test(e)) expect(e, p.title).toContain('model_name=~"$model_name"');
+      }
+    }
+  });
+
+  it('references the provisioned datasource uid in every panel and target', () => {
+    for (const p of visuals) {
+      expect(p.datasource, p.title).toEqual({ type: 'prometheus', uid: DS_UID });
+      expect(p.targets.length, p.title).toBeGreaterThan(0);
+      for (const t of p.targets) expect(t.datasource, `${p.title} [${t.refId}]`).toEqual({ type: 'prometheus', uid: DS_UID });
+    }
+  });
+
+  it('uses stat/gauge, time series and a heatmap of the confidence buckets; percentiles with histogram_quantile', () => {
+    expect(['gauge', 'stat']).toContain(panelByTitle('Model accuracy').type);
+    expect(['gauge', 'stat']).toContain(panelByTitle('Model F1 score').type);
+    expect(['gauge', 'stat']).toContain(panelByTitle('Component health').type);
+    expect(['gauge', 'stat']).toContain(panelByTitle('Cache hit ratio').type);
+    expect(['gauge', 'stat']).toContain(panelByTitle('Uptime').type);
+    const heatmap = panelByTitle('Prediction confidence');
+    expect(heatmap.type).toBe('heatmap');
+    expect(heatmap.targets[0].format).toBe('heatmap');
+    expect(heatmap.targets[0].expr).toContain('ml_prediction_confidence_bucket');
+    for (const title of ['Prediction latency percentiles', 'API latency percentiles']) {
+      const p = panelByTitle(title);
+      expect(p.type).toBe('timeseries');
+      expect(p.targets).toHaveLength(3);
+      for (const e of exprsOf(p)) expect(e, title).toMatch(/^histogram_quantile\(0\.(5|95|99), sum by \([^)]*\ble\b[^)]*\) \(rate\(\w+_bucket/);
+    }
+  });
+
+  it('uses sensible units and the alerts\' thresholds', () => {
+    expect(panelByTitle('Model accuracy').fieldConfig.defaults.unit).toBe('percentunit');
+    expect(panelByTitle('Cache hit ratio').fieldConfig.defaults.unit).toBe('percentunit');
+    expect(panelByTitle('Request rate').fieldConfig.defaults.unit).toBe('reqps');
+    for (const t of ['Prediction latency percentiles', 'API latency percentiles', 'Training duration', 'Uptime']) expect(panelByTitle(t).fieldConfig.defaults.unit, t).toBe('s');
+    expect(thresholdValues(panelByTitle('Model accuracy'))).toEqual([alertThreshold('LowModelAccuracy', /<\s*([\d.]+)/)]);
+    expect(thresholdValues(panelByTitle('Model F1 score'))).toEqual([alertThreshold('LowF1Score', /<\s*([\d.]+)/)]);
+    expect(thresholdValues(panelByTitle('Cache hit ratio'))).toEqual([alertThreshold('LowCacheHitRatio', /ml_cache_hit_ratio\s*<\s*([\d.]+)/)]);
+    expect(thresholdValues(panelByTitle('API latency percentiles'))).toEqual([alertThreshold('HighAPILatency', /\)\s*>\s*([\d.]+)\s*$/)]);
+    expect(thresholdValues(panelByTitle('Component health'))).toEqual([0.5, 1]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Metric names and PromQL
+// ---------------------------------------------------------------------------------------------
+
+describe('PromQL helpers', () => {
+  it('substitute Grafana variables as Grafana would', () => {
+    expect(substituteGrafanaVariables('sum(rate(ml_predictions_total{model_name=~"$model_name"}[$__rate_interval]))')).toBe('sum(rate(ml_predictions_total{model_name=~".*"}[1m]))');
+    expect(substituteGrafanaVariables('x{model_name="${model_name}"}[$__interval] offset $__range', { interval: '5s', range: '6h' })).toBe('x{model_name=~".*"}[5s] offset 6h');
+    expect(substituteGrafanaVariables('x{a!="$v"} * $__range_s + $__interval_ms', { variables: { v: 'sgd' } })).toBe('x{a!~"sgd"} * 3600 + 15000');
+  });
+
+  it('find the metric names of an expression', () => {
+    expect(metricNamesIn('histogram_quantile(0.95, sum by (job, le) (rate(api_request_duration_seconds_bucket{endpoint!="/train"}[5m]))) > 1')).toEqual(['api_request_duration_seconds_bucket']);
+    expect(metricNamesIn('(time() - a > 86400) and a > 0 or on (job, instance) (b unless on (job) c offset 10m)')).toEqual(['a', 'b', 'c']);
+    expect(metricNamesIn('sum without (severity) (increase(x_total{s="drift"}[1e3s])) / 1e3')).toEqual(['x_total']);
+  });
+});
+
+describe('metric names', () => {
+  const specFile = path.join(REPO_ROOT, '..', 'shared', 'SPEC.md');
+  it.skipIf(!existsSync(specFile))('the list above is SPEC §4\'s table', () => {
+    const spec = readFileSync(specFile, 'utf8');
+    const table = spec.slice(spec.indexOf('## 4.'), spec.indexOf('## 5.'));
+    const names = new Set<string>();
+    for (const line of table.split('\n').filter((l) => l.startsWith('| `'))) {
+      const first = line.split('|')[1]!;
+      for (const m of first.matchAll(/`(\w+)`/g)) names.add(m[1]!);
+    }
+    expect([...names].sort()).toEqual([...SPEC_GAUGES, ...SPEC_COUNTERS, ...SPEC_HISTOGRAMS].sort());
+  });
+
+  it('every rule and dashboard expression selects only metrics the engine exports (SPEC §4)', () => {
+    const exprs = extractPromQL();
+    expect(exprs.filter((e) => e.source === 'rule')).toHaveLength(9);
+    expect(exprs.filter((e) => e.source === 'panel').length).toBeGreaterThanOrEqual(15);
+    const unknown: string[] = [];
+    for (const e of exprs) {
+      const names = metricNamesIn(e.expr);
+      expect(names.length, `${e.name} selects a metric`).toBeGreaterThan(0);
+      for (const n of names) if (!EXPORTED_NAMES.has(n)) unknown.push(`${e.source} ${e.name}: ${n}`);
+    }
+    expect(unknown).toEqual([]);
+  });
+});
+
+describe.skipIf(!prometheusBin)('every expression parses and runs in a real Prometheus', () => {
+  let prom: Daemon | undefined;
+
+  beforeAll(async () => {
+    // Only the shipped rules (absolute path), evaluated every second; no scrape targets.
+    prom = await startPrometheus({
+      config: ['global:', '  evaluation_interval: 1s', 'rule_files:', `  - ${JSON.stringify(ALERT_RULES)}`, ''].join('\n'),
+    });
+  });
+
+  afterAll(async () => {
+    await prom?.stop();
+  });
+
+  it('loads the nine alert rules and evaluates each without error', async () => {
+    const until = Date.now() + 30_000;
+    let alerting: Array<{ name: string; health: string; lastError?: string }> = [];
+    for (;;) {
+      const res = (await (await fetch(`${prom!.url}/api/v1/rules?type=alert`)).json()) as { data: { groups: Array<{ rules: typeof alerting }> } };
+      alerting = res.data.groups.flatMap((g) => g.rules);
+      if (alerting.length === 9 && alerting.every((r) => r.health !== 'unknown')) break;
+      if (Date.now() > until) throw new Error(`rules not evaluated within 30 s: ${JSON.stringify(alerting)}\n${prom!.logs()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(alerting.map((r) => r.name).sort()).toEqual(Object.keys(SPEC_ALERTS).sort());
+    expect(alerting.filter((r) => r.health !== 'ok')).toEqual([]);
+  });
+
+  it('answers every rule, panel and variable expression with status success', async () => {
+    const exprs = extractPromQL();
+    const failures: string[] = [];
+    for (const e of exprs) {
+      const r = await queryPrometheus(prom!.url, e.expr);
+      if (r.status !== 'success') failures.push(`${e.source} ${e.name}: ${r.errorType}: ${r.error}\n  ${e.expr}`);
+    }
+    console.log(`monitoring: ${exprs.length} PromQL expressions parsed and evaluated by Prometheus`);
+    expect(failures).toEqual([]);
+  });
+
+  it('would catch a broken expression (control)', async () => {
+    const r = await queryPrometheus(prom!.url, 'sum(rate(api_requests_total[5m])');
+    expect(r.status).toBe('error');
+    expect(r.errorType).toBe('bad_data');
+  });
+});
