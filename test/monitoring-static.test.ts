@@ -486,6 +486,29 @@ describe('Grafana dashboard ml_monitoring.json', () => {
   });
 });
 
+describe('monitoring/README.md matches the files', () => {
+  const readme = readFileSync(path.join(MONITORING_DIR, 'README.md'), 'utf8');
+
+  it('lists every alert with its severity and for: duration', () => {
+    for (const r of rules) {
+      const line = readme.split('\n').find((l) => l.startsWith(`| \`${r.alert}\` |`));
+      expect(line, `README alert table row for ${r.alert}`).toBeDefined();
+      const cells = line!.split('|').map((c) => c.trim());
+      expect(cells[2], r.alert).toBe(r.labels!.severity);
+      expect(cells[cells.length - 2]!.startsWith(r.for!), `${r.alert} for: ${r.for}`).toBe(true);
+    }
+  });
+
+  it('names the pinned images, the datasource uid, the ports and the dashboard rows', () => {
+    for (const s of Object.values(compose.services) as Array<{ image: string }>) expect(readme).toContain(s.image);
+    expect(readme).toContain(DS_UID);
+    for (const port of ['3000', '9090', '9093', '9100', '8000']) expect(readme).toContain(`localhost:${port}`);
+    for (const [row] of DASHBOARD_LAYOUT) expect(readme).toContain(`| ${row} |`);
+    expect(readme).toContain('/monitoring/health/liveness');
+    expect(readme).toContain('/monitoring/health/readiness');
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // Metric names and PromQL
 // ---------------------------------------------------------------------------------------------
