@@ -146,8 +146,8 @@ describe('alert rules', () => {
   it('use the thresholds and metrics SPEC §5 names', () => {
     expect(alertRule('LowModelAccuracy').expr).toMatch(/ml_model_accuracy\s*<\s*0\.65\b/);
     expect(alertRule('LowF1Score').expr).toMatch(/ml_model_f1_score\s*<\s*0\.70?\b/);
-    expect(alertRule('LowCacheHitRatio').expr).toMatch(/ml_cache_hit_ratio\s*<\s*0\.5\b/);
-    expect(alertRule('LowCacheHitRatio').expr).toMatch(/rate\(ml_cache_requests_total\[/);
+    expect(alertRule('LowCacheHitRatio').expr).toMatch(/ml_cache_requests_total\{result="hit"\}[\s\S]*\/[\s\S]*ml_cache_requests_total\[10m\][\s\S]*\)\s*<\s*0\.5\b/);
+    expect(alertRule('LowCacheHitRatio').expr).toMatch(/and on \(job, instance\)\s*sum by \(job, instance\) \(rate\(ml_cache_requests_total\[10m\]\)\) > 0\.1/);
     expect(alertRule('HighErrorRate').expr).toMatch(/api_errors_total[\s\S]*\/[\s\S]*api_requests_total[\s\S]*>\s*0\.05\b/);
     expect(alertRule('HighAPILatency').expr).toMatch(/histogram_quantile\(0\.95,[\s\S]*api_request_duration_seconds_bucket[\s\S]*\)\s*>\s*1\s*$/);
     expect(alertRule('NoRecentTraining').expr).toMatch(/time\(\) - ml_last_training_timestamp > 86400/);
@@ -480,7 +480,7 @@ describe('Grafana dashboard ml_monitoring.json', () => {
     for (const t of ['Prediction latency percentiles', 'API latency percentiles', 'Training duration', 'Uptime']) expect(panelByTitle(t).fieldConfig.defaults.unit, t).toBe('s');
     expect(thresholdValues(panelByTitle('Model accuracy'))).toEqual([alertThreshold('LowModelAccuracy', /<\s*([\d.]+)/)]);
     expect(thresholdValues(panelByTitle('Model F1 score'))).toEqual([alertThreshold('LowF1Score', /<\s*([\d.]+)/)]);
-    expect(thresholdValues(panelByTitle('Cache hit ratio'))).toEqual([alertThreshold('LowCacheHitRatio', /ml_cache_hit_ratio\s*<\s*([\d.]+)/)]);
+    expect(thresholdValues(panelByTitle('Cache hit ratio'))).toEqual([alertThreshold('LowCacheHitRatio', /\)\s*<\s*([\d.]+)/)]);
     expect(thresholdValues(panelByTitle('API latency percentiles'))).toEqual([alertThreshold('HighAPILatency', /\)\s*>\s*([\d.]+)\s*$/)]);
     expect(thresholdValues(panelByTitle('Component health'))).toEqual([0.5, 1]);
   });
