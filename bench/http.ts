@@ -21,7 +21,7 @@ import * as path from 'node:path';
 import { ArgError, numberFlag, parseArgs, usage, type FlagSpec } from './lib/args';
 import { makeBodies, type BodyKind, type BodySet } from './lib/bodies';
 import { runLoad, wrkAvailable, WRK_PATH, type RunResult, type Tool } from './lib/loadgen';
-import { cpuSeconds, freePort, installExitHandlers, request, sleep, startChild, stopAll, stopChild, tail, waitReady, type Child } from './lib/procs';
+import { cpuSeconds, freePort, machineBusySeconds, installExitHandlers, request, sleep, startChild, stopAll, stopChild, tail, waitReady, type Child } from './lib/procs';
 import { fmtCount, fmtMs, fmtRatio, median } from './lib/stats';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -87,6 +87,8 @@ interface EngineInternals {
 interface Measured {
   runs: RunResult[];
   serverCpuPct: number[];
+  /** CPU used by everything else on the machine during the run (other jobs, the harness), % of one core. */
+  otherCpuPct: number[];
   internals: (EngineInternals | null)[];
   skipped: string | null;
 }
@@ -332,11 +334,12 @@ function internalsBetween(before: Map<string, number> | null, after: Map<string,
   };
 }
 
-async function measure(o: Options, s: Server, sc: Scenario, set: BodySet, durationS: number, workDir: string): Promise<{ run: RunResult; serverCpuPct: number; internals: EngineInternals | null }> {
+async function measure(o: Options, s: Server, sc: Scenario, set: BodySet, durationS: number, workDir: string): Promise<{ run: RunResult; serverCpuPct: number; otherCpuPct: number; internals: EngineInternals | null }> {
   assertAlive(s);
   const pid = s.child.proc.pid;
   const m0 = await scrape(s);
   const c0 = cpuSeconds(pid);
+  const busy0 = machineBusySeconds();
   const t0 = performance.now();
   const key = `${s.name}/${sc.id}`;
   const startIndex = cursors.get(key) ?? 0;
@@ -344,15 +347,19 @@ async function measure(o: Options, s: Server, sc: Scenario, set: BodySet, durati
   cursors.set(key, (startIndex + run.responses) % set.bodies.length);
   const wall = (performance.now() - t0) / 1000;
   const c1 = cpuSeconds(pid);
+  const busy1 = machineBusySeconds();
   assertAlive(s);
   const internals = internalsBetween(m0, await scrape(s));
   const flag = run.non2xx + run.socketErrors > 0 ? `  !! ${run.non2xx} non-2xx, ${run.socketErrors} socket errors` : '';
   const serverCpuPct = ((c1 - c0) / wall) * 100;
+  // autocannon runs inside this process: its CPU is the load generator's, not "other".
+  // Clamped at 0: clock-tick granularity makes a quiet machine read a few percent either side.
+  const otherCpuPct = Math.max(0, ((busy1 - busy0 - (c1 - c0) - run.loadgenCpuS * (wall / run.durationS)) / wall) * 100);
   const inside = internals ? `  [${internals.rowsPerBatch.toFixed(1)} rows/batch, queue wait ${fmtMs(internals.queueWaitMeanUs)} ms, cache hits ${internals.cacheHits}]` : '';
   process.stdout.write(
-    `  ${s.name.padEnd(8)} ${fmtCount(run.okPerS).padStart(7)} req/s ${fmtCount(run.okPerS * sc.rows).padStart(7)} rows/s  p50 ${fmtMs(run.p50Us)} p95 ${fmtMs(run.p95Us)} p99 ${fmtMs(run.p99Us)} ms  cpu server ${serverCpuPct.toFixed(0)}% loadgen ${((run.loadgenCpuS / run.durationS) * 100).toFixed(0)}%${inside}${flag}\n`,
+    `  ${s.name.padEnd(8)} ${fmtCount(run.okPerS).padStart(7)} req/s ${fmtCount(run.okPerS * sc.rows).padStart(7)} rows/s  p50 ${fmtMs(run.p50Us)} p95 ${fmtMs(run.p95Us)} p99 ${fmtMs(run.p99Us)} ms  cpu server ${serverCpuPct.toFixed(0)}% loadgen ${((run.loadgenCpuS / run.durationS) * 100).toFixed(0)}% other ${otherCpuPct.toFixed(0)}%${inside}${flag}\n`,
   );
-  return { run, serverCpuPct, internals };
+  return { run, serverCpuPct, otherCpuPct, internals };
 }
 
 async function runScenario(o: Options, sc: Scenario, servers: Server[], workDir: string): Promise<ScenarioResult> {
@@ -362,7 +369,7 @@ async function runScenario(o: Options, sc: Scenario, servers: Server[], workDir:
   const result: ScenarioResult = {
     scenario: sc,
     problems: [],
-    servers: { engine: { runs: [], serverCpuPct: [], internals: [], skipped: null }, baseline: { runs: [], serverCpuPct: [], internals: [], skipped: null } },
+    servers: { engine: { runs: [], serverCpuPct: [], otherCpuPct: [], internals: [], skipped: null }, baseline: { runs: [], serverCpuPct: [], otherCpuPct: [], internals: [], skipped: null } },
   };
   const checks = new Map<ServerName, Checked>();
   for (const s of servers) {
@@ -403,6 +410,7 @@ async function runScenario(o: Options, sc: Scenario, servers: Server[], workDir:
       const m = await measure(o, s, sc, set, o.durationS, workDir);
       result.servers[s.name].runs.push(m.run);
       result.servers[s.name].serverCpuPct.push(m.serverCpuPct);
+      result.servers[s.name].otherCpuPct.push(m.otherCpuPct);
       result.servers[s.name].internals.push(m.internals);
       await sleep(300);
     }
@@ -434,6 +442,7 @@ interface Summary {
   socketErrors: number;
   serverCpuPct: number;
   loadgenCpuPct: number;
+  otherCpuPct: number;
   perRound: number[];
 }
 
@@ -450,6 +459,7 @@ function summarize(m: Measured, rows: number): Summary | null {
     socketErrors: m.runs.reduce((a, r) => a + r.socketErrors, 0),
     serverCpuPct: median(m.serverCpuPct),
     loadgenCpuPct: median(m.runs.map((r) => (r.loadgenCpuS / r.durationS) * 100)),
+    otherCpuPct: median(m.otherCpuPct),
     perRound: m.runs.map((r) => r.okPerS),
   };
 }
@@ -472,8 +482,8 @@ function buildReport(o: Options, results: ScenarioResult[], context: { command: 
   lines.push(`- Engine: ${context.engineConfig}`);
   lines.push(`- Bodies: seeded, ${results.map((r) => `${r.scenario.bodies} distinct for (${r.scenario.letter})`).join(', ')}, sent in a cycle that continues across runs; features rounded to 8 significant digits in JSON`);
   lines.push('');
-  lines.push('| scenario | server | req/s | rows/s | p50 ms | p95 ms | p99 ms | non-2xx / socket err | server CPU | load-gen CPU | req/s per round | engine ÷ baseline |');
-  lines.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |');
+  lines.push('| scenario | server | req/s | rows/s | p50 ms | p95 ms | p99 ms | non-2xx / socket err | server CPU | load-gen CPU | other CPU | req/s per round | engine ÷ baseline |');
+  lines.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |');
   const byId = new Map<string, { engine: Summary | null; baseline: Summary | null }>();
   for (const r of results) {
     const e = summarize(r.servers.engine, r.scenario.rows);
@@ -483,17 +493,20 @@ function buildReport(o: Options, results: ScenarioResult[], context: { command: 
     for (const [name, s] of [['engine', e], ['baseline', b]] as const) {
       const label = `(${r.scenario.letter}) ${r.scenario.title}`;
       if (!s) {
-        lines.push(`| ${label} | ${name} | — | — | — | — | — | — | — | — | ${r.servers[name].skipped ?? 'not run'} | |`);
+        lines.push(`| ${label} | ${name} | — | — | — | — | — | — | — | — | — | ${r.servers[name].skipped ?? 'not run'} | |`);
         continue;
       }
       const errs = s.non2xx + s.socketErrors > 0 ? `**${s.non2xx} / ${s.socketErrors}** ⚠` : '0 / 0';
       lines.push(
-        `| ${label} | ${name} | ${fmtCount(s.okPerS)} | ${fmtCount(s.rowsPerS)} | ${fmtMs(s.p50Us)} | ${fmtMs(s.p95Us)} | ${fmtMs(s.p99Us)} | ${errs} | ${s.serverCpuPct.toFixed(0)}% | ${s.loadgenCpuPct.toFixed(0)}% | ${s.perRound.map(fmtCount).join(' / ')} | ${name === 'engine' ? `**${fmtRatio(ratio)}**` : ''} |`,
+        `| ${label} | ${name} | ${fmtCount(s.okPerS)} | ${fmtCount(s.rowsPerS)} | ${fmtMs(s.p50Us)} | ${fmtMs(s.p95Us)} | ${fmtMs(s.p99Us)} | ${errs} | ${s.serverCpuPct.toFixed(0)}% | ${s.loadgenCpuPct.toFixed(0)}% | ${s.otherCpuPct.toFixed(0)}% | ${s.perRound.map(fmtCount).join(' / ')} | ${name === 'engine' ? `**${fmtRatio(ratio)}**` : ''} |`,
       );
     }
   }
   lines.push('');
-  lines.push('CPU is a percentage of one core (the machine has ' + cpus.length + '); req/s counts 2xx answers only.');
+  lines.push(
+    'CPU is a percentage of one core (the machine has ' + cpus.length + '); "other" is what the rest of the machine used meanwhile (other jobs, VM steal): ' +
+      'a run where it is high was disturbed. req/s counts 2xx answers only.',
+  );
   lines.push('');
   const inside = results.filter((r) => r.servers.engine.internals.some((i) => i !== null));
   if (inside.length > 0) {
@@ -558,8 +571,13 @@ function buildReport(o: Options, results: ScenarioResult[], context: { command: 
     (['engine', 'baseline'] as const).flatMap((n) =>
       r.servers[n].runs
         .map((run, i) => ({ run, i }))
-        .filter(({ run }) => run.non2xx + run.socketErrors > 0)
-        .map(({ run, i }) => `- (${r.scenario.letter}) ${n}, round ${i + 1}: ${run.non2xx} non-2xx answers, ${run.socketErrors} socket errors out of ${run.responses}`),
+        .filter(({ run, i }) => run.non2xx + run.socketErrors > 0 || r.servers[n].otherCpuPct[i]! > BUSY_PCT)
+        .map(({ run, i }) => {
+          const why: string[] = [];
+          if (run.non2xx + run.socketErrors > 0) why.push(`${run.non2xx} non-2xx answers, ${run.socketErrors} socket errors out of ${run.responses}`);
+          if (r.servers[n].otherCpuPct[i]! > BUSY_PCT) why.push(`other processes used ${r.servers[n].otherCpuPct[i]!.toFixed(0)}% of a core meanwhile`);
+          return `- (${r.scenario.letter}) ${n}, round ${i + 1}: ${why.join('; ')}`;
+        }),
     ),
   );
   const problems = results.flatMap((r) => r.problems.map((p) => `- (${r.scenario.letter}) ${p}`));
@@ -579,6 +597,8 @@ function buildReport(o: Options, results: ScenarioResult[], context: { command: 
 }
 
 const SECTION = '## HTTP end to end';
+/** A run during which other processes used more than this (% of one core) is flagged as disturbed. */
+const BUSY_PCT = 20;
 
 const SECTION_INTRO = `${SECTION}
 
