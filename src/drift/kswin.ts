@@ -177,7 +177,7 @@ export class KSWIN extends BaseDetector<KSWINParams> {
     if (a <= 0) return this.pValue <= 0 ? SCORE_CAP : 0;
     if (a >= 1) return SCORE_CAP;
     if (this.pValue <= 0) return SCORE_CAP;
-    return ratioScore(Math.log(this.pValue), Math.log(a));
+    return ratioScore(-Math.log(this.pValue), -Math.log(a));
   }
 
   protected clearState(): void {
