@@ -1,0 +1,201 @@
+/**
+ * Atomic checkpoints of the learning state.
+ *
+ * File format (`<dir>/<name>`): one header line of JSON, then the state as JSON:
+ *
+ *   {"format":"tradeflow-checkpoint","version":1,"bytes":N,"crc32":"1a2b3c4d","writtenAt":"..."}\n
+ *   <N bytes: JSON.stringify(state), UTF-8>
+ *
+ * `crc32` covers the N state bytes. The header is a line of its own so that an operator can read it
+ * with `head -1` and so that the checksum is over the exact bytes on disk (no re-serialisation).
+ *
+ * Write protocol: temp file in the same directory (`<name>.tmp-<pid>-<n>`), fsync, rename over the
+ * target, fsync the directory. A crash at any point leaves either the old checkpoint or the new one
+ * under `<name>`, never a mix; at worst a temp file is left behind, which `readCheckpoint` removes.
+ *
+ * A checkpoint that is present but unreadable (bad header, wrong length, checksum mismatch, bad JSON,
+ * a newer format version) is an error, never treated as absent: starting from scratch would silently
+ * drop everything it held, and the feedback log before it has been truncated.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { TradeflowError } from '../errors';
+import { crc32 } from './crc32';
+
+export const CHECKPOINT_FORMAT = 'tradeflow-checkpoint';
+export const CHECKPOINT_VERSION = 1;
+/** A header longer than this is not ours; bounds the search for its newline. */
+const MAX_HEADER_BYTES = 4096;
+
+interface CheckpointHeader {
+  format: string;
+  version: number;
+  bytes: number;
+  crc32: string;
+  writtenAt?: string;
+}
+
+let tempCounter = 0;
+
+function tempPrefix(name: string): string {
+  return `${name}.tmp-`;
+}
+
+function checkName(name: string): void {
+  if (name.length === 0 || name !== path.basename(name) || name.startsWith('.') || name.includes('.tmp-')) {
+    throw new TradeflowError('INTERNAL', `checkpoint name "${name}" must be a plain file name (no directory, no leading dot, no ".tmp-")`);
+  }
+}
+
+function hex8(n: number): string {
+  return n.toString(16).padStart(8, '0');
+}
+
+/**
+ * A NaN or infinite number would be written as `null` by JSON.stringify and come back as something
+ * else entirely; refusing to write it keeps a diverged model from being checkpointed as if healthy.
+ */
+function finiteOnly(key: string, value: unknown): unknown {
+  if (typeof value === 'number' && !Number.isFinite(value)) {
+    throw new TradeflowError('INTERNAL', `checkpoint state has a non-finite number (${value}) at key "${key}"; refusing to write it`);
+  }
+  return value;
+}
+
+/** Serialises a checkpoint into its on-disk bytes (exported for tests and tools). */
+export function encodeCheckpoint(state: unknown, writtenAt = new Date()): Buffer {
+  const json = JSON.stringify(state, finiteOnly);
+  if (json === undefined) throw new TradeflowError('INTERNAL', 'checkpoint state is not JSON-serialisable (undefined, a function or a symbol)');
+  const body = Buffer.from(json, 'utf8');
+  const header: CheckpointHeader = {
+    format: CHECKPOINT_FORMAT,
+    version: CHECKPOINT_VERSION,
+    bytes: body.length,
+    crc32: hex8(crc32(body)),
+    writtenAt: writtenAt.toISOString(),
+  };
+  return Buffer.concat([Buffer.from(JSON.stringify(header) + '\n', 'utf8'), body]);
+}
+
+/** Parses checkpoint bytes; throws a TradeflowError that names `file` and what is wrong. */
+export function decodeCheckpoint<T>(bytes: Buffer, file: string): T {
+  const corrupt = (what: string): TradeflowError =>
+    new TradeflowError(
+      'INTERNAL',
+      `checkpoint ${file} is unusable: ${what}. The engine will not start from a state it cannot verify; ` +
+        `restore the file from a backup, or move it aside to start without it.`,
+    );
+  const nl = bytes.subarray(0, MAX_HEADER_BYTES).indexOf(0x0a);
+  if (nl < 0) throw corrupt('no header line (not a tradeflow checkpoint, or truncated)');
+  let header: CheckpointHeader;
+  try {
+    header = JSON.parse(bytes.subarray(0, nl).toString('utf8')) as CheckpointHeader;
+  } catch {
+    throw corrupt('the header line is not JSON');
+  }
+  if (header === null || typeof header !== 'object' || header.format !== CHECKPOINT_FORMAT) throw corrupt('the header does not name the tradeflow checkpoint format');
+  if (!Number.isInteger(header.version) || header.version < 1) throw corrupt(`bad format version ${String(header.version)}`);
+  if (header.version > CHECKPOINT_VERSION) {
+    throw corrupt(`format version ${header.version} is newer than this engine reads (${CHECKPOINT_VERSION}); it was written by a newer tradeflow`);
+  }
+  const body = bytes.subarray(nl + 1);
+  if (!Number.isInteger(header.bytes) || body.length !== header.bytes) {
+    throw corrupt(`the header says ${String(header.bytes)} state bytes but the file holds ${body.length}`);
+  }
+  const actual = hex8(crc32(body));
+  if (actual !== header.crc32) throw corrupt(`checksum mismatch (header crc32 ${String(header.crc32)}, contents ${actual})`);
+  try {
+    return JSON.parse(body.toString('utf8')) as T;
+  } catch (err) {
+    throw corrupt(`the state is not valid JSON (${(err as Error).message})`);
+  }
+}
+
+/**
+ * fsync a directory so that entries created, renamed or removed in it survive a power loss;
+ * fsync of a file covers its contents only, not its name.
+ */
+export async function fsyncDirectory(dir: string): Promise<void> {
+  const fh = await fs.promises.open(dir, 'r');
+  try {
+    await fh.sync();
+  } catch (err) {
+    // Some filesystems (FUSE, some network mounts) cannot sync a directory; there is nothing
+    // stronger to do there, and failing every checkpoint would be worse.
+    if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Start-up/recovery variant of {@link fsyncDirectory}. */
+export function fsyncDirectorySync(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Atomically replaces `<dir>/<name>` with `state` (JSON-serialisable; NaN/Infinity refused, -0 is
+ * written as 0, typed arrays must be converted by the caller). Resolves once the new checkpoint is
+ * durable. Serialisation runs on the calling thread; the I/O does not block the event loop.
+ * One writer per name at a time (the caller serialises checkpoints).
+ */
+export async function writeCheckpoint(dir: string, name: string, state: unknown): Promise<void> {
+  checkName(name);
+  const bytes = encodeCheckpoint(state);
+  const created = await fs.promises.mkdir(dir, { recursive: true });
+  // A directory made just now is itself an entry in its parent: make that entry durable too.
+  if (created !== undefined) await fsyncDirectory(path.dirname(path.resolve(dir)));
+  const target = path.join(dir, name);
+  const temp = path.join(dir, `${tempPrefix(name)}${process.pid}-${++tempCounter}`);
+  try {
+    const fh = await fs.promises.open(temp, 'wx');
+    try {
+      await fh.writeFile(bytes);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.promises.rename(temp, target);
+  } catch (err) {
+    await fs.promises.rm(temp, { force: true }).catch(() => undefined);
+    throw new TradeflowError('INTERNAL', `could not write checkpoint ${target}: ${(err as Error).message}`);
+  }
+  // Without this the rename may be lost on power failure, leaving the old checkpoint in place
+  // while the caller goes on to truncate the log it covered.
+  await fsyncDirectory(dir);
+}
+
+/**
+ * Reads `<dir>/<name>` (synchronously: meant for start-up). Null when there is no checkpoint;
+ * throws a TradeflowError naming the file when it is present but unusable. Temp files left by a
+ * crash in the middle of `writeCheckpoint` are removed first: they never replaced the target, so
+ * the previous checkpoint (or none) is the state that was last made durable.
+ */
+export function readCheckpoint<T>(dir: string, name: string): T | null {
+  checkName(name);
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  const prefix = tempPrefix(name);
+  for (const entry of entries) if (entry.startsWith(prefix)) fs.rmSync(path.join(dir, entry), { force: true });
+  const file = path.join(dir, name);
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new TradeflowError('INTERNAL', `could not read checkpoint ${file}: ${(err as Error).message}`);
+  }
+  return decodeCheckpoint<T>(bytes, file);
+}
