@@ -1,0 +1,726 @@
+/**
+ * Append-only log of labelled feedback with group commit: `append` resolves only once its record
+ * is on disk (written and fdatasync'ed), and every append that arrives while an fsync is running
+ * shares the next single write + fsync.
+ *
+ * Layout of the log directory (`STATE_DIR/feedback/`):
+ *
+ *   00000000000000000001.log    segment whose first record has seq 1 (sealed)
+ *   00000000000000004097.log    next segment, first seq 4097 (the active one: the highest name)
+ *
+ * A segment is named by the seq of its first record, zero-padded to 20 digits so that name order is
+ * seq order, so the seqs a sealed segment holds are known without reading it: [its name, next
+ * segment's name - 1]. Appends go to the last segment only. A new segment starts when the active
+ * one reaches `segmentBytes` (after the group that crossed it) or on `rotate()`; `truncateThrough(seq)`
+ * deletes sealed segments whose every record is <= seq. Names ending in `.discarded` are segments set
+ * aside by a repair (see below) and are never read again.
+ *
+ * Segment file: a 16-byte header, then frames. All integers little-endian.
+ *
+ *   header: "TFLG" | u32 format version (1) | u64 first seq (must equal the name)
+ *   frame:  u32 payload length | u32 crc32 | u64 seq | payload
+ *
+ * The crc32 (IEEE) covers the 8 seq bytes and the payload. Seqs are consecutive: a segment's first
+ * frame has the seq of its name and each next frame the seq before it + 1; the log's first record
+ * ever is seq 1, so seq 0 means "nothing" (a checkpoint taken before any feedback).
+ *
+ * Recovery (`open`) reads every segment and stops at the first frame that is cut short, has a length
+ * over the limit, a checksum mismatch or an unexpected seq:
+ * - in the last segment it is a torn write from a crash (no record at or after it was acknowledged,
+ *   because acknowledgement waits for fsync, and the write after an fsync starts no earlier than the
+ *   fsync's end), or media damage; either way the file is truncated there, so the log ends at the
+ *   last good frame and later appends are clean. Frames after a bad one are never applied even when
+ *   they look intact: the learner is order dependent, so applying records around a hole would build
+ *   a state no run ever had. `recovery` says what was cut so that the engine can log it.
+ * - in a sealed segment it cannot be a crash (sealed segments were fsynced before the next began):
+ *   acknowledged feedback is damaged, and `open` refuses with an error naming the file and offset,
+ *   unless opened with `repair: true`, which truncates there and renames every later segment to
+ *   `<name>.discarded`.
+ * A last segment whose header is cut short or zero-filled (crash while creating it) is re-initialised.
+ * A bad header anywhere else, a header that disagrees with its name, or a gap between segments is an
+ * error (no repair: those are not crash artefacts).
+ *
+ * Failure: if a write or fsync fails, that group and everything waiting reject, and so does every
+ * later append: after a failed fsync the kernel may have dropped the dirty pages, so retrying could
+ * acknowledge data that is not on disk. Restarting recovers from what is on disk. A rejected append
+ * may still be found by that recovery (written but not known to be durable).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { TradeflowError } from '../errors';
+import { fsyncDirectory, fsyncDirectorySync } from './checkpoint';
+import { crc32 } from './crc32';
+
+export const SEGMENT_HEADER_BYTES = 16;
+export const FRAME_HEADER_BYTES = 16;
+export const SEGMENT_FORMAT_VERSION = 1;
+/** Format limit on one payload; a length field above it is damage, not a record. */
+export const MAX_RECORD_BYTES = 64 * 1024 * 1024;
+const MAGIC = 'TFLG';
+const SEGMENT_RE = /^(\d{20})\.log$/;
+const TWO_32 = 2 ** 32;
+const INITIAL_GROUP_BYTES = 64 * 1024;
+/** A group buffer that grew past this during a burst is dropped instead of kept as the spare. */
+const KEEP_GROUP_BYTES = 1024 * 1024;
+
+export interface FeedbackLogOptions {
+  /** A group waits at least this long after its first record before its write (default 0: as soon as the previous fsync ends). */
+  commitIntervalMs?: number;
+  /** false skips every fsync: for benchmarks only, records may be lost on a crash. Default true. */
+  durable?: boolean;
+  /** Bytes (frames) waiting to be durable above which `append` rejects at once with QUEUE_FULL. Default 32 MiB. */
+  maxPendingBytes?: number;
+  /** A new segment starts after the group that takes the active one to this size. Default 64 MiB. */
+  segmentBytes?: number;
+  /** Truncate at a damaged frame in a sealed segment instead of refusing to open (see the module comment). */
+  repair?: boolean;
+}
+
+export type FeedbackLogStats = {
+  /** Records acknowledged (durable) since open. */
+  appended: number;
+  /** Groups committed: one write (and one fsync when durable) each. */
+  groups: number;
+  /** fdatasync calls on segment files (directory fsyncs not included). */
+  fsyncs: number;
+  /** Frame bytes written since open. */
+  bytes: number;
+  /** Records and frame bytes appended but not yet acknowledged. */
+  pendingRecords: number;
+  pendingBytes: number;
+  /** Appends refused because `maxPendingBytes` was reached. */
+  rejected: number;
+  /** Largest group so far, in records. */
+  maxGroupRecords: number;
+  /** Seq of the last acknowledged record (0: none yet). */
+  lastSeq: number;
+  segments: number;
+  rotations: number;
+};
+
+export interface RecoveryReport {
+  /** Segment files found at open. */
+  segments: number;
+  /** Good records found at open, and their seq range (firstSeq > lastSeq when there are none). */
+  records: number;
+  firstSeq: number;
+  lastSeq: number;
+  /** Where the log was cut, if it was. */
+  truncated: null | { segment: string; offset: number; discardedBytes: number; reason: string; sealed: boolean };
+  /** Segments renamed to `.discarded` by a repair. */
+  discardedSegments: string[];
+}
+
+interface Segment {
+  name: string;
+  firstSeq: number;
+}
+
+interface ResolvedOptions {
+  commitIntervalMs: number;
+  durable: boolean;
+  maxPendingBytes: number;
+  segmentBytes: number;
+  repair: boolean;
+}
+
+function resolveOptions(opts: FeedbackLogOptions): ResolvedOptions {
+  const o: ResolvedOptions = {
+    commitIntervalMs: opts.commitIntervalMs ?? 0,
+    durable: opts.durable ?? true,
+    maxPendingBytes: opts.maxPendingBytes ?? 32 * 1024 * 1024,
+    segmentBytes: opts.segmentBytes ?? 64 * 1024 * 1024,
+    repair: opts.repair ?? false,
+  };
+  const bad = (what: string): never => {
+    throw new TradeflowError('CONFIG_INVALID', `feedback log: ${what}`);
+  };
+  if (!(Number.isFinite(o.commitIntervalMs) && o.commitIntervalMs >= 0)) bad(`commitIntervalMs must be a number >= 0, got ${o.commitIntervalMs}`);
+  if (!(Number.isSafeInteger(o.maxPendingBytes) && o.maxPendingBytes >= 1024)) bad(`maxPendingBytes must be an integer >= 1024, got ${o.maxPendingBytes}`);
+  if (!(Number.isSafeInteger(o.segmentBytes) && o.segmentBytes >= 256)) bad(`segmentBytes must be an integer >= 256, got ${o.segmentBytes}`);
+  return o;
+}
+
+export function segmentName(firstSeq: number): string {
+  return `${String(firstSeq).padStart(20, '0')}.log`;
+}
+
+function segmentHeader(firstSeq: number): Buffer {
+  const h = Buffer.alloc(SEGMENT_HEADER_BYTES);
+  h.write(MAGIC, 0, 'latin1');
+  h.writeUInt32LE(SEGMENT_FORMAT_VERSION, 4);
+  writeSeq(h, 8, firstSeq);
+  return h;
+}
+
+// Two u32 halves instead of writeBigUInt64LE: no BigInt per record, and seqs stay below 2^53.
+function writeSeq(buf: Buffer, offset: number, seq: number): void {
+  buf.writeUInt32LE(seq >>> 0, offset);
+  buf.writeUInt32LE(Math.floor(seq / TWO_32), offset + 4);
+}
+
+function readSeq(buf: Buffer, offset: number): number {
+  return buf.readUInt32LE(offset) + buf.readUInt32LE(offset + 4) * TWO_32;
+}
+
+/** 'ok', 'torn' (cut short or zero-filled: a crash while the segment was being created) or what is wrong. */
+function checkHeader(buf: Buffer, firstSeq: number): string {
+  if (buf.length < SEGMENT_HEADER_BYTES) return 'torn';
+  const head = buf.subarray(0, SEGMENT_HEADER_BYTES);
+  if (head.every((b) => b === 0)) return 'torn';
+  if (head.toString('latin1', 0, 4) !== MAGIC) return 'it is not a tradeflow feedback segment (bad magic)';
+  const version = head.readUInt32LE(4);
+  if (version !== SEGMENT_FORMAT_VERSION) {
+    return version > SEGMENT_FORMAT_VERSION ? `format version ${version} is newer than this engine reads (${SEGMENT_FORMAT_VERSION})` : `unknown format version ${version}`;
+  }
+  const headerSeq = readSeq(head, 8);
+  if (headerSeq !== firstSeq) return `its header says first seq ${headerSeq} but its name says ${firstSeq}`;
+  return 'ok';
+}
+
+interface Scan {
+  /** Offset just past the last good frame. */
+  end: number;
+  records: number;
+  /** Why the scan stopped before the end of the buffer, if it did. */
+  problem?: string;
+}
+
+/** Walks frames from `start`, expecting consecutive seqs from `firstSeq`; stops at the first bad one. */
+function scanFrames(buf: Buffer, start: number, firstSeq: number, onRecord?: (seq: number, payload: Buffer) => void): Scan {
+  let o = start;
+  let seq = firstSeq;
+  const stop = (problem: string): Scan => ({ end: o, records: seq - firstSeq, problem });
+  while (o < buf.length) {
+    if (buf.length - o < FRAME_HEADER_BYTES) return stop(`a frame header cut short (${buf.length - o} of ${FRAME_HEADER_BYTES} bytes)`);
+    const len = buf.readUInt32LE(o);
+    if (len > MAX_RECORD_BYTES) return stop(`a length field of ${len} bytes, over the ${MAX_RECORD_BYTES}-byte limit`);
+    const end = o + FRAME_HEADER_BYTES + len;
+    if (end > buf.length) return stop(`a frame cut short (${buf.length - o - FRAME_HEADER_BYTES} of ${len} payload bytes)`);
+    if (crc32(buf.subarray(o + 8, end)) !== buf.readUInt32LE(o + 4)) return stop(`a checksum mismatch in the frame expected to hold seq ${seq}`);
+    const got = readSeq(buf, o + 8);
+    if (got !== seq) return stop(`seq ${got} where seq ${seq} was expected`);
+    if (onRecord) onRecord(seq, buf.subarray(o + FRAME_HEADER_BYTES, end));
+    seq++;
+    o = end;
+  }
+  return { end: o, records: seq - firstSeq };
+}
+
+/**
+ * The frames of one group, laid out back to back in one buffer so that a group is one write.
+ * Seqs and checksums are filled in at commit, not at append: a seq is then only ever given to a
+ * record in the order it reaches the disk.
+ */
+class Group {
+  buf: Buffer;
+  used = 0;
+  count = 0;
+  firstAt = 0;
+  resolves: Array<(seq: number) => void> = [];
+  rejects: Array<(err: Error) => void> = [];
+
+  constructor(capacity: number) {
+    this.buf = Buffer.allocUnsafe(capacity);
+  }
+
+  add(payload: Uint8Array, resolve: (seq: number) => void, reject: (err: Error) => void): void {
+    const need = this.used + FRAME_HEADER_BYTES + payload.length;
+    if (need > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2));
+      this.buf.copy(grown, 0, 0, this.used);
+      this.buf = grown;
+    }
+    this.buf.writeUInt32LE(payload.length, this.used);
+    // Copied now, so the caller may reuse its buffer as soon as append returns.
+    this.buf.set(payload, this.used + FRAME_HEADER_BYTES);
+    this.used = need;
+    this.count++;
+    this.resolves.push(resolve);
+    this.rejects.push(reject);
+  }
+
+  seal(firstSeq: number): void {
+    let o = 0;
+    for (let seq = firstSeq; o < this.used; seq++) {
+      const end = o + FRAME_HEADER_BYTES + this.buf.readUInt32LE(o);
+      writeSeq(this.buf, o + 8, seq);
+      this.buf.writeUInt32LE(crc32(this.buf.subarray(o + 8, end)), o + 4);
+      o = end;
+    }
+  }
+
+  reset(): void {
+    this.used = 0;
+    this.count = 0;
+    this.resolves = [];
+    this.rejects = [];
+  }
+}
+
+function writeAll(fd: number, buf: Buffer, length: number, position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let done = 0;
+    const step = (): void => {
+      fs.write(fd, buf, done, length - done, position + done, (err, n) => {
+        if (err) return reject(err);
+        if (n === 0) return reject(new Error(`write of ${length - done} bytes wrote nothing`));
+        done += n;
+        if (done < length) step();
+        else resolve();
+      });
+    };
+    step();
+  });
+}
+
+function fdatasync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+// Raw descriptors rather than FileHandles: a FileHandle that is garbage-collected closes its fd
+// behind our back, and the callback API is the cheapest path to the threadpool.
+function openFd(file: string, flags: string): Promise<number> {
+  return new Promise((resolve, reject) => fs.open(file, flags, (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+
+function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+function corrupt(file: string, what: string): TradeflowError {
+  return new TradeflowError('INTERNAL', `feedback log segment ${file} is damaged: ${what}`);
+}
+
+/** Renames `name` aside without overwriting an earlier discarded copy. */
+function setAside(dir: string, name: string): string {
+  let target = `${name}.discarded`;
+  for (let n = 1; fs.existsSync(path.join(dir, target)); n++) target = `${name}.discarded-${n}`;
+  fs.renameSync(path.join(dir, name), path.join(dir, target));
+  return target;
+}
+
+export class FeedbackLog {
+  private gather: Group;
+  private spare: Group | null = null;
+  private inflight: Group | null = null;
+  private chain: Promise<void> = Promise.resolve();
+  private commitQueued = false;
+  private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  private closing = false;
+  private closed: Promise<void> | null = null;
+  private failure: TradeflowError | null = null;
+  private nextSeq: number;
+  private durableSeq: number;
+  private readonly maxRecordBytes: number;
+  private readonly counters = { appended: 0, groups: 0, fsyncs: 0, bytes: 0, rejected: 0, maxGroupRecords: 0, rotations: 0 };
+
+  private constructor(
+    readonly dir: string,
+    private readonly opts: ResolvedOptions,
+    private readonly segments: Segment[],
+    private fd: number,
+    private size: number,
+    private activeRecords: number,
+    /** What `open` found and cut; log it at start. */
+    readonly recovery: RecoveryReport,
+  ) {
+    this.nextSeq = segments[segments.length - 1]!.firstSeq + activeRecords;
+    this.durableSeq = this.nextSeq - 1;
+    this.gather = new Group(INITIAL_GROUP_BYTES);
+    this.maxRecordBytes = Math.min(MAX_RECORD_BYTES, opts.maxPendingBytes - FRAME_HEADER_BYTES);
+  }
+
+  /**
+   * Opens (creating if needed) the log in `dir`, validating every segment and cutting a torn tail
+   * (see the module comment). Synchronous I/O inside: it runs at start-up, before serving.
+   */
+  static async open(dir: string, options: FeedbackLogOptions = {}): Promise<FeedbackLog> {
+    const opts = resolveOptions(options);
+    const made = fs.mkdirSync(dir, { recursive: true });
+    if (made !== undefined && opts.durable) fsyncDirectorySync(path.dirname(path.resolve(dir)));
+    const names = fs.readdirSync(dir).filter((n) => SEGMENT_RE.test(n)).sort();
+    const report: RecoveryReport = { segments: names.length, records: 0, firstSeq: 1, lastSeq: 0, truncated: null, discardedSegments: [] };
+    const kept: Segment[] = [];
+    let size = SEGMENT_HEADER_BYTES;
+    let records = 0;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      const file = path.join(dir, name);
+      const last = i === names.length - 1;
+      const firstSeq = Number(name.slice(0, 20));
+      if (!Number.isSafeInteger(firstSeq) || firstSeq < 1) throw corrupt(file, 'its name is not a valid first seq');
+      if (kept.length > 0) {
+        const expected = kept[kept.length - 1]!.firstSeq + records;
+        if (firstSeq !== expected) {
+          throw corrupt(file, `it starts at seq ${firstSeq} but the segment before it ends at seq ${expected - 1}: a segment is missing, or was renamed`);
+        }
+      } else {
+        report.firstSeq = firstSeq;
+      }
+      const buf = fs.readFileSync(file);
+      const head = checkHeader(buf, firstSeq);
+      kept.push({ name, firstSeq });
+      if (head === 'torn' && last) {
+        // Crash while the segment was being created: nothing in it was ever acknowledged.
+        const fd = fs.openSync(file, 'r+');
+        try {
+          fs.ftruncateSync(fd, 0);
+          fs.writeSync(fd, segmentHeader(firstSeq), 0, SEGMENT_HEADER_BYTES, 0);
+          if (opts.durable) fs.fdatasyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+        report.truncated = { segment: name, offset: 0, discardedBytes: buf.length, reason: 'a segment header cut short or zero-filled', sealed: false };
+        size = SEGMENT_HEADER_BYTES;
+        records = 0;
+        break;
+      }
+      if (head !== 'ok') throw corrupt(file, head === 'torn' ? 'its header is cut short or zero-filled, and it is not the last segment' : head);
+      const scan = scanFrames(buf, SEGMENT_HEADER_BYTES, firstSeq);
+      size = scan.end;
+      records = scan.records;
+      report.records += scan.records;
+      if (scan.problem === undefined) continue;
+      if (!last && !opts.repair) {
+        throw corrupt(
+          file,
+          `${scan.problem} at byte ${scan.end}, in a sealed segment whose records were acknowledged. ` +
+            `Restore the state directory from a backup, or open the log with repair to keep the records before this point ` +
+            `(later segments are then renamed to *.discarded)`,
+        );
+      }
+      const fd = fs.openSync(file, 'r+');
+      try {
+        fs.ftruncateSync(fd, scan.end);
+        if (opts.durable) fs.fdatasyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      report.truncated = { segment: name, offset: scan.end, discardedBytes: buf.length - scan.end, reason: scan.problem, sealed: !last };
+      if (!last) {
+        for (const later of names.slice(i + 1)) report.discardedSegments.push(setAside(dir, later));
+        if (opts.durable) fsyncDirectorySync(dir);
+      }
+      break;
+    }
+    if (kept.length === 0) {
+      const name = segmentName(1);
+      const fd = fs.openSync(path.join(dir, name), 'wx');
+      try {
+        fs.writeSync(fd, segmentHeader(1), 0, SEGMENT_HEADER_BYTES, 0);
+        if (opts.durable) fs.fdatasyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      if (opts.durable) fsyncDirectorySync(dir);
+      kept.push({ name, firstSeq: 1 });
+    }
+    const active = kept[kept.length - 1]!;
+    report.lastSeq = active.firstSeq + records - 1;
+    const fd = fs.openSync(path.join(dir, active.name), 'r+');
+    return new FeedbackLog(dir, opts, kept, fd, size, records, report);
+  }
+
+  /** Seq of the last acknowledged record (0 when the log has never held one). */
+  get lastSeq(): number {
+    return this.durableSeq;
+  }
+
+  /**
+   * Appends one record; resolves with its seq once it is durable. Records get seqs in the order of
+   * their `append` calls, and the promises of a group resolve in seq order, so work chained on them
+   * runs in log order. Rejects at once with QUEUE_FULL (503, Retry-After) when `maxPendingBytes` are
+   * already waiting, DRAINING after `close()`, BODY_TOO_LARGE for a payload that could never fit,
+   * and INTERNAL once the log has failed. The payload is copied before this returns.
+   */
+  append(payload: Uint8Array): Promise<number> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new TradeflowError('DRAINING', 'the feedback log is closed'));
+    if (payload.length > this.maxRecordBytes) {
+      return Promise.reject(new TradeflowError('BODY_TOO_LARGE', `a feedback record of ${payload.length} bytes is over the feedback log's limit of ${this.maxRecordBytes}`));
+    }
+    const frame = FRAME_HEADER_BYTES + payload.length;
+    const pending = this.pendingBytes();
+    if (pending + frame > this.opts.maxPendingBytes) {
+      this.counters.rejected++;
+      return Promise.reject(
+        new TradeflowError(
+          'QUEUE_FULL',
+          `the feedback log has ${pending} bytes waiting for the disk (limit ${this.opts.maxPendingBytes}); retry shortly`,
+          { 'Retry-After': '1' },
+        ),
+      );
+    }
+    const g = this.gather;
+    if (g.count === 0) g.firstAt = performance.now();
+    const done = new Promise<number>((resolve, reject) => g.add(payload, resolve, reject));
+    this.kick();
+    return done;
+  }
+
+  /** Resolves once every record appended before the call is durable (or has failed), ignoring `commitIntervalMs`. */
+  flush(): Promise<void> {
+    this.cancelTimers();
+    return this.exclusive(() => this.commitGroup());
+  }
+
+  /**
+   * Calls `onRecord` (synchronously, in seq order) for every record with seq > afterSeq; resolves
+   * with how many. `payload` is a view of the segment just read: copy it to keep it.
+   * `afterSeq` is the seq the caller's checkpoint covers. If the log no longer reaches back to
+   * afterSeq + 1, that is an error (records are missing). If the log ends before afterSeq (it was
+   * deleted or lost while the checkpoint survived), its old records are all covered by the
+   * checkpoint: they are removed and the log continues at afterSeq + 1, so that new seqs never fall
+   * inside the checkpoint's range.
+   */
+  replay(afterSeq: number, onRecord: (seq: number, payload: Uint8Array) => void): Promise<number> {
+    return this.exclusive(async () => {
+      this.throwIfUnusable();
+      if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new TradeflowError('INTERNAL', `replay: afterSeq must be an integer >= 0, got ${afterSeq}`);
+      const first = this.segments[0]!.firstSeq;
+      if (afterSeq < first - 1) {
+        throw new TradeflowError(
+          'INTERNAL',
+          `the feedback log in ${this.dir} starts at seq ${first} but the checkpoint covers seqs up to ${afterSeq} only: ` +
+            `records ${afterSeq + 1}..${first - 1} are missing (an older checkpoint restored after the log was truncated?). ` +
+            `Restore the matching checkpoint, or move the checkpoint and the feedback directory aside to start from scratch`,
+        );
+      }
+      if (afterSeq > this.durableSeq) {
+        try {
+          await this.restartAt(afterSeq + 1);
+        } catch (err) {
+          this.fail(err as Error);
+          throw this.failure;
+        }
+        return 0;
+      }
+      let delivered = 0;
+      for (let i = 0; i < this.segments.length; i++) {
+        const seg = this.segments[i]!;
+        const active = i === this.segments.length - 1;
+        const end = active ? this.nextSeq : this.segments[i + 1]!.firstSeq;
+        if (end - 1 <= afterSeq) continue;
+        const file = path.join(this.dir, seg.name);
+        let buf = await fs.promises.readFile(file);
+        if (active) buf = buf.subarray(0, this.size);
+        const head = checkHeader(buf, seg.firstSeq);
+        if (head !== 'ok') throw corrupt(file, `changed since the log was opened: ${head === 'torn' ? 'header cut short' : head}`);
+        const scan = scanFrames(buf, SEGMENT_HEADER_BYTES, seg.firstSeq, (seq, payload) => {
+          if (seq <= afterSeq) return;
+          onRecord(seq, payload);
+          delivered++;
+        });
+        if (scan.problem !== undefined || seg.firstSeq + scan.records !== end) {
+          throw corrupt(file, `changed since the log was opened: ${scan.problem ?? `it holds seqs up to ${seg.firstSeq + scan.records - 1}, not ${end - 1}`}`);
+        }
+      }
+      return delivered;
+    });
+  }
+
+  /**
+   * Seals the active segment and starts a new one (after a checkpoint, so that `truncateThrough`
+   * can drop what the checkpoint covers). A no-op when the active segment holds no record.
+   */
+  rotate(): Promise<void> {
+    return this.exclusive(async () => {
+      this.throwIfUnusable();
+      if (this.activeRecords > 0) await this.startSegment();
+    });
+  }
+
+  /**
+   * Deletes every sealed segment whose records all have seq <= `seq` (the seq a durable checkpoint
+   * covers); resolves with how many. The active segment is never deleted: call `rotate()` first.
+   */
+  truncateThrough(seq: number): Promise<number> {
+    return this.exclusive(async () => {
+      this.throwIfUnusable();
+      let removed = 0;
+      while (this.segments.length > 1 && this.segments[1]!.firstSeq - 1 <= seq) {
+        await fs.promises.unlink(path.join(this.dir, this.segments[0]!.name));
+        this.segments.shift();
+        removed++;
+      }
+      // Oldest first, then one directory fsync: a crash part-way leaves a contiguous suffix of
+      // segments, never a hole that `open` would have to refuse.
+      if (removed > 0 && this.opts.durable) await fsyncDirectory(this.dir);
+      return removed;
+    });
+  }
+
+  stats(): FeedbackLogStats {
+    return {
+      ...this.counters,
+      pendingRecords: this.gather.count + (this.inflight?.count ?? 0),
+      pendingBytes: this.pendingBytes(),
+      lastSeq: this.durableSeq,
+      segments: this.segments.length,
+    };
+  }
+
+  /** Refuses new appends, makes every accepted one durable, then closes the file. Idempotent. */
+  close(): Promise<void> {
+    if (this.closed) return this.closed;
+    this.closing = true;
+    this.closed = (async () => {
+      await this.flush();
+      await this.exclusive(() => closeFd(this.fd));
+    })();
+    return this.closed;
+  }
+
+  private pendingBytes(): number {
+    return this.gather.used + (this.inflight?.used ?? 0);
+  }
+
+  private throwIfUnusable(): void {
+    if (this.failure) throw this.failure;
+    if (this.closed) throw new TradeflowError('DRAINING', 'the feedback log is closed');
+  }
+
+  /** Runs file operations one at a time, in call order: commits, rotations, truncations, replay, close. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn);
+    this.chain = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /** Schedules the next group unless one is queued or running (it will call back when done). */
+  private kick(): void {
+    if (this.commitQueued || this.timer !== undefined || this.immediate !== undefined) return;
+    if (this.gather.count === 0 || this.failure) return;
+    const wait = this.gather.firstAt + this.opts.commitIntervalMs - performance.now();
+    // setImmediate rather than committing now: every append made in this turn of the event loop
+    // (all the requests read in one poll, the continuations of the group just acknowledged) joins.
+    if (wait >= 1) this.timer = setTimeout(this.onTimer, Math.ceil(wait));
+    else this.immediate = setImmediate(this.onTimer);
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    this.immediate = undefined;
+    this.commitQueued = true;
+    const done = (): void => {
+      this.commitQueued = false;
+      this.kick();
+    };
+    this.exclusive(() => this.commitGroup()).then(done, done);
+  };
+
+  private cancelTimers(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.immediate !== undefined) clearImmediate(this.immediate);
+    this.timer = undefined;
+    this.immediate = undefined;
+  }
+
+  /** One write + one fdatasync for everything gathered so far, then the acknowledgements. */
+  private async commitGroup(): Promise<void> {
+    const g = this.gather;
+    if (g.count === 0 || this.failure) return;
+    this.gather = this.spare ?? new Group(INITIAL_GROUP_BYTES);
+    this.spare = null;
+    this.inflight = g;
+    const first = this.nextSeq;
+    g.seal(first);
+    try {
+      await writeAll(this.fd, g.buf, g.used, this.size);
+      if (this.opts.durable) {
+        await fdatasync(this.fd);
+        this.counters.fsyncs++;
+      }
+    } catch (err) {
+      this.inflight = null;
+      this.fail(err as Error, g);
+      return;
+    }
+    this.inflight = null;
+    this.size += g.used;
+    this.activeRecords += g.count;
+    this.nextSeq += g.count;
+    this.durableSeq = this.nextSeq - 1;
+    const c = this.counters;
+    c.appended += g.count;
+    c.groups++;
+    c.bytes += g.used;
+    if (g.count > c.maxGroupRecords) c.maxGroupRecords = g.count;
+    const resolves = g.resolves;
+    for (let i = 0; i < resolves.length; i++) resolves[i]!(first + i);
+    g.reset();
+    if (g.buf.length <= KEEP_GROUP_BYTES) this.spare = g;
+    if (this.size >= this.opts.segmentBytes) {
+      try {
+        await this.startSegment();
+      } catch (err) {
+        this.fail(err as Error);
+      }
+    }
+  }
+
+  /** Creates the segment for `nextSeq` and makes it the active one. */
+  private async startSegment(): Promise<void> {
+    const firstSeq = this.nextSeq;
+    const name = segmentName(firstSeq);
+    const fd = await this.createSegmentFile(name, firstSeq);
+    const old = this.fd;
+    this.fd = fd;
+    this.size = SEGMENT_HEADER_BYTES;
+    this.activeRecords = 0;
+    this.segments.push({ name, firstSeq });
+    this.counters.rotations++;
+    await closeFd(old);
+  }
+
+  private async createSegmentFile(name: string, firstSeq: number): Promise<number> {
+    const file = path.join(this.dir, name);
+    const fd = await openFd(file, 'wx');
+    try {
+      await writeAll(fd, segmentHeader(firstSeq), SEGMENT_HEADER_BYTES, 0);
+      // The header reaches the disk with the first group's fdatasync; the name must be durable
+      // before any record in this file is acknowledged, and fdatasync on the file does not cover it.
+      if (this.opts.durable) await fsyncDirectory(this.dir);
+    } catch (err) {
+      await closeFd(fd).catch(() => undefined);
+      await fs.promises.rm(file, { force: true }).catch(() => undefined);
+      throw err;
+    }
+    return fd;
+  }
+
+  /** The log ends before the checkpoint: drop what it holds (all covered) and continue at `seq`. */
+  private async restartAt(seq: number): Promise<void> {
+    await closeFd(this.fd);
+    // Delete before creating: a crash in between leaves an empty directory (a fresh log that the
+    // next replay restarts again), never old segments followed by a gap.
+    for (const seg of this.segments) await fs.promises.unlink(path.join(this.dir, seg.name));
+    if (this.opts.durable) await fsyncDirectory(this.dir);
+    this.segments.length = 0;
+    const name = segmentName(seq);
+    this.fd = await this.createSegmentFile(name, seq);
+    this.segments.push({ name, firstSeq: seq });
+    this.size = SEGMENT_HEADER_BYTES;
+    this.activeRecords = 0;
+    this.nextSeq = seq;
+    this.durableSeq = seq - 1;
+  }
+
+  private fail(err: Error, group?: Group): void {
+    this.failure ??= new TradeflowError(
+      'INTERNAL',
+      `the feedback log in ${this.dir} failed (${err.message}); appends are refused until the engine restarts and recovers the log`,
+    );
+    for (const g of [group, this.gather]) {
+      if (!g) continue;
+      for (const reject of g.rejects) reject(this.failure);
+      g.reset();
+    }
+  }
+}
