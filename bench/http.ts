@@ -34,6 +34,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'scenario', help: 'comma-separated scenarios to run: a|json1-c64, b|json64-c8, c|json64-c64, d|bin64-c64 (default all)' },
   { name: 'tool', help: 'load generator: wrk (default when /usr/bin/wrk exists) or autocannon' },
   { name: 'threads', help: 'wrk threads (default 1: the load generator shares the 2 cores)' },
+  { name: 'quiet-wait', help: 'before each measured run, wait up to this many seconds for other processes to leave the CPUs alone (default 30; 0 = never wait)' },
   { name: 'workers', help: 'engine inference workers (sets WORKERS for the engine)' },
   { name: 'model', help: 'ONNX model both servers load (default models/ensemble.onnx)' },
   { name: 'engine', help: 'engine entry point run as `node <file> serve` (default dist/src/cli/main.js)' },
@@ -227,6 +228,7 @@ interface Options {
   write: boolean;
   keep: boolean;
   note: string | null;
+  quietWaitS: number;
 }
 
 function parseOptions(argv: string[]): Options | null {
@@ -264,6 +266,7 @@ function parseOptions(argv: string[]): Options | null {
     write: flags.has('write'),
     keep: flags.has('keep'),
     note: flags.get('note') ?? null,
+    quietWaitS: numberFlag(flags, 'quiet-wait', 30, 0, 600),
   };
 }
 
@@ -288,6 +291,28 @@ async function startServers(o: Options, workDir: string): Promise<{ engine: Serv
 
 function assertAlive(s: Server): void {
   if (s.child.exited) fail(`the ${s.name} exited during the benchmark (code ${s.child.exitCode}, signal ${s.child.exitSignal})\n${tail(s.child.logPath, 30)}`);
+}
+
+/** Busy CPU of the whole machine over the next second, % of one core (our servers are idle then). */
+async function machineBusyPct(): Promise<number> {
+  const b0 = machineBusySeconds();
+  const t0 = performance.now();
+  await sleep(1000);
+  return ((machineBusySeconds() - b0) / ((performance.now() - t0) / 1000)) * 100;
+}
+
+/**
+ * The machine is shared (other jobs, test suites): before a measured run, wait up to
+ * `maxS` seconds for a second in which everything else uses less than QUIET_PCT of a core.
+ */
+async function waitQuiet(maxS: number): Promise<void> {
+  if (maxS <= 0) return;
+  const deadline = Date.now() + maxS * 1000;
+  let busy = await machineBusyPct();
+  if (busy < QUIET_PCT) return;
+  process.stdout.write(`  waiting for a quiet machine (other processes use ${busy.toFixed(0)}% of a core)`);
+  while (busy >= QUIET_PCT && Date.now() < deadline) busy = await machineBusyPct();
+  process.stdout.write(busy < QUIET_PCT ? ': quiet\n' : `: still ${busy.toFixed(0)}% after ${maxS} s, running anyway\n`);
 }
 
 /** Per server and scenario: the body where the next run starts (see LoadSpec.startIndex). */
@@ -407,6 +432,7 @@ async function runScenario(o: Options, sc: Scenario, servers: Server[], workDir:
     process.stdout.write(`  round ${round + 1}/${o.rounds}\n`);
     const order = round % 2 === 0 ? active : [...active].reverse();
     for (const s of order) {
+      await waitQuiet(o.quietWaitS);
       const m = await measure(o, s, sc, set, o.durationS, workDir);
       result.servers[s.name].runs.push(m.run);
       result.servers[s.name].serverCpuPct.push(m.serverCpuPct);
@@ -477,7 +503,7 @@ function buildReport(o: Options, results: ScenarioResult[], context: { command: 
   lines.push(`- Command: \`${context.command}\``);
   if (o.note) lines.push(`- Note: ${o.note}`);
   lines.push(`- Machine: ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${os.release()}, Node ${process.version}`);
-  lines.push(`- Load generator: ${o.tool === 'wrk' ? `wrk (${WRK_PATH}, ${o.threads} thread${o.threads > 1 ? 's' : ''})` : 'autocannon (in the harness process)'} on the same machine, 127.0.0.1; ${o.durationS} s per run, ${o.rounds} round(s), ${o.warmupS} s warm-up per server discarded, runs interleaved (A B, B A, ...); medians over rounds`);
+  lines.push(`- Load generator: ${o.tool === 'wrk' ? `wrk (${WRK_PATH}, ${o.threads} thread${o.threads > 1 ? 's' : ''})` : 'autocannon (in the harness process)'} on the same machine, 127.0.0.1; ${o.durationS} s per run, ${o.rounds} round(s), ${o.warmupS} s warm-up per server discarded, runs interleaved (A B, B A, ...); medians over rounds; before each run, up to ${o.quietWaitS} s wait for other processes to use < ${QUIET_PCT}% of a core`);
   lines.push(`- ${context.modelLine}`);
   lines.push(`- Engine: ${context.engineConfig}`);
   lines.push(`- Bodies: seeded, ${results.map((r) => `${r.scenario.bodies} distinct for (${r.scenario.letter})`).join(', ')}, sent in a cycle that continues across runs; features rounded to 8 significant digits in JSON`);
@@ -599,6 +625,8 @@ function buildReport(o: Options, results: ScenarioResult[], context: { command: 
 const SECTION = '## HTTP end to end';
 /** A run during which other processes used more than this (% of one core) is flagged as disturbed. */
 const BUSY_PCT = 20;
+/** What counts as a quiet machine before a run (% of one core used by other processes). */
+const QUIET_PCT = 10;
 
 const SECTION_INTRO = `${SECTION}
 
@@ -688,7 +716,7 @@ async function main(): Promise<number> {
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tradeflow-bench-'));
   let keepWorkDir = opts.keep;
   const runs = opts.scenarios.length * 2 * (opts.rounds * opts.durationS + opts.warmupS);
-  const budgetS = Math.ceil(runs * 1.3 + opts.scenarios.length * 30 + 240);
+  const budgetS = Math.ceil(runs * 1.3 + opts.scenarios.length * 2 * opts.rounds * (opts.quietWaitS + 2) + opts.scenarios.length * 30 + 240);
   const expected = Math.ceil(runs + opts.scenarios.length * 2 * (opts.rounds + 1) * 0.5);
   process.stdout.write(`bench:http: ${opts.tool}, ${opts.scenarios.map((s) => s.letter).join(',')}, ${opts.durationS} s × ${opts.rounds} rounds + ${opts.warmupS} s warm-up per server: about ${Math.ceil(expected / 60)} min (limit ${Math.ceil(budgetS / 60)} min)\n`);
   process.stdout.write(`scratch directory (logs): ${workDir}\n`);
