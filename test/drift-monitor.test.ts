@@ -116,7 +116,7 @@ describe('drift monitor', () => {
     expect(events.filter((e) => e.severity === 'warning')).toHaveLength(episodes);
     expect(events.filter((e) => e.severity === 'drift')).toHaveLength(drifts);
     const drift = events.find((e) => e.severity === 'drift')!;
-    expect(drift).toMatchObject({ detector: "ddm", samples: 1335 }); // DDM drifts at index 1334
+    expect(drift).toMatchObject({ detector: 'ddm', samples: 1335 }); // DDM drifts at index 1334
     expect(drift.score).toBeGreaterThan(1);
     // The clock ticks once per outcome that changes something: ISO strings, increasing.
     expect(s.lastWarningAt).toMatch(/^2025-01-01T\d\d:\d\d:\d\d\.000Z$/);

@@ -58,13 +58,20 @@ class Row {
     this.len++;
   }
 
-  /** Drops the k oldest buckets. */
+  /** Drops the k oldest buckets. Plain loops: rows hold a handful of buckets, too few for
+   * copyWithin/fill calls to pay off. */
   shift(k: number): void {
     const len = this.len;
-    this.tot.copyWithin(0, k, len);
-    this.vr.copyWithin(0, k, len);
-    this.tot.fill(0, len - k, len);
-    this.vr.fill(0, len - k, len);
+    const tot = this.tot;
+    const vr = this.vr;
+    for (let i = k; i < len; i++) {
+      tot[i - k] = tot[i];
+      vr[i - k] = vr[i];
+    }
+    for (let i = len - k; i < len; i++) {
+      tot[i] = 0;
+      vr[i] = 0;
+    }
     this.len = len - k;
   }
 }
@@ -79,10 +86,16 @@ export class ADWIN extends BaseDetector<ADWINParams> {
   private tick = 0;
   /** Largest |mean(W0) - mean(W1)| / epsilon among the cuts tested at the last check. */
   private lastScore = 0;
+  private readonly maxBuckets: number;
+  private readonly clock: number;
+  private readonly grace: number;
 
   constructor(params: Partial<ADWINParams> = {}) {
     super(resolveParams('adwin', ADWIN_SPEC, params));
-    this.rows = [new Row(this.cfg.max_buckets)];
+    this.maxBuckets = this.cfg.max_buckets;
+    this.clock = this.cfg.clock;
+    this.grace = this.cfg.grace_period;
+    this.rows = [new Row(this.maxBuckets)];
   }
 
   update(x: number): DriftState {
@@ -105,7 +118,7 @@ export class ADWIN extends BaseDetector<ADWINParams> {
   }
 
   private compress(): void {
-    const max = this.cfg.max_buckets;
+    const max = this.maxBuckets;
     const rows = this.rows;
     for (let idx = 0; idx < rows.length; idx++) {
       const row = rows[idx];
@@ -143,7 +156,7 @@ export class ADWIN extends BaseDetector<ADWINParams> {
   private detect(): boolean {
     let change = false;
     this.tick++;
-    if (this.tick % this.cfg.clock !== 0 || !(this.width > this.cfg.grace_period)) return false;
+    if (this.tick % this.clock !== 0 || !(this.width > this.grace)) return false;
     const mwl = this.cfg.min_window_length;
     let best = 0;
     let again = true;

@@ -36,9 +36,16 @@ export class DDM extends BaseDetector<DDMParams> {
   private pMin = Infinity;
   private sMin = Infinity;
   private psMin = Infinity;
+  // Copies of the parameters: the update loop reads plain own fields.
+  private readonly warmStart: number;
+  private readonly warnK: number;
+  private readonly driftK: number;
 
   constructor(params: Partial<DDMParams> = {}) {
     super(resolveParams('ddm', DDM_SPEC, params));
+    this.warmStart = this.cfg.warm_start;
+    this.warnK = this.cfg.warning_threshold;
+    this.driftK = this.cfg.drift_threshold;
   }
 
   update(x: number): DriftState {
@@ -50,14 +57,14 @@ export class DDM extends BaseDetector<DDMParams> {
     const s = Math.sqrt((p * (1 - p)) / n);
     const ps = p + s;
     this.ps = ps;
-    if (n > this.cfg.warm_start) {
+    if (n > this.warmStart) {
       if (ps <= this.psMin) {
         this.pMin = p;
         this.sMin = s;
         this.psMin = p + s;
       }
-      this.warning = ps > this.pMin + this.cfg.warning_threshold * this.sMin;
-      if (ps > this.pMin + this.cfg.drift_threshold * this.sMin) {
+      this.warning = ps > this.pMin + this.warnK * this.sMin;
+      if (ps > this.pMin + this.driftK * this.sMin) {
         this.drift = true;
         this.warning = false;
       }

@@ -45,9 +45,15 @@ export class EDDM extends BaseDetector<EDDMParams> {
   private dVar = 0;
   private p2sMax = -1;
   private level = 1;
+  private readonly warmStart: number;
+  private readonly alpha: number;
+  private readonly beta: number;
 
   constructor(params: Partial<EDDMParams> = {}) {
     super(resolveParams('eddm', EDDM_SPEC, params));
+    this.warmStart = this.cfg.warm_start;
+    this.alpha = this.cfg.alpha;
+    this.beta = this.cfg.beta;
   }
 
   update(x: number): DriftState {
@@ -61,16 +67,16 @@ export class EDDM extends BaseDetector<EDDMParams> {
       const dn = ++this.dN;
       this.dMean += (dist - oldMean) / dn;
       if (dn > 1) this.dVar += ((dist - oldMean) * (dist - this.dMean) - this.dVar) / (dn - 1);
-      if (n > this.cfg.warm_start) {
+      if (n > this.warmStart) {
         const p2s = this.dMean + 2 * Math.sqrt(this.dVar);
         if (p2s > this.p2sMax) {
           this.p2sMax = p2s;
           this.level = 1;
-        } else if (this.nErrors > this.cfg.warm_start) {
+        } else if (this.nErrors > this.warmStart) {
           const level = p2s / this.p2sMax;
           this.level = level;
-          if (level < this.cfg.beta) this.drift = true;
-          else if (level < this.cfg.alpha) this.warning = true;
+          if (level < this.beta) this.drift = true;
+          else if (level < this.alpha) this.warning = true;
           else this.warning = false;
         }
       }

@@ -47,8 +47,11 @@ export class HDDMA extends BaseDetector<HDDMAParams> {
   private readonly lnDrift: number;
   private readonly lnWarn: number;
 
+  private readonly twoSided: boolean;
+
   constructor(params: Partial<HDDMAParams> = {}) {
     super(resolveParams('hddm_a', HDDM_A_SPEC, params));
+    this.twoSided = this.cfg.two_sided_test;
     this.lnCut = Math.log(1 / this.cfg.drift_confidence);
     this.lnDrift = Math.log(2 / this.cfg.drift_confidence);
     this.lnWarn = Math.log(2 / this.cfg.warning_confidence);
@@ -102,7 +105,7 @@ export class HDDMA extends BaseDetector<HDDMAParams> {
       this.drift = false;
     }
 
-    if (this.cfg.two_sided_test) {
+    if (this.twoSided) {
       this.decr = 0;
       this.decrBound = 0;
       if (this.maxN !== zn) {

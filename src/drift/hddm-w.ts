@@ -94,8 +94,11 @@ export class HDDMW extends BaseDetector<HDDMWParams> {
   private readonly lnDrift: number;
   private readonly lnWarn: number;
 
+  private readonly twoSided: boolean;
+
   constructor(params: Partial<HDDMWParams> = {}) {
     super(resolveParams('hddm_w', HDDM_W_SPEC, params));
+    this.twoSided = this.cfg.two_sided_test;
     this.lambda = this.cfg.lambda_val;
     this.oneMinus = 1 - this.lambda;
     this.lambdaSq = this.lambda * this.lambda;
@@ -144,7 +147,7 @@ export class HDDMW extends BaseDetector<HDDMWParams> {
     }
 
     // River also keeps the decrease statistics when one-sided; nothing reads them then.
-    if (this.cfg.two_sided_test) {
+    if (this.twoSided) {
       if (total.ewma - eps > this.decrCut) {
         this.decrCut = total.ewma - eps;
         this.s1Decr.copyFrom(total);

@@ -13,6 +13,7 @@
  * Like River, a reset (and so the update after a drift) re-creates the generator from the seed,
  * and the window River keeps after a drift is discarded by that reset.
  */
+import { randomInt } from 'node:crypto';
 import { BaseDetector, rejectInput } from './base';
 import { ratioScore, SCORE_CAP, type DriftState } from './detector';
 import { KS_EXACT_MAX_N, ksTwoSampleEqualSize } from './ks-test';
@@ -24,7 +25,7 @@ export interface KSWINParams {
   alpha: number;
   window_size: number;
   stat_size: number;
-  /** null: a fresh seed from the OS at every reset, like River's `seed=None`. */
+  /** null: a seed drawn from the OS (River's `seed=None`). */
   seed: number | null;
 }
 
@@ -52,12 +53,18 @@ export interface KswinSampler {
   restore(s: unknown): void;
 }
 
-/** The default: Python's `random.Random(seed)`, re-seeded on reset. */
+/**
+ * The default: Python's `random.Random(seed)`, re-seeded on reset. Without a seed it draws one
+ * from the OS once and re-seeds with that same one, where River would draw a new one at each
+ * reset: just as random, and a checkpoint then replays exactly.
+ */
 export class PythonSampler implements KswinSampler {
   private readonly rng: PythonRandom;
+  private seed: number;
 
-  constructor(private readonly seed: number | null) {
-    this.rng = new PythonRandom(seed);
+  constructor(seed: number | null) {
+    this.seed = seed ?? randomInt(0, 2 ** 47);
+    this.rng = new PythonRandom(this.seed);
   }
 
   sample(populationSize: number, k: number): number[] {
@@ -68,16 +75,17 @@ export class PythonSampler implements KswinSampler {
     this.rng.seed(this.seed);
   }
 
-  snapshot(): PythonRandomState {
-    return this.rng.getState();
+  snapshot(): { seed: number } & PythonRandomState {
+    return { seed: this.seed, ...this.rng.getState() };
   }
 
   restore(s: unknown): void {
-    const o = s as Partial<PythonRandomState> | null;
-    if (!o || !Array.isArray(o.mt) || typeof o.index !== 'number' || !o.mt.every((v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32)) {
-      throw new RangeError('not a Mersenne Twister state');
+    const o = s as (Partial<PythonRandomState> & { seed?: unknown }) | null;
+    if (!o || !Number.isSafeInteger(o.seed) || !Array.isArray(o.mt) || typeof o.index !== 'number' || !o.mt.every((v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32)) {
+      throw new RangeError('not a Mersenne Twister state with its seed');
     }
     this.rng.setState(o as PythonRandomState);
+    this.seed = o.seed as number;
   }
 }
 

@@ -45,10 +45,18 @@ export class PageHinkley extends BaseDetector<PageHinkleyParams> {
   private minIncrease = Infinity;
   private maxDecrease = -1;
   private readonly mode: number;
+  private readonly alpha: number;
+  private readonly delta: number;
+  private readonly threshold: number;
+  private readonly minInstances: number;
 
   constructor(params: Partial<PageHinkleyParams> = {}) {
     super(resolveParams('page_hinkley', PAGE_HINKLEY_SPEC, params));
     this.mode = this.cfg.mode === 'up' ? UP : this.cfg.mode === 'down' ? DOWN : BOTH;
+    this.alpha = this.cfg.alpha;
+    this.delta = this.cfg.delta;
+    this.threshold = this.cfg.threshold;
+    this.minInstances = this.cfg.min_instances;
   }
 
   update(x: number): DriftState {
@@ -57,13 +65,13 @@ export class PageHinkley extends BaseDetector<PageHinkleyParams> {
     const n = ++this.count;
     this.mean += (x - this.mean) / n;
     const dev = x - this.mean;
-    const alpha = this.cfg.alpha;
-    this.sumIncrease = alpha * this.sumIncrease + dev - this.cfg.delta;
-    this.sumDecrease = alpha * this.sumDecrease + dev + this.cfg.delta;
+    const alpha = this.alpha;
+    this.sumIncrease = alpha * this.sumIncrease + dev - this.delta;
+    this.sumDecrease = alpha * this.sumDecrease + dev + this.delta;
     if (this.sumIncrease < this.minIncrease) this.minIncrease = this.sumIncrease;
     if (this.sumDecrease > this.maxDecrease) this.maxDecrease = this.sumDecrease;
-    if (n >= this.cfg.min_instances) {
-      const t = this.cfg.threshold;
+    if (n >= this.minInstances) {
+      const t = this.threshold;
       const up = this.sumIncrease - this.minIncrease;
       const down = this.maxDecrease - this.sumDecrease;
       this.drift = this.mode === UP ? up > t : this.mode === DOWN ? down > t : up > t || down > t;
