@@ -440,7 +440,10 @@ describe('FeedbackLog: kill -9', () => {
   // this checks the protocol (acknowledge only after the write, recover a torn tail, never reuse an
   // acknowledged seq), not the fsync itself, which only a power cut would exercise.
   it('keeps every acknowledged record, with its exact payload, through repeated kill -9s', async () => {
+    // The child runs the compiled module: make sure it is the code under test (npm test builds first).
     if (!fs.existsSync(built)) throw new Error(`${built} is missing: build first (npx tsc -p tsconfig.json)`);
+    const source = path.join(ROOT, 'src', 'learning', 'feedback-log.ts');
+    if (fs.statSync(source).mtimeMs > fs.statSync(built).mtimeMs) throw new Error(`${built} is older than ${source}: rebuild (npx tsc -p tsconfig.json)`);
     const dir = tempDir();
     const acked = new Map<number, string>();
     for (let round = 0; round < 4; round++) {
