@@ -232,6 +232,26 @@ describe('drift detectors: scores', () => {
   });
 });
 
+describe('drift detectors: directions', () => {
+  /** Error bits: 1000 at a 70% error rate, then 1000 at 10% (deterministic, evenly spread). */
+  const improving = Array.from({ length: 2000 }, (_, i) => (i < 1000 ? (i * 7) % 10 < 7 : (i * 3) % 10 < 1) ? 1 : 0);
+
+  it.each(['hddm_a', 'hddm_w'] as const)('%s sees a falling error rate only with two_sided_test', (type) => {
+    expect(flagged(run(make(type), improving)).filter((f) => f.endsWith('drift'))).toEqual([]);
+    const drifts = flagged(run(make(type, { two_sided_test: true }), improving)).filter((f) => f.endsWith('drift'));
+    expect(drifts.length).toBeGreaterThan(0);
+    expect(Number(drifts[0].split(':')[0])).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('page_hinkley: mode up sees rises, down sees falls, both sees either', () => {
+    const rise = [...new Array(500).fill(0), ...new Array(500).fill(1)];
+    const fall = [...new Array(500).fill(1), ...new Array(500).fill(0)];
+    const first = (mode: string, xs: number[]) => flagged(run(make('page_hinkley', { mode }), xs))[0] ?? 'none';
+    expect([first('up', rise), first('down', rise), first('both', rise)]).toEqual(['553:drift', 'none', '553:drift']);
+    expect([first('up', fall), first('down', fall), first('both', fall)]).toEqual(['none', '553:drift', '553:drift']); // as River's algorithm, run in Python, says
+  });
+});
+
 describe('drift detectors: parameters', () => {
   it.each(DETECTOR_TYPES)("%s has River's defaults and reports them", (type) => {
     const d = createDetector(type);
@@ -278,6 +298,18 @@ describe('drift detectors: parameters', () => {
       const err = thrown(f);
       expect(err.code).toBe('CONFIG_INVALID');
       expect(err.message).toMatch(msg);
+    }
+  });
+
+  it('src/drift/README.md lists every parameter with its default', () => {
+    const readme = fs.readFileSync(path.join(__dirname, '..', 'src', 'drift', 'README.md'), 'utf8');
+    for (const t of DETECTOR_TYPES) {
+      const section = readme.slice(readme.indexOf(`### \`${t}\``));
+      for (const [name, spec] of Object.entries(DETECTORS[t].spec.params as Record<string, { default: unknown }>)) {
+        const shown = spec.default === null ? 'unset' : typeof spec.default === 'string' ? `\`${spec.default}\`` : String(spec.default);
+        const row = new RegExp(`\\| \`${name}\` \\| ${shown.replace('.', '\\.')}(\\.0)? \\|`);
+        expect(section, `${t}.${name}`).toMatch(row);
+      }
     }
   });
 
