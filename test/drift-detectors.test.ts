@@ -141,6 +141,16 @@ describe('drift detectors: reset and snapshots', () => {
     }
   });
 
+  it.each(['hddm_a', 'hddm_w'] as const)('%s two-sided: a restored snapshot gives the same future', (type) => {
+    const xs = [...streams.binary_seed42, ...streams.binary_seed42.slice(0, 1000)];
+    const whole = flagged(run(make(type, { two_sided_test: true }), xs));
+    expect(whole.length).toBeGreaterThan(0);
+    const first = make(type, { two_sided_test: true });
+    const head = run(first, xs.slice(0, 1500));
+    const second = restoreDetector(JSON.parse(JSON.stringify(first.snapshot())));
+    expect([...flagged(head), ...flagged(run(second, xs.slice(1500)), 1500)]).toEqual(whole);
+  });
+
   it('the uninterrupted run and the checkpointed one flag the same steps (DDM, with warnings)', () => {
     const whole = flagged(run(make('ddm'), streams.binary_seed42));
     const first = make('ddm');

@@ -37,6 +37,8 @@ export class HDDMA extends BaseDetector<HDDMAParams> {
   private minMean = 0;
   private maxN = 0;
   private maxMean = 0;
+  private minBound = Infinity;
+  private maxBound = Infinity;
   // Score inputs from the last drift-level tests.
   private incr = 0;
   private incrBound = 0;
@@ -67,22 +69,18 @@ export class HDDMA extends BaseDetector<HDDMAParams> {
     const zn = ++this.zN;
     this.zMean += (x - this.zMean) / zn;
     const z = this.zMean;
-    if (this.minN === 0) {
-      this.minN = zn;
-      this.minMean = z;
-    }
-    if (this.maxN === 0) {
-      this.maxN = zn;
-      this.maxMean = z;
-    }
     const epsZ = this.bound(zn);
-    if (this.minMean + this.bound(this.minN) >= z + epsZ) {
+    // The bounds at the cut points only change when the cut points move: kept, not recomputed.
+    if (this.minN === 0 || this.minMean + this.minBound >= z + epsZ) {
       this.minN = zn;
       this.minMean = z;
+      this.minBound = epsZ;
     }
-    if (this.maxMean - this.bound(this.maxN) <= z - epsZ) {
+    // x_max only feeds the decrease test; River keeps it one-sided too, unread.
+    if (this.twoSided && (this.maxN === 0 || this.maxMean - this.maxBound <= z - epsZ)) {
       this.maxN = zn;
       this.maxMean = z;
+      this.maxBound = epsZ;
     }
 
     this.incr = 0;
@@ -143,6 +141,8 @@ export class HDDMA extends BaseDetector<HDDMAParams> {
     this.minMean = 0;
     this.maxN = 0;
     this.maxMean = 0;
+    this.minBound = Infinity;
+    this.maxBound = Infinity;
     this.incr = 0;
     this.incrBound = 0;
     this.decr = 0;
@@ -169,5 +169,7 @@ export class HDDMA extends BaseDetector<HDDMAParams> {
     const s = [r.num('incr'), r.num('incr_bound'), r.num('decr'), r.num('decr_bound')];
     [this.zN, this.zMean, this.minN, this.minMean, this.maxN, this.maxMean] = v;
     [this.incr, this.incrBound, this.decr, this.decrBound] = s;
+    this.minBound = this.minN === 0 ? Infinity : this.bound(this.minN);
+    this.maxBound = this.maxN === 0 ? Infinity : this.bound(this.maxN);
   }
 }
