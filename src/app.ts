@@ -15,8 +15,15 @@ import { QualityWindow } from './learning/quality-window';
 import { Telemetry, type QualityReading } from './telemetry/metrics';
 import { apiHealth, cacheHealth, modelHealth, overall, type HealthReport } from './telemetry/health';
 import { RecentWindow } from './telemetry/recent-window';
-import { descriptorOf, loadOnnxModel, readModelFile } from './models/model-loader';
-import { DEFAULT_MODEL, ModelRegistry } from './models/registry';
+import { loadOnnxModel, readModelFile } from './models/model-loader';
+import { DEFAULT_MODEL, ModelRegistry, ONLINE_MODEL } from './models/registry';
+import { DriftMonitor } from './drift/monitor';
+import { OnlineLearning } from './learning/online';
+import { PredictionStore } from './learning/prediction-store';
+import { validateSgdOptions } from './learning/sgd';
+import { adminCheck } from './http/auth';
+import { createLearnHandler } from './http/learn';
+import { registerDriftRoutes } from './http/drift';
 import { InferencePool } from './pool/inference-pool';
 import { createSlab, type SlabViews } from './pool/slab';
 import type { Logger } from './telemetry/logger';
@@ -39,6 +46,8 @@ export interface Engine {
   readonly cache: PredictionCache;
   /** Per model name: the sliding window of labelled outcomes behind the quality gauges. */
   readonly quality: Map<string, QualityWindow>;
+  readonly learning: OnlineLearning;
+  readonly drift: DriftMonitor;
   health(): HealthReport;
   readonly startedAt: number;
   readonly testHooks: TestHooks;
@@ -61,33 +70,82 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
   const startedAt = performance.now();
   const testHooks = testHooksFromEnv();
   const models = new ModelRegistry();
-  if (config.modelPath === null) {
-    throw new TradeflowError('CONFIG_INVALID', 'MODEL_PATH=none (cold start on the online sgd model) is not available in this build yet; set MODEL_PATH to an ONNX model');
+  if (config.modelPath !== null) {
+    const bytes = await readModelFile(config.modelPath);
+    const loaded = await loadOnnxModel(DEFAULT_MODEL, bytes, config.modelPath, {
+      featuresHint: config.features ?? undefined,
+      intraOpNumThreads: config.ortThreads,
+    });
+    models.add(loaded);
+    logger.info({ model: models.describe(models.get(DEFAULT_MODEL)) }, 'model loaded and validated');
+  } else {
+    logger.info({ features: config.features }, 'cold start: no ONNX model; serving the online sgd model alone');
   }
-  const bytes = await readModelFile(config.modelPath);
-  const loaded = await loadOnnxModel(DEFAULT_MODEL, bytes, config.modelPath, {
-    featuresHint: config.features ?? undefined,
-    intraOpNumThreads: config.ortThreads,
+  const features = models.list.length > 0 ? models.features : config.features!;
+  const primaryModel = models.list.length > 0 ? DEFAULT_MODEL : ONLINE_MODEL;
+
+  // The drift monitor and the online learner come before the workers: the workers read the
+  // learner's weights from its shared buffer.
+  let telemetryRef: Telemetry | null = null;
+  const drift = new DriftMonitor({
+    detectors: config.driftDetectors.split(',').map((d) => d.trim()).filter((d) => d !== ''),
+    realInput: config.driftRealInput,
   });
-  models.add(loaded);
-  logger.info({ model: models.describe(models.get(DEFAULT_MODEL)) }, 'model loaded and validated');
+  const quality = new Map<string, QualityWindow>();
+  for (const name of [...models.list.map((m) => m.name), ONLINE_MODEL]) quality.set(name, new QualityWindow(config.qualityWindow, config.qualityMinOutcomes));
+  const updateAttrs = { model_type: ONLINE_MODEL };
+  const learning = await OnlineLearning.open({
+    stateDir: config.stateDir,
+    sgd: validateSgdOptions({
+      features,
+      learningRate: config.sgdLearningRate,
+      alpha: config.sgdAlpha,
+      eta0: config.sgdEta0,
+      powerT: config.sgdPowerT,
+      standardize: config.sgdStandardize,
+    }),
+    primaryModel,
+    quality,
+    drift,
+    replayCapacity: config.replayBufferRows,
+    commitIntervalMs: config.feedbackCommitIntervalMs,
+    durable: config.feedbackFsync,
+    maxPendingBytes: config.feedbackMaxPendingBytes,
+    checkpointIntervalMs: config.checkpointIntervalS * 1000,
+    onDriftEvent: (e) => telemetryRef?.driftDetected.add(1, { detector_type: e.detector, severity: e.severity }),
+    onApplied: (rows) => telemetryRef?.onlineUpdates.add(rows, updateAttrs),
+    onCheckpointError: (err) => logger.error({ err: err.message }, 'checkpoint failed'),
+  });
+  logger.info({ stateDir: config.stateDir, ...learning.recovery, sgd: learning.learner.options }, 'learning state recovered');
+  models.addOnline({
+    features,
+    weights: learning.weights.buffer,
+    version: () => 'u' + learning.learner.updates,
+    describe: () => {
+      const w = new Float64Array(features);
+      const bias = learning.learner.effectiveWeights(w);
+      return { options: learning.learner.options, updates: learning.learner.updates, weights: Array.from(w), bias, state_dir: config.stateDir };
+    },
+  });
+  if (config.adminToken === null) {
+    logger.warn('no ADMIN_TOKEN configured: /learn and the drift update and reset endpoints accept loopback clients only');
+  }
+  const store = new PredictionStore(config.predictionIdCapacity, config.predictionIdTtlS * 1000);
 
   const capacity = Math.max(config.maxBatchRows, config.maxRequestRows);
   const slab = createSlab({
     slots: config.workers + Math.ceil(config.maxQueueRows / capacity) + models.list.length + 1,
     capacity,
-    features: models.features,
+    features,
   });
   const pool = new InferencePool({
     workers: config.workers,
     slab,
-    models: models.list.map((m) => descriptorOf(m.model)),
+    models: models.workerModels(),
     ortThreads: config.ortThreads,
     hooks: testHooks.worker,
     restartWindowMs: config.healthRestartWindowS * 1000,
   });
-  const quality = new Map<string, QualityWindow>();
-  for (const m of models.list) quality.set(m.name, new QualityWindow(config.qualityWindow, config.qualityMinOutcomes));
   const cache = new PredictionCache(config.cacheCapacity, config.cacheMaxRows);
   const recent = new RecentWindow();
   let draining = false;
@@ -126,10 +184,13 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
       }
       return out;
     },
-    driftScores: () => [],
-    onlineBufferSize: () => [],
+    driftScores: () => Object.entries(drift.scores()).map(([detector, score]) => ({ detector, score })),
+    onlineBufferSize: () => [{ modelType: DEFAULT_MODEL, size: learning.replay.size }],
     lastTrainingTimestamp: () => [],
   });
+  telemetryRef = telemetry;
+  telemetry.onlineUpdates.add(0, updateAttrs);
+  for (const t of drift.types) for (const severity of ['warning', 'drift']) telemetry.driftDetected.add(0, { detector_type: t, severity });
   const modelMetrics = models.list.map((m) => telemetry.model(m.name));
   const record = config.metricsEnabled;
   const batchObserver: BatchObserver = {
@@ -188,7 +249,24 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
     observer: responseObserver,
     cache: cache.enabled ? cache : null,
     telemetry: record ? telemetry : null,
+    store,
   });
+  const admin = adminCheck(config.adminToken);
+  server.route(
+    'POST',
+    '/learn',
+    createLearnHandler({
+      models,
+      batcher,
+      learning,
+      store,
+      responder: server.responder,
+      admin,
+      isDraining: () => draining,
+      options: { maxBodyBytes: config.maxBodyBytes, maxRequestRows: config.maxRequestRows, requestTimeoutMs: config.requestTimeoutMs },
+    }),
+  );
+  registerDriftRoutes(server, drift, learning, admin);
   registerMonitoringRoutes(server, {
     scrape: () => telemetry.scrape(),
     health,
@@ -201,6 +279,7 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
       models: models.list.map((m) => models.describe(m)),
       workers: pool.stats(),
       batcher: batcher.stats(),
+      learning: learning.stats(),
       native: { uws: 'uWebSockets.js v20.30 (native)', onnxruntime: ortVersion() },
     }),
   });
@@ -219,6 +298,8 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
     telemetry,
     cache,
     quality,
+    learning,
+    drift,
     health,
     startedAt,
     testHooks,
@@ -236,6 +317,7 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
           }),
         ]);
         clearTimeout(timer);
+        await learning.close().catch((err: Error) => logger.error({ err: err.message }, 'final checkpoint failed'));
         server.close();
         batcher.close();
         await pool.close();

@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { TradeflowError } from './errors';
 import { projectRoot } from './paths';
+import { DEFAULT_SGD_OPTIONS } from './learning/sgd';
 
 export interface EngineConfig {
   port: number;
@@ -32,9 +33,23 @@ export interface EngineConfig {
   qualityMinOutcomes: number;
   metricsEnabled: boolean;
   healthRestartWindowS: number;
+  feedbackCommitIntervalMs: number;
+  feedbackFsync: boolean;
+  feedbackMaxPendingBytes: number;
+  checkpointIntervalS: number;
+  replayBufferRows: number;
+  predictionIdCapacity: number;
+  predictionIdTtlS: number;
+  sgdLearningRate: 'constant' | 'optimal' | 'invscaling';
+  sgdAlpha: number;
+  sgdEta0: number;
+  sgdPowerT: number;
+  sgdStandardize: boolean;
+  driftDetectors: string;
+  driftRealInput: 'error' | 'proba';
 }
 
-type Kind = 'int' | 'string' | 'path' | 'model' | 'level' | 'bool';
+type Kind = 'int' | 'float' | 'string' | 'path' | 'model' | 'level' | 'bool' | 'choice';
 
 interface Option {
   key: keyof EngineConfig;
@@ -44,6 +59,7 @@ interface Option {
   min?: number;
   max?: number;
   secret?: boolean;
+  choices?: readonly string[];
   help: string;
   default: (cpus: number) => EngineConfig[keyof EngineConfig];
 }
@@ -75,6 +91,20 @@ export const OPTIONS: readonly Option[] = [
   { key: 'qualityMinOutcomes', env: 'QUALITY_MIN_OUTCOMES', flag: '--quality-min-outcomes', kind: 'int', min: 1, max: 10_000_000, help: 'outcomes needed before quality gauges are exported', default: () => 100 },
   { key: 'metricsEnabled', env: 'METRICS_ENABLED', flag: '--metrics-enabled', kind: 'bool', help: 'record request and batch metrics (false: only for measuring their cost)', default: () => true },
   { key: 'healthRestartWindowS', env: 'HEALTH_RESTART_WINDOW_S', flag: '--health-restart-window-s', kind: 'int', min: 1, max: 86_400, help: 'how long a worker restart keeps the model component degraded', default: () => 60 },
+  { key: 'feedbackCommitIntervalMs', env: 'FEEDBACK_COMMIT_INTERVAL_MS', flag: '--feedback-commit-interval-ms', kind: 'int', min: 0, max: 10_000, help: 'how long a group of feedback waits for more before its fsync (0: right after the previous fsync)', default: () => 0 },
+  { key: 'feedbackFsync', env: 'FEEDBACK_FSYNC', flag: '--feedback-fsync', kind: 'bool', help: 'fsync feedback before answering 202 (false: only for measuring the fsync cost; acknowledged feedback can then be lost)', default: () => true },
+  { key: 'feedbackMaxPendingBytes', env: 'FEEDBACK_MAX_PENDING_BYTES', flag: '--feedback-max-pending-bytes', kind: 'int', min: 1024, max: 1 << 30, help: 'feedback bytes waiting for their fsync above which /learn answers 503', default: () => 32 * 1024 * 1024 },
+  { key: 'checkpointIntervalS', env: 'CHECKPOINT_INTERVAL_S', flag: '--checkpoint-interval-s', kind: 'int', min: 0, max: 86_400, help: 'seconds between checkpoints of the learning state (0: only at shutdown)', default: () => 60 },
+  { key: 'replayBufferRows', env: 'REPLAY_BUFFER_ROWS', flag: '--replay-buffer-rows', kind: 'int', min: 0, max: 10_000_000, help: 'latest labelled rows kept for retraining', default: () => 50_000 },
+  { key: 'predictionIdCapacity', env: 'PREDICTION_ID_CAPACITY', flag: '--prediction-id-capacity', kind: 'int', min: 0, max: 10_000_000, help: 'predictions with an id kept for later feedback (oldest evicted)', default: () => 100_000 },
+  { key: 'predictionIdTtlS', env: 'PREDICTION_ID_TTL_S', flag: '--prediction-id-ttl-s', kind: 'int', min: 1, max: 30 * 86_400, help: 'how long feedback may name a prediction by id', default: () => 3600 },
+  { key: 'sgdLearningRate', env: 'SGD_LEARNING_RATE', flag: '--sgd-learning-rate', kind: 'choice', choices: ['constant', 'optimal', 'invscaling'], help: 'online model learning-rate schedule (scikit-learn SGDClassifier meanings)', default: () => DEFAULT_SGD_OPTIONS.learningRate },
+  { key: 'sgdAlpha', env: 'SGD_ALPHA', flag: '--sgd-alpha', kind: 'float', min: 0, max: 1e3, help: 'online model L2 strength (also drives the optimal schedule)', default: () => DEFAULT_SGD_OPTIONS.alpha },
+  { key: 'sgdEta0', env: 'SGD_ETA0', flag: '--sgd-eta0', kind: 'float', min: 0, max: 1e3, help: 'online model initial / constant learning rate', default: () => DEFAULT_SGD_OPTIONS.eta0 },
+  { key: 'sgdPowerT', env: 'SGD_POWER_T', flag: '--sgd-power-t', kind: 'float', min: 0, max: 10, help: 'exponent of the invscaling schedule', default: () => DEFAULT_SGD_OPTIONS.powerT },
+  { key: 'sgdStandardize', env: 'SGD_STANDARDIZE', flag: '--sgd-standardize', kind: 'bool', help: 'standardize features with running mean and variance before learning', default: () => DEFAULT_SGD_OPTIONS.standardize },
+  { key: 'driftDetectors', env: 'DRIFT_DETECTORS', flag: '--drift-detectors', kind: 'string', help: 'comma-separated drift detectors watching the primary model', default: () => 'ddm,eddm,hddm_a,hddm_w,adwin,page_hinkley' },
+  { key: 'driftRealInput', env: 'DRIFT_REAL_INPUT', flag: '--drift-real-input', kind: 'choice', choices: ['error', 'proba'], help: 'what real-valued detectors get: the error bit, or 1 - p(actual class)', default: () => 'error' },
   { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', kind: 'int', min: 0, max: 600_000, help: 'how long SIGTERM waits for in-flight work', default: () => 10_000 },
 ];
 
@@ -93,6 +123,17 @@ function parseValue(opt: Option, raw: string, source: string): EngineConfig[keyo
       }
       return n;
     }
+    case 'float': {
+      const n = Number(raw.trim());
+      if (raw.trim() === '' || !Number.isFinite(n)) throw invalid(`${where} must be a number, got "${raw}"`);
+      if ((opt.min !== undefined && n < opt.min) || (opt.max !== undefined && n > opt.max)) {
+        throw invalid(`${where} must be between ${opt.min} and ${opt.max}, got ${n}`);
+      }
+      return n;
+    }
+    case 'choice':
+      if (!opt.choices!.includes(raw)) throw invalid(`${where} must be one of ${opt.choices!.join(', ')}, got "${raw}"`);
+      return raw as never;
     case 'string':
       if (raw.length === 0) throw invalid(`${where} must not be empty`);
       return raw;

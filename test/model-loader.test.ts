@@ -40,7 +40,7 @@ describe('serving models built by python3-onnx', () => {
       try {
         const [served] = engine.models.list;
         expect(served!.features).toBe(m.features);
-        expect(served!.model.contract.inputName).toBe(m.input);
+        expect(served!.onnx!.contract.inputName).toBe(m.input);
         const rows = makeRows(20, m.features, 21);
         const ref = await referenceProbabilities(modelPath, rows, m.features);
         const json = await postJson(engine.port, { instances: rowsToArrays(rows, m.features) });

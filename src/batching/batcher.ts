@@ -25,8 +25,11 @@ export interface BatchClient {
   readonly deadline: number;
   /** True once the client went away or was already answered: skip it. */
   dead: boolean;
-  /** Results are in `slab` at `slot`, rows [offset, offset+rows). Copy them out synchronously. */
-  complete(slab: SlabViews, slot: number, model: number): void;
+  /**
+   * Results are in `slab` at `slot`, rows [offset, offset+rows). Copy them out synchronously.
+   * `version` is the weights version the scorer used (online model) or -1.
+   */
+  complete(slab: SlabViews, slot: number, model: number, version: number): void;
   fail(err: TradeflowError): void;
 }
 
@@ -50,8 +53,8 @@ export interface BatchObserver {
 }
 
 export interface Executor {
-  /** Runs the scorer of `model` over `rows` rows of `slot`; resolves with worker compute µs. */
-  run(task: { slot: number; rows: number; model: number }): Promise<number>;
+  /** Runs the scorer of `model` over `rows` rows of `slot`; resolves with its compute time and weights version. */
+  run(task: { slot: number; rows: number; model: number }): Promise<{ us: number; version: number }>;
 }
 
 export interface BatcherOptions {
@@ -286,10 +289,10 @@ export class Batcher {
     const model = b.model;
     const requests = kept;
     this.opts.executor.run({ slot: b.slot, rows, model }).then(
-      (computeUs) => {
+      (result) => {
         const slab = this.opts.slab;
-        for (const c of b.clients) if (!c.dead) c.complete(slab, b.slot, model);
-        this.finish(b, { model, slot: b.slot, rows, requests, queueWaitSeconds, computeSeconds: computeUs / 1e6, roundTripSeconds: (performance.now() - now) / 1000, ok: true });
+        for (const c of b.clients) if (!c.dead) c.complete(slab, b.slot, model, result.version);
+        this.finish(b, { model, slot: b.slot, rows, requests, queueWaitSeconds, computeSeconds: result.us / 1e6, roundTripSeconds: (performance.now() - now) / 1000, ok: true });
       },
       (err: Error) => {
         const failure = new TradeflowError('WORKER_FAILED', `the inference worker failed on this batch: ${err.message}`);

@@ -18,8 +18,9 @@
  *  4. INVALID_BODY: "model", then "id", then "label" (type, then range).
  *  5. Row container: "features" not an array, "instances" not an array or empty (INVALID_BODY);
  *     more rows than maxRows (TOO_MANY_ROWS).
- *  6. "labels" container: not an array, not accepted (no labelsOut), length ≠ row count, more
- *     than labelsOut holds (INVALID_BODY).
+ *  6. "labels" container: not an array, not accepted (no labelsOut), length ≠ row count when the
+ *     body carries rows, more than labelsOut holds (INVALID_BODY). Without rows (feedback that
+ *     names an earlier prediction by "id") the caller checks the count.
  *  7. Rows in order; in each row: not an array (INVALID_BODY), length ≠ F
  *     (FEATURE_COUNT_MISMATCH), then its values in order: not a number (INVALID_FEATURE_VALUE),
  *     not finite as float32 (NON_FINITE_FEATURE).
@@ -158,7 +159,7 @@ export function decodeJsonBodyReference(
     if (!Array.isArray(v)) throw invalidBody(`"labels" must be an array, got ${typeName(v)}`);
     const labelsOut = opts?.labelsOut;
     if (labelsOut === undefined) throw invalidBody('"labels" is not accepted here');
-    if (v.length !== rows) {
+    if (shape !== 'none' && v.length !== rows) {
       throw invalidBody(`"labels" has ${v.length} entries for ${rows} rows: one label per row`);
     }
     if (v.length > labelsOut.length) {
@@ -441,7 +442,7 @@ function scan(
     }
   }
   if (ws(b, i, n) !== n) return null;
-  if ((seen & K_LABELS) !== 0 && labelCount !== rows) return null;
+  if ((seen & K_LABELS) !== 0 && shape !== 'none' && labelCount !== rows) return null;
   return { shape, rows, model, id, label, labelCount, fast: true };
 }
 

@@ -7,9 +7,10 @@
 import type { HttpRequest } from 'uWebSockets.js';
 import type { Batcher, BatchClient } from '../batching/batcher';
 import { TradeflowError } from '../errors';
-import { DEFAULT_MODEL, type ModelRegistry, type ServedModel } from '../models/registry';
+import type { ModelRegistry, ServedModel } from '../models/registry';
 import type { SlabViews } from '../pool/slab';
 import type { PredictionCache } from '../cache/prediction-cache';
+import type { PredictionStore } from '../learning/prediction-store';
 import type { ModelMetrics, Telemetry } from '../telemetry/metrics';
 import { performance } from 'node:perf_hooks';
 import { parseContentLength, readBody, tooLarge } from './body';
@@ -30,6 +31,7 @@ export interface PredictDeps {
   options: PredictOptions;
   cache: PredictionCache | null;
   telemetry: Telemetry | null;
+  store: PredictionStore | null;
 }
 
 type Format = 'features' | 'instances' | 'binary';
@@ -76,12 +78,12 @@ class PredictCall implements BatchClient {
     private readonly cacheKeys: string[] | null,
   ) {}
 
-  complete(slab: SlabViews, slot: number): void {
+  complete(slab: SlabViews, slot: number, _model: number, version: number): void {
     if (this.dead) return;
     this.dead = true;
     const probs = slab.probabilities[slot]!;
     const labels = slab.labels[slot]!;
-    if (!this.out.write(this.a, probs, labels, this.offset, this.rows)) return;
+    if (!this.out.write(this.a, probs, labels, this.offset, this.rows, version, slab.inputs[slot]!)) return;
     if (this.cacheKeys) {
       for (let r = 0; r < this.rows; r++) {
         const i = this.offset + r;
@@ -106,11 +108,16 @@ class AnswerWriter {
     readonly responder: Responder,
     readonly cache: PredictionCache | null,
     private readonly telemetry: Telemetry | null,
+    private readonly store: PredictionStore | null,
   ) {}
 
-  /** False when the model's output was unusable (the request then got a 500). */
-  write(a: Answer, probs: Float32Array, labels: Int32Array, first: number, rows: number): boolean {
+  /**
+   * False when the model's output was unusable (the request then got a 500). `version` is the
+   * online model's weights version the worker used, or -1 for a fixed model.
+   */
+  write(a: Answer, probs: Float32Array, labels: Int32Array, first: number, rows: number, version: number, inputs: Float32Array): boolean {
     const { x, model: m } = a;
+    const served = version >= 0 ? 'u' + version : m.version;
     const end = first + rows;
     for (let r = first; r < end; r++) {
       const p0 = probs[2 * r]!;
@@ -125,9 +132,9 @@ class AnswerWriter {
       const out = this.scratch.ensure(rows);
       for (let r = 0; r < rows; r++) out[r] = probs[2 * (first + r) + 1]!;
       const body = out.subarray(0, rows);
-      this.responder.corked(x, () => this.responder.send(x, 200, BINARY_TYPE, body, { 'X-Model-Name': m.name, 'X-Model-Version': m.version, 'X-Rows': String(rows) }));
+      this.responder.corked(x, () => this.responder.send(x, 200, BINARY_TYPE, body, { 'X-Model-Name': m.name, 'X-Model-Version': served, 'X-Rows': String(rows) }));
     } else {
-      let body = '{"model":"' + m.name + '","version":"' + m.version + '"';
+      let body = '{"model":"' + m.name + '","version":"' + served + '"';
       if (a.id !== undefined) body += ',"id":' + JSON.stringify(a.id);
       if (a.format === 'features') {
         body += ',' + rowJson(m, probs[2 * first]!, probs[2 * first + 1]!, labels[first]!) + '}';
@@ -142,7 +149,20 @@ class AnswerWriter {
       this.responder.corked(x, () => this.responder.send(x, 200, JSON_TYPE, body));
     }
     if (this.telemetry && a.mm) this.telemetry.recordPredictionLatency(a.mm, (performance.now() - x.startedAt) / 1000);
+    if (a.id !== undefined && this.store) this.remember(a, probs, labels, first, rows, served, inputs);
     return true;
+  }
+
+  /** Keeps what feedback by id will need: the rows and the answer given. */
+  private remember(a: Answer, probs: Float32Array, labels: Int32Array, first: number, rows: number, version: string, inputs: Float32Array): void {
+    const F = a.model.features;
+    const p1 = new Float32Array(rows);
+    const classes = new Uint8Array(rows);
+    for (let r = 0; r < rows; r++) {
+      p1[r] = probs[2 * (first + r) + 1]!;
+      classes[r] = labels[first + r]!;
+    }
+    this.store!.put(a.id!, { model: a.model.name, version, features: inputs.slice(first * F, (first + rows) * F), rows, p1, classes });
   }
 }
 
@@ -167,7 +187,7 @@ export function createPredictHandler(deps: PredictDeps) {
   const { batcher, models, responder, options, cache, telemetry } = deps;
   const F = models.features;
   const staging = new Float32Array(options.maxRequestRows * F);
-  const writer = new AnswerWriter(responder, cache, telemetry);
+  const writer = new AnswerWriter(responder, cache, telemetry, deps.store);
   const metricsOf = new Map<string, ModelMetrics>();
   for (const m of models.list) {
     if (telemetry) metricsOf.set(m.name, telemetry.model(m.name));
@@ -179,7 +199,7 @@ export function createPredictHandler(deps: PredictDeps) {
 
   /** Answers from the cache when every row hits; else returns the rows' keys for the insert. */
   function fromCache(a: Answer, rows: number): string[] | null | true {
-    if (!cache || !cache.applies(rows)) return null;
+    if (!cache || !cache.applies(rows) || a.model.kind !== 'onnx') return null;
     const keys: string[] = [];
     for (let r = 0; r < rows; r++) keys.push(cache.key(a.model.index, a.model.version, staging, r, F));
     for (let r = 0; r < rows; r++) {
@@ -190,7 +210,7 @@ export function createPredictHandler(deps: PredictDeps) {
       hitProbs[2 * r + 1] = v.p1;
       hitLabels[r] = v.cls;
     }
-    if (writer.write(a, hitProbs, hitLabels, 0, rows) && telemetry && a.mm) telemetry.countRows(a.mm, rows, 0, hitProbs, hitLabels);
+    if (writer.write(a, hitProbs, hitLabels, 0, rows, -1, staging) && telemetry && a.mm) telemetry.countRows(a.mm, rows, 0, hitProbs, hitLabels);
     return true;
   }
 
@@ -267,12 +287,12 @@ export function createPredictHandler(deps: PredictDeps) {
             if (d.shape === 'none') throw new TradeflowError('INVALID_BODY', 'body needs "features" (one row) or "instances" (a list of rows)');
             rows = d.rows;
             format = d.shape;
-            modelName = d.model ?? (modelHeader || DEFAULT_MODEL);
+            modelName = d.model ?? (modelHeader || models.defaultModel.name);
             id = d.id;
           } else {
             rows = decodeBinary(bytes);
             format = 'binary';
-            modelName = modelHeader || DEFAULT_MODEL;
+            modelName = modelHeader || models.defaultModel.name;
           }
           const model = models.get(modelName);
           const a: Answer = { x, format, model, mm: metricsOf.get(model.name) ?? null, id };

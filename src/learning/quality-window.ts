@@ -60,8 +60,21 @@ export class QualityWindow {
     return { outcomes: this.size, accuracy: (tp + tn) / this.size, precision, recall, f1 };
   }
 
-  snapshot(): { capacity: number; predicted: number[]; actual: number[]; next: number; size: number } {
-    return { capacity: this.capacity, predicted: Array.from(this.predicted), actual: Array.from(this.actual), next: this.next, size: this.size };
+  /** The outcomes oldest first, as a string of digits "pa" pairs: compact and JSON-safe. */
+  snapshot(): { capacity: number; outcomes: string } {
+    let out = '';
+    const start = this.size < this.capacity ? 0 : this.next;
+    for (let i = 0; i < this.size; i++) {
+      const j = (start + i) % this.capacity;
+      out += String(this.predicted[j]) + String(this.actual[j]);
+    }
+    return { capacity: this.capacity, outcomes: out };
+  }
+
+  /** Replays a snapshot's outcomes into this window (whatever its capacity). */
+  restore(s: { outcomes: string }): void {
+    this.reset();
+    for (let i = 0; i + 1 < s.outcomes.length; i += 2) this.add(s.outcomes.charCodeAt(i) - 48, s.outcomes.charCodeAt(i + 1) - 48);
   }
 
   reset(): void {

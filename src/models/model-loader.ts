@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { TradeflowError } from '../errors';
 import { inspectOnnx, servingContract, type OnnxModelInfo, type ServingContract } from './onnx-inspect';
 import { OnnxScorer } from './onnx-scorer';
-import { firstNonFinite, warmupRows } from './scorer';
+import { firstNonFinite, warmupRows, type Scorer } from './scorer';
 
 export interface ModelDescriptor {
   /** Served name (`ensemble`). */
@@ -69,7 +69,7 @@ export async function loadOnnxModel(name: string, bytes: Uint8Array, source: str
 }
 
 /** Runs the warm-up batch and refuses non-finite or out-of-range probabilities. */
-export async function checkWarmup(scorer: OnnxScorer, features: number, source: string): Promise<void> {
+export async function checkWarmup(scorer: Scorer, features: number, source: string): Promise<void> {
   const rows = 8;
   const input = warmupRows(features, rows);
   const probabilities = new Float32Array(rows * 2);

@@ -36,7 +36,7 @@ export class OnnxScorer implements Scorer {
     return new OnnxScorer(session, contract);
   }
 
-  async score(input: Float32Array, rows: number, probabilities: Float32Array, labels: Int32Array): Promise<void> {
+  async score(input: Float32Array, rows: number, probabilities: Float32Array, labels: Int32Array): Promise<number> {
     const F = this.contract.features;
     const n = rows * F;
     if (this.scratch.length < n) this.scratch = new Float32Array(Math.max(n, this.scratch.length * 2));
@@ -62,6 +62,7 @@ export class OnnxScorer implements Scorer {
         labels[r] = argmaxClass(p0, p1);
       }
     }
+    return -1;
   }
 
   async release(): Promise<void> {

@@ -1,37 +1,84 @@
 /**
- * The models the engine serves, by name. A request names a model (default `ensemble`); the
- * batcher and the workers know it by its index.
+ * The models the engine serves, by name. A request names a model (default `ensemble`, or `sgd`
+ * on a cold start); the batcher and the workers know it by its index.
  */
 import { TradeflowError } from '../errors';
-import type { LoadedModel } from './model-loader';
+import type { LoadedModel, ModelDescriptor } from './model-loader';
+
+/** The online model as the registry sees it: weights live elsewhere, versions move. */
+export interface OnlineModelInfo {
+  features: number;
+  weights: SharedArrayBuffer;
+  /** Current version string (`u<updates>`). */
+  version(): string;
+  describe(): Record<string, unknown>;
+}
+
+export interface SgdDescriptor {
+  kind: 'sgd';
+  name: string;
+  features: number;
+  weights: SharedArrayBuffer;
+}
+
+export type WorkerModel = ModelDescriptor | SgdDescriptor;
 
 export interface ServedModel {
   index: number;
   name: string;
-  version: string;
+  kind: 'onnx' | 'sgd';
+  /** Fixed for an ONNX model; for the online model, the version when the registry was asked. */
+  readonly version: string;
   features: number;
   classLabels: [string, string];
-  model: LoadedModel;
+  onnx: LoadedModel | null;
+  online: OnlineModelInfo | null;
 }
 
 export const DEFAULT_MODEL = 'ensemble';
+export const ONLINE_MODEL = 'sgd';
+const CLASS_LABELS: [string, string] = ['DOWN', 'UP'];
 
 export class ModelRegistry {
   private readonly byNameMap = new Map<string, ServedModel>();
   readonly list: ServedModel[] = [];
 
   add(model: LoadedModel): ServedModel {
-    const served: ServedModel = {
+    return this.push({
       index: this.list.length,
       name: model.name,
+      kind: 'onnx',
       version: model.version,
       features: model.contract.features,
       classLabels: model.contract.classLabels,
-      model,
+      onnx: model,
+      online: null,
+    });
+  }
+
+  addOnline(info: OnlineModelInfo): ServedModel {
+    const served: ServedModel = {
+      index: this.list.length,
+      name: ONLINE_MODEL,
+      kind: 'sgd',
+      get version() {
+        return info.version();
+      },
+      features: info.features,
+      classLabels: CLASS_LABELS,
+      onnx: null,
+      online: info,
     };
-    this.list.push(served);
-    this.byNameMap.set(served.name, served);
-    return served;
+    return this.push(served);
+  }
+
+  private push(m: ServedModel): ServedModel {
+    if (this.list.length > 0 && m.features !== this.features) {
+      throw new TradeflowError('MODEL_LOAD_FAILED', `model ${m.name} takes ${m.features} features but the engine serves ${this.features}`);
+    }
+    this.list.push(m);
+    this.byNameMap.set(m.name, m);
+    return m;
   }
 
   get(name: string): ServedModel {
@@ -47,13 +94,32 @@ export class ModelRegistry {
     return this.byNameMap.has(name);
   }
 
+  /** The model answering requests that name none: the ensemble, else the online model. */
+  get defaultModel(): ServedModel {
+    return this.byNameMap.get(DEFAULT_MODEL) ?? this.list[0]!;
+  }
+
   /** Feature count shared by every served model (checked when models are added). */
   get features(): number {
     return this.list[0]?.features ?? 0;
   }
 
+  /** What each worker builds a scorer from, by index. */
+  workerModels(): WorkerModel[] {
+    return this.list.map((m) => {
+      if (m.onnx) {
+        const { name, version, kind, bytes, contract, source } = m.onnx;
+        return { name, version, kind, bytes, contract, source };
+      }
+      return { kind: 'sgd', name: m.name, features: m.features, weights: m.online!.weights };
+    });
+  }
+
   describe(m: ServedModel): Record<string, unknown> {
-    const { model } = m;
+    if (m.online) {
+      return { name: m.name, version: m.version, kind: 'sgd', features: m.features, classes: m.classLabels, ...m.online.describe() };
+    }
+    const model = m.onnx!;
     return {
       name: m.name,
       version: m.version,

@@ -7,8 +7,10 @@ export interface Scorer {
   /**
    * Scores `rows` rows of `input` (row-major, F per row). Writes p(class 0), p(class 1) per row
    * into `probabilities` and the predicted class (argmax, ties to class 0) into `labels`.
+   * Resolves with the version of the weights used when they change while serving (the online
+   * model's update count), or -1 for a fixed model.
    */
-  score(input: Float32Array, rows: number, probabilities: Float32Array, labels: Int32Array): Promise<void>;
+  score(input: Float32Array, rows: number, probabilities: Float32Array, labels: Int32Array): Promise<number>;
   release(): Promise<void>;
 }
 

@@ -7,14 +7,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Piscina } from 'piscina';
 import { projectRoot } from '../paths';
-import type { ModelDescriptor } from '../models/model-loader';
-import type { InferenceTask, InferenceWorkerData, WarmMessage, WorkerTestHooks } from '../../workers/inference';
+import type { WorkerModel } from '../models/registry';
+import type { InferenceTask, InferenceWorkerData, TaskResult, WarmMessage, WorkerTestHooks } from '../../workers/inference';
 import type { SlabViews } from './slab';
 
 export interface PoolOptions {
   workers: number;
   slab: SlabViews;
-  models: ModelDescriptor[];
+  models: WorkerModel[];
   ortThreads: number;
   hooks: WorkerTestHooks;
   /** Restarts younger than this count in `restartsRecent`. */
@@ -29,7 +29,7 @@ export function workerFile(): string {
 }
 
 export class InferencePool {
-  private readonly piscina: Piscina<InferenceTask, number>;
+  private readonly piscina: Piscina<InferenceTask, TaskResult>;
   private readonly warm = new Set<number>();
   private readonly readyWaiters: Array<() => void> = [];
   private restarts = 0;
@@ -48,7 +48,7 @@ export class InferencePool {
       ortThreads: opts.ortThreads,
       hooks: opts.hooks,
     };
-    this.piscina = new Piscina<InferenceTask, number>({
+    this.piscina = new Piscina<InferenceTask, TaskResult>({
       filename: workerFile(),
       minThreads: opts.workers,
       maxThreads: opts.workers,
@@ -84,7 +84,7 @@ export class InferencePool {
     }
   }
 
-  run(task: InferenceTask): Promise<number> {
+  run(task: InferenceTask): Promise<TaskResult> {
     return this.piscina.run(task);
   }
 

@@ -4,15 +4,30 @@
  */
 import * as http from 'node:http';
 import * as ort from 'onnxruntime-node';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { startEngine, type Engine } from '../../src/app';
 import { DEFAULT_MODEL_PATH, loadConfig } from '../../src/config';
 import { createLogger } from '../../src/telemetry/logger';
 
+/**
+ * Each engine gets a fresh state directory unless the test names one (to test a restart); the
+ * directory is removed when the engine shuts down.
+ */
 export async function startTestEngine(env: Record<string, string> = {}): Promise<Engine> {
-  const config = loadConfig([], { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', WORKERS: '1', ...env });
+  const ownDir = env.STATE_DIR === undefined ? mkdtempSync(path.join(tmpdir(), 'tradeflow-test-')) : null;
+  const config = loadConfig([], { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', WORKERS: '1', ...(ownDir ? { STATE_DIR: ownDir } : {}), ...env });
   const engine = await startEngine(config, createLogger('silent'));
   await engine.ready();
+  if (ownDir) {
+    const shutdown = engine.shutdown.bind(engine);
+    (engine as { shutdown: Engine['shutdown'] }).shutdown = async (reason: string) => {
+      const r = await shutdown(reason);
+      rmSync(ownDir, { recursive: true, force: true });
+      return r;
+    };
+  }
   return engine;
 }
 

@@ -1,0 +1,37 @@
+/**
+ * Mutating endpoints (learning, training, model admin, drift update and reset): with ADMIN_TOKEN
+ * set they need `Authorization: Bearer <token>`; with none set, they are taken from loopback
+ * clients only (the engine says so at start).
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import { TradeflowError } from '../errors';
+
+export type AdminCheck = (res: HttpResponse, req: HttpRequest) => void;
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|0{0,4}(:0{0,4}){6}:0{0,3}1|::ffff:127\.\d+\.\d+\.\d+|0000:0000:0000:0000:0000:ffff:7f[0-9a-f]{2}:[0-9a-f]{4})$/i;
+
+export function isLoopback(address: string): boolean {
+  return LOOPBACK.test(address);
+}
+
+/** Throws 401/403 unless the request may mutate state. Read synchronously from `req`. */
+export function adminCheck(token: string | null): AdminCheck {
+  const expected = token === null ? null : Buffer.from(token);
+  return (res, req) => {
+    if (expected === null) {
+      const addr = Buffer.from(res.getRemoteAddressAsText()).toString();
+      if (!isLoopback(addr)) {
+        throw new TradeflowError('FORBIDDEN', `no ADMIN_TOKEN is configured, so this endpoint only accepts loopback clients (got ${addr})`);
+      }
+      return;
+    }
+    const header = req.getHeader('authorization');
+    const m = /^Bearer\s+(.+)$/i.exec(header);
+    if (!m) throw new TradeflowError('UNAUTHORIZED', 'this endpoint needs "Authorization: Bearer <token>"', { 'WWW-Authenticate': 'Bearer' });
+    const given = Buffer.from(m[1]!.trim());
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new TradeflowError('FORBIDDEN', 'the bearer token is not valid for this endpoint');
+    }
+  };
+}

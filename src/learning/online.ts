@@ -1,0 +1,268 @@
+/**
+ * Online learning from feedback, durable.
+ *
+ * Every piece of feedback (and every outcome sent to the drift endpoints) becomes a record in
+ * the feedback log; the caller is answered only once the record is fsynced (group commit). A
+ * record is applied to the in-memory state strictly in log order: the quality windows and the
+ * drift monitor get the outcome first (prequential), then the SGD model learns the row and the
+ * new weights are published to the workers. Periodically and on close the whole state is
+ * checkpointed atomically with the sequence number it includes, and the log before it is
+ * dropped. On start the checkpoint is loaded and the log after it replayed: the state equals the
+ * state before a crash, for every acknowledged record.
+ */
+import * as path from 'node:path';
+import type { DriftEvent, DriftMonitor, MonitorSnapshot, MonitorUpdate, Outcome } from '../drift/monitor';
+import { TradeflowError } from '../errors';
+import { readCheckpoint, writeCheckpoint } from './checkpoint';
+import { FeedbackLog } from './feedback-log';
+import { decodeRecord, encodeRecord, type FeedbackExample, type LearningRecord } from './feedback-record';
+import type { QualityWindow } from './quality-window';
+import { ReplayBuffer, type ReplaySnapshot } from './replay-buffer';
+import { SgdLearner, type SgdOptions, type SgdSnapshot } from './sgd';
+import { SharedWeights } from './shared-weights';
+
+export const CHECKPOINT_NAME = 'learning.checkpoint';
+const CHECKPOINT_SCHEMA = 1;
+
+export interface OnlineLearningOptions {
+  stateDir: string;
+  sgd: SgdOptions;
+  /** Name of the model whose outcomes feed the drift monitor. */
+  primaryModel: string;
+  quality: Map<string, QualityWindow>;
+  drift: DriftMonitor | null;
+  replayCapacity: number;
+  commitIntervalMs: number;
+  durable: boolean;
+  maxPendingBytes: number;
+  checkpointIntervalMs: number;
+  onDriftEvent?: (e: DriftEvent) => void;
+  onApplied?: (rows: number) => void;
+  onCheckpointError?: (err: Error) => void;
+}
+
+interface LearningCheckpoint {
+  schema: number;
+  seq: number;
+  features: number;
+  sgd: SgdSnapshot;
+  quality: Record<string, { outcomes: string }>;
+  drift: MonitorSnapshot | null;
+  replay: ReplaySnapshot;
+  counters: { examples: number; records: number };
+}
+
+export interface RecoveryInfo {
+  checkpointSeq: number;
+  replayed: number;
+  lastSeq: number;
+}
+
+export class OnlineLearning {
+  readonly learner: SgdLearner;
+  readonly weights: SharedWeights;
+  readonly replay: ReplayBuffer;
+  private readonly effective: Float64Array;
+  private appliedSeq = 0;
+  private readonly waiting = new Map<number, { record: LearningRecord; done: (u: MonitorUpdate | null) => void }>();
+  private examples = 0;
+  private records = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private checkpointing: Promise<void> | null = null;
+  private closed = false;
+  recovery: RecoveryInfo = { checkpointSeq: 0, replayed: 0, lastSeq: 0 };
+
+  private constructor(
+    private readonly opts: OnlineLearningOptions,
+    private readonly log: FeedbackLog,
+    learner: SgdLearner,
+  ) {
+    this.learner = learner;
+    this.weights = SharedWeights.create(opts.sgd.features);
+    this.effective = new Float64Array(opts.sgd.features);
+    this.replay = new ReplayBuffer(opts.replayCapacity, opts.sgd.features);
+  }
+
+  get features(): number {
+    return this.opts.sgd.features;
+  }
+
+  /** Loads the checkpoint, replays the log after it, and starts periodic checkpoints. */
+  static async open(opts: OnlineLearningOptions): Promise<OnlineLearning> {
+    const cp = readCheckpoint<LearningCheckpoint>(opts.stateDir, CHECKPOINT_NAME);
+    if (cp && cp.features !== opts.sgd.features) {
+      throw new TradeflowError(
+        'CONFIG_INVALID',
+        `the learning checkpoint in ${opts.stateDir} is for ${cp.features} features but the engine serves ${opts.sgd.features}; use another STATE_DIR`,
+      );
+    }
+    const log = await FeedbackLog.open(path.join(opts.stateDir, 'feedback'), {
+      commitIntervalMs: opts.commitIntervalMs,
+      durable: opts.durable,
+      maxPendingBytes: opts.maxPendingBytes,
+    });
+    // The learner's options come from the checkpoint when there is one: changing SGD settings
+    // mid-stream would make the replayed state differ from the state that was acknowledged.
+    const learner = cp ? SgdLearner.restore(cp.sgd) : new SgdLearner(opts.sgd);
+    const self = new OnlineLearning(opts, log, learner);
+    if (cp) self.restore(cp);
+    const replayed = await log.replay(self.appliedSeq, (seq, payload) => self.apply(seq, decodeRecord(payload, self.features)));
+    self.recovery = { checkpointSeq: cp?.seq ?? 0, replayed, lastSeq: self.appliedSeq };
+    self.publish();
+    if (opts.checkpointIntervalMs > 0) {
+      self.timer = setInterval(() => {
+        self.checkpoint().catch((err: Error) => opts.onCheckpointError?.(err));
+      }, opts.checkpointIntervalMs);
+      self.timer.unref();
+    }
+    return self;
+  }
+
+  /**
+   * Makes the record durable, then applies it in log order. Resolves after both, with the drift
+   * monitor's update for drift records.
+   */
+  async submit(record: LearningRecord): Promise<MonitorUpdate | null> {
+    if (this.closed) throw new TradeflowError('DRAINING', 'the engine is shutting down and takes no new feedback', { 'Retry-After': '1' });
+    let seq: number;
+    try {
+      seq = await this.log.append(encodeRecord(record, this.features));
+    } catch (err) {
+      if (err instanceof TradeflowError && err.code === 'QUEUE_FULL') {
+        throw new TradeflowError('FEEDBACK_BACKLOG', 'too much feedback is waiting to be written; try again shortly', { 'Retry-After': '1' });
+      }
+      throw err instanceof TradeflowError ? err : new TradeflowError('FEEDBACK_LOG_FAILED', `could not make the feedback durable: ${(err as Error).message}`);
+    }
+    return new Promise((resolve) => {
+      this.waiting.set(seq, { record, done: resolve });
+      this.drainInOrder();
+    });
+  }
+
+  private drainInOrder(): void {
+    for (;;) {
+      const next = this.waiting.get(this.appliedSeq + 1);
+      if (!next) return;
+      this.waiting.delete(this.appliedSeq + 1);
+      const update = this.apply(this.appliedSeq + 1, next.record);
+      this.publish();
+      next.done(update);
+    }
+  }
+
+  private apply(seq: number, r: LearningRecord): MonitorUpdate | null {
+    this.appliedSeq = seq;
+    this.records++;
+    switch (r.kind) {
+      case 'drift-reset':
+        this.opts.drift?.reset();
+        return null;
+      case 'drift':
+        return this.feedDrift({ prediction: r.prediction, actual: r.actual, proba: r.proba });
+      case 'feedback':
+        this.applyFeedback(r);
+        return null;
+    }
+  }
+
+  private feedDrift(o: Outcome): MonitorUpdate | null {
+    const d = this.opts.drift;
+    if (!d) return null;
+    const u = d.update(o);
+    if (this.opts.onDriftEvent) for (const e of u.events) this.opts.onDriftEvent(e);
+    return u;
+  }
+
+  private applyFeedback(r: FeedbackExample): void {
+    const { quality, primaryModel } = this.opts;
+    const served = r.served;
+    const servedQuality = served ? quality.get(served.model) : undefined;
+    const sgdQuality = quality.get('sgd');
+    for (let i = 0; i < r.rows; i++) {
+      const y = r.labels[i]! as 0 | 1;
+      if (served) {
+        servedQuality?.add(served.classes[i]!, y);
+        if (served.model === primaryModel) this.feedDrift({ prediction: served.classes[i]!, actual: y, proba: served.p1[i]! });
+      }
+      // Prequential: the online model's prediction for the row is taken before it learns it.
+      const p = this.learner.learn(r.features, i, y);
+      const cls = p > 0.5 ? 1 : 0;
+      if (served?.model !== 'sgd') {
+        sgdQuality?.add(cls, y);
+        if (primaryModel === 'sgd') this.feedDrift({ prediction: cls, actual: y, proba: p });
+      }
+      this.replay.push(r.features, i, y);
+    }
+    this.examples += r.rows;
+    this.opts.onApplied?.(r.rows);
+  }
+
+  private publish(): void {
+    const bias = this.learner.effectiveWeights(this.effective);
+    this.weights.publish(this.effective, bias, this.learner.updates);
+  }
+
+  /** Writes the full state atomically, then drops the log it covers. One at a time. */
+  checkpoint(): Promise<void> {
+    if (this.checkpointing) return this.checkpointing;
+    this.checkpointing = (async () => {
+      const state = this.snapshot();
+      await this.log.rotate();
+      await writeCheckpoint(this.opts.stateDir, CHECKPOINT_NAME, state);
+      await this.log.truncateThrough(state.seq);
+    })().finally(() => {
+      this.checkpointing = null;
+    });
+    return this.checkpointing;
+  }
+
+  private snapshot(): LearningCheckpoint {
+    const quality: Record<string, { outcomes: string }> = {};
+    for (const [name, w] of this.opts.quality) quality[name] = { outcomes: w.snapshot().outcomes };
+    return {
+      schema: CHECKPOINT_SCHEMA,
+      seq: this.appliedSeq,
+      features: this.features,
+      sgd: this.learner.snapshot(),
+      quality,
+      drift: this.opts.drift ? this.opts.drift.snapshot() : null,
+      replay: this.replay.snapshot(),
+      counters: { examples: this.examples, records: this.records },
+    };
+  }
+
+  private restore(cp: LearningCheckpoint): void {
+    if (cp.schema !== CHECKPOINT_SCHEMA) {
+      throw new TradeflowError('CONFIG_INVALID', `learning checkpoint schema ${cp.schema} is not supported (expected ${CHECKPOINT_SCHEMA})`);
+    }
+    this.appliedSeq = cp.seq;
+    for (const [name, q] of Object.entries(cp.quality)) this.opts.quality.get(name)?.restore(q);
+    if (cp.drift && this.opts.drift) this.opts.drift.restore(cp.drift);
+    this.replay.restore(cp.replay);
+    this.examples = cp.counters.examples;
+    this.records = cp.counters.records;
+  }
+
+  stats(): Record<string, unknown> {
+    return {
+      examples_learned: this.examples,
+      records_applied: this.records,
+      applied_seq: this.appliedSeq,
+      replay_buffer_rows: this.replay.size,
+      replay_buffer_capacity: this.replay.capacity,
+      recovery: this.recovery,
+      log: this.log.stats(),
+    };
+  }
+
+  /** Final checkpoint and close: what was acknowledged is in the checkpoint. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.log.flush();
+    this.drainInOrder();
+    await this.checkpoint();
+    await this.log.close();
+  }
+}
