@@ -4,11 +4,15 @@ import { startEngine } from '../app';
 import { configHelp, loadConfig } from '../config';
 import { TradeflowError } from '../errors';
 import { createLogger } from '../telemetry/logger';
+import { driftCommand } from './drift-replay';
+import { evalCommand } from './eval';
 
 const USAGE = `Usage: tradeflow <command> [options]
 
 Commands:
   serve        start the inference engine (HTTP API on PORT, default 8000)
+  eval         prequential evaluation of a running engine on a labelled CSV
+  drift        drift detector tools (drift replay: run a detector over a history)
 
 Run "tradeflow <command> --help" for a command's options.`;
 
@@ -74,6 +78,12 @@ async function main(): Promise<void> {
   switch (command) {
     case 'serve':
       return serve(rest);
+    case 'eval':
+      process.exitCode = await evalCommand(rest, process.stdout, process.stderr);
+      return;
+    case 'drift':
+      process.exitCode = await driftCommand(rest, process.stdin, process.stdout, process.stderr);
+      return;
     case undefined:
     case '--help':
     case '-h':
