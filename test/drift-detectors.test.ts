@@ -101,6 +101,15 @@ describe('drift detectors: degenerate streams', () => {
     expect([d.driftDetected, d.warningDetected, d.state]).toEqual([true, true, 'drift']);
   });
 
+  it("HDDM_W keeps River's EWMA quirk: an average of exactly 0 is replaced by the next value", () => {
+    const d = make('hddm_w');
+    run(d, [0, 0, 0, 1]);
+    const state = d.snapshot().state as { total: { ewma: number } };
+    expect(state.total.ewma).toBe(1); // a textbook EWMA would say 0.05
+    run(d, [0]);
+    expect((d.snapshot().state as { total: { ewma: number } }).total.ewma).toBe(0.95);
+  });
+
   it('after a drift the next update starts from a fresh state (River resets lazily)', () => {
     for (const type of DETECTOR_TYPES) {
       const d = make(type);
