@@ -1,0 +1,104 @@
+/**
+ * Prequential evaluation on Elec2 through HTTP: for each SGD setting, a cold-start engine
+ * (MODEL_PATH=none, FEATURES=7, fresh state directory) and `tradeflow eval` over the whole
+ * stream, test-then-train, one row per request. Prints a markdown table.
+ *
+ *   npm run build && node dist/bench/elec2-http.js [--csv ../shared/data/elec2.csv] [--limit N]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { runEval, type EvalResult } from '../src/cli/eval';
+
+const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
+
+interface Setting {
+  name: string;
+  env: Record<string, string>;
+}
+
+const SETTINGS: Setting[] = [
+  { name: 'defaults', env: {} },
+  { name: 'constant eta0=0.1, standardized', env: { SGD_LEARNING_RATE: 'constant', SGD_ETA0: '0.1', SGD_STANDARDIZE: 'true' } },
+  { name: 'optimal alpha=1e-4, raw (sklearn defaults)', env: { SGD_LEARNING_RATE: 'optimal', SGD_ALPHA: '0.0001', SGD_STANDARDIZE: 'false' } },
+  { name: 'optimal alpha=1e-4, standardized', env: { SGD_LEARNING_RATE: 'optimal', SGD_ALPHA: '0.0001', SGD_STANDARDIZE: 'true' } },
+  { name: 'invscaling eta0=1 power_t=0.5, standardized', env: { SGD_LEARNING_RATE: 'invscaling', SGD_ETA0: '1', SGD_POWER_T: '0.5', SGD_STANDARDIZE: 'true' } },
+];
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+async function waitReady(port: number, deadline: number): Promise<void> {
+  while (Date.now() < deadline) {
+    const ok = await fetch(`http://127.0.0.1:${port}/monitoring/health/readiness`).then((r) => r.status === 200, () => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('engine did not become ready');
+}
+
+async function evaluate(setting: Setting, csv: string, limit: number): Promise<EvalResult> {
+  const port = await freePort();
+  const state = mkdtempSync(path.join(tmpdir(), 'tradeflow-elec2-'));
+  const child = spawn(process.execPath, [CLI, 'serve'], {
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', MODEL_PATH: 'none', FEATURES: '7', STATE_DIR: state, LOG_LEVEL: 'warn', ...setting.env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  try {
+    await waitReady(port, Date.now() + 30_000);
+    return await runEval({
+      url: `http://127.0.0.1:${port}`,
+      csv,
+      labelColumn: 'class',
+      positive: 'UP',
+      dropColumns: ['date'],
+      model: 'sgd',
+      batch: 1,
+      limit,
+      token: null,
+      inProcess: false,
+      json: false,
+    });
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    rmSync(state, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const arg = (name: string, def: string): string => {
+    const i = argv.indexOf(name);
+    return i === -1 ? def : argv[i + 1]!;
+  };
+  const csv = path.resolve(arg('--csv', path.join(__dirname, '..', '..', '..', 'shared', 'data', 'elec2.csv')));
+  const limit = Number(arg('--limit', 'Infinity'));
+  const rows: string[] = [];
+  rows.push('| setting | accuracy | precision | recall | F1 | window acc. min / median / max | previous label | rows/s |');
+  rows.push('| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |');
+  for (const s of SETTINGS) {
+    const r = await evaluate(s, csv, limit);
+    const f = (v: number) => v.toFixed(4);
+    rows.push(`| ${s.name} | ${f(r.accuracy)} | ${f(r.precision)} | ${f(r.recall)} | ${f(r.f1)} | ${f(r.windows.min)} / ${f(r.windows.median)} / ${f(r.windows.max)} | ${f(r.previousLabelAccuracy)} | ${r.rowsPerSecond.toFixed(0)} |`);
+    process.stderr.write(`${s.name}: accuracy ${f(r.accuracy)} (${r.rows} rows, ${r.seconds.toFixed(1)} s)\n`);
+  }
+  process.stdout.write(rows.join('\n') + '\n');
+}
+
+if (require.main === module) {
+  main().catch((err: Error) => {
+    process.stderr.write(`${err.stack ?? err.message}\n`);
+    process.exitCode = 1;
+  });
+}
