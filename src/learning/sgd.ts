@@ -11,8 +11,9 @@
  *    across calls (`partial_fit` passes `est.t_` in and adds the rows it saw);
  *      constant   eta = eta0
  *      optimal    eta = 1 / (alpha * (optimal_init + t - 1)), where Bottou's heuristic puts
- *                 typw = sqrt(1 / sqrt(alpha)), eta_init = typw / max(1, -dloss(1, -typw)),
- *                 optimal_init = 1 / (eta_init * alpha), so that the first eta is eta_init
+ *                 typw = sqrt(1 / sqrt(alpha)), eta_init = typw / max(1, dloss(1, -typw))
+ *                 (= typw: the log loss's dloss is negative there), optimal_init =
+ *                 1 / (eta_init * alpha), so that the first eta is eta_init
  *      invscaling eta = eta0 / t^power_t
  *  - dloss of the log loss with sklearn's branches at |z| > 18, clipped to +-1e12;
  *  - update = -eta * dloss; the L2 shrink `wscale *= max(0, 1 - eta * alpha)` (the weight
