@@ -15,7 +15,11 @@ import { QualityWindow } from './learning/quality-window';
 import { Telemetry, type QualityReading } from './telemetry/metrics';
 import { apiHealth, cacheHealth, modelHealth, overall, type HealthReport } from './telemetry/health';
 import { RecentWindow } from './telemetry/recent-window';
-import { loadOnnxModel, readModelFile } from './models/model-loader';
+import { loadOnnxModel, readModelFile, type LoadedModel } from './models/model-loader';
+import { VersionStore } from './models/version-store';
+import { ModelSwapper } from './pool/model-swap';
+import { registerModelRoutes } from './http/models';
+import * as path from 'node:path';
 import { DEFAULT_MODEL, ModelRegistry, ONLINE_MODEL } from './models/registry';
 import { DriftMonitor } from './drift/monitor';
 import { OnlineLearning } from './learning/online';
@@ -47,6 +51,8 @@ export interface Engine {
   /** Per model name: the sliding window of labelled outcomes behind the quality gauges. */
   readonly quality: Map<string, QualityWindow>;
   readonly learning: OnlineLearning;
+  readonly swapper: ModelSwapper;
+  readonly versions: VersionStore;
   readonly drift: DriftMonitor;
   health(): HealthReport;
   readonly startedAt: number;
@@ -55,6 +61,29 @@ export interface Engine {
   ready(): Promise<void>;
   /** Readiness turns 503 at once; queued and in-flight requests finish; then everything closes. */
   shutdown(reason: string): Promise<{ drained: boolean }>;
+}
+
+/**
+ * The ensemble to serve at start: the version that served before a restart (from the state
+ * directory) when there is one, else MODEL_PATH, which is then recorded as the first version.
+ */
+async function loadServingModel(config: EngineConfig, store: VersionStore, logger: Logger): Promise<LoadedModel> {
+  const opts = { featuresHint: config.features ?? undefined, intraOpNumThreads: config.ortThreads };
+  const saved = store.servingVersion(DEFAULT_MODEL);
+  if (saved) {
+    try {
+      const m = await loadOnnxModel(DEFAULT_MODEL, saved.bytes, saved.file, opts);
+      logger.info({ version: m.version, file: saved.file }, 'serving the version that served before the restart');
+      return m;
+    } catch (err) {
+      logger.error({ err: (err as Error).message, file: saved.file }, 'the version that served before the restart does not load; falling back to MODEL_PATH');
+    }
+  }
+  const bytes = await readModelFile(config.modelPath!);
+  const m = await loadOnnxModel(DEFAULT_MODEL, bytes, config.modelPath!, opts);
+  await store.save(DEFAULT_MODEL, m.version, bytes, { name: DEFAULT_MODEL, version: m.version, sha256: m.sha256, source: config.modelPath, loaded_at: m.loadedAt });
+  await store.setServing(DEFAULT_MODEL, { version: m.version, previous: saved ? saved.version : null, at: new Date().toISOString(), reason: saved ? 'restore' : 'initial', source: config.modelPath! });
+  return m;
 }
 
 function ortVersion(): string | null {
@@ -70,12 +99,9 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
   const startedAt = performance.now();
   const testHooks = testHooksFromEnv();
   const models = new ModelRegistry();
+  const versionStore = new VersionStore(path.join(config.stateDir, 'models'), config.modelVersionsKeep);
   if (config.modelPath !== null) {
-    const bytes = await readModelFile(config.modelPath);
-    const loaded = await loadOnnxModel(DEFAULT_MODEL, bytes, config.modelPath, {
-      featuresHint: config.features ?? undefined,
-      intraOpNumThreads: config.ortThreads,
-    });
+    const loaded = await loadServingModel(config, versionStore, logger);
     models.add(loaded);
     logger.info({ model: models.describe(models.get(DEFAULT_MODEL)) }, 'model loaded and validated');
   } else {
@@ -145,6 +171,8 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
     ortThreads: config.ortThreads,
     hooks: testHooks.worker,
     restartWindowMs: config.healthRestartWindowS * 1000,
+    versionOf: (model) => models.servingId(model),
+    describeVersion: (id) => models.describeVersion(id),
   });
   const cache = new PredictionCache(config.cacheCapacity, config.cacheMaxRows);
   const recent = new RecentWindow();
@@ -267,6 +295,8 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
     }),
   );
   registerDriftRoutes(server, drift, learning, admin);
+  const swapper = new ModelSwapper(models, pool, cache, versionStore, config.ortThreads);
+  registerModelRoutes(server, { models, store: versionStore, swapper, admin, maxUploadBytes: config.modelUploadMaxBytes });
   registerMonitoringRoutes(server, {
     scrape: () => telemetry.scrape(),
     health,
@@ -300,6 +330,8 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
     quality,
     learning,
     drift,
+    swapper,
+    versions: versionStore,
     health,
     startedAt,
     testHooks,

@@ -47,6 +47,8 @@ export interface EngineConfig {
   sgdStandardize: boolean;
   driftDetectors: string;
   driftRealInput: 'error' | 'proba';
+  modelVersionsKeep: number;
+  modelUploadMaxBytes: number;
 }
 
 type Kind = 'int' | 'float' | 'string' | 'path' | 'model' | 'level' | 'bool' | 'choice';
@@ -105,6 +107,8 @@ export const OPTIONS: readonly Option[] = [
   { key: 'sgdStandardize', env: 'SGD_STANDARDIZE', flag: '--sgd-standardize', kind: 'bool', help: 'standardize features with running mean and variance before learning', default: () => DEFAULT_SGD_OPTIONS.standardize },
   { key: 'driftDetectors', env: 'DRIFT_DETECTORS', flag: '--drift-detectors', kind: 'string', help: 'comma-separated drift detectors watching the primary model', default: () => 'ddm,eddm,hddm_a,hddm_w,adwin,page_hinkley' },
   { key: 'driftRealInput', env: 'DRIFT_REAL_INPUT', flag: '--drift-real-input', kind: 'choice', choices: ['error', 'proba'], help: 'what real-valued detectors get: the error bit, or 1 - p(actual class)', default: () => 'error' },
+  { key: 'modelVersionsKeep', env: 'MODEL_VERSIONS_KEEP', flag: '--model-versions-keep', kind: 'int', min: 1, max: 1000, help: 'model versions kept in the state directory per model (for rollback)', default: () => 5 },
+  { key: 'modelUploadMaxBytes', env: 'MODEL_UPLOAD_MAX_BYTES', flag: '--model-upload-max-bytes', kind: 'int', min: 1024, max: 2 ** 31 - 1, help: 'largest ONNX file POST /models/{name}/load takes', default: () => 64 * 1024 * 1024 },
   { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', kind: 'int', min: 0, max: 600_000, help: 'how long SIGTERM waits for in-flight work', default: () => 10_000 },
 ];
 

@@ -14,6 +14,7 @@ export const ErrorCodes = {
   INVALID_HEADER: 400,
   INVALID_QUERY: 400,
   UNKNOWN_MODEL: 400,
+  UNSUPPORTED_OPERATION: 400,
   // 401/403: admin endpoints
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
@@ -25,6 +26,12 @@ export const ErrorCodes = {
   BODY_TOO_LARGE: 413,
   TOO_MANY_ROWS: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
+  // 409/422: state conflicts and refused models
+  NO_PREVIOUS_VERSION: 409,
+  TRAINING_IN_PROGRESS: 409,
+  MODEL_REJECTED: 422,
+  TRAINING_FAILED: 422,
+  TRAINING_RUN_NOT_FOUND: 404,
   // 5xx: the engine could not serve it
   INTERNAL: 500,
   WORKER_FAILED: 500,

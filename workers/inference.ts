@@ -3,7 +3,7 @@
  * descriptors in workerData, warmed up before the worker reports ready. A task is only
  * `{ slot, rows, model }`: rows are read from and results written to the shared slab.
  */
-import { parentPort, threadId, workerData } from 'node:worker_threads';
+import { MessageChannel, parentPort, threadId, workerData, type MessagePort } from 'node:worker_threads';
 import { checkWarmup } from '../src/models/model-loader';
 import type { WorkerModel } from '../src/models/registry';
 import { SgdScorer } from '../src/learning/sgd-scorer';
@@ -40,48 +40,134 @@ export interface TaskResult {
 export interface InferenceTask {
   slot: number;
   rows: number;
-  /** Index into workerData.models. */
+  /** Index of the served model (ensemble, sgd). */
   model: number;
+  /** For an ONNX model: the id of the version to run (see the control protocol below). */
+  version: number;
 }
 
-/** Sent on parentPort once every scorer is warm; the pool counts these for readiness. */
+/**
+ * Sent on parentPort once every scorer is warm; the pool counts these for readiness. It carries
+ * the worker's end of a control channel: Piscina owns parentPort and the task port, so model
+ * versions are prepared and released over this one.
+ */
 export interface WarmMessage {
   type: 'warm';
   threadId: number;
+  control: MessagePort;
 }
+
+/** main → worker */
+export type ControlRequest =
+  | { cmd: 'prepare'; req: number; id: number; model: OnnxWorkerModel }
+  | { cmd: 'release'; req: number; id: number };
+/** worker → main: answers, and asks for a version it was told to run but does not have. */
+export type ControlReply =
+  | { cmd: 'done'; req: number; ok: true }
+  | { cmd: 'done'; req: number; ok: false; error: string }
+  | { cmd: 'fetch'; req: number; id: number };
+/** main → worker, answering a fetch */
+export interface FetchReply {
+  cmd: 'fetched';
+  req: number;
+  model: OnnxWorkerModel | null;
+}
+
+type OnnxWorkerModel = Extract<WorkerModel, { kind: 'onnx' }> & { id: number };
 
 async function init(): Promise<(task: InferenceTask) => Promise<TaskResult>> {
   const data = workerData as InferenceWorkerData;
   const slab = viewSlab(data.slab, data.layout);
-  const scorers: Scorer[] = [];
-  for (const m of data.models) {
-    if (m.kind === 'sgd') {
-      const scorer = new SgdScorer(m.weights);
-      await checkWarmup(scorer, m.features, 'sgd');
-      scorers.push(scorer);
-      continue;
-    }
+  const fixed: (Scorer | null)[] = [];
+  /** ONNX sessions by version id: the serving one, and those prepared for a swap or in flight. */
+  const versions = new Map<number, Promise<Scorer>>();
+
+  async function build(m: OnnxWorkerModel): Promise<Scorer> {
     // onnxruntime accepts only a plain ArrayBuffer: copy the shared model bytes once.
     const bytes = new Uint8Array(m.bytes.byteLength);
     bytes.set(new Uint8Array(m.bytes));
     const scorer = await OnnxScorer.create(bytes, m.contract, { intraOpNumThreads: data.ortThreads });
     await checkWarmup(scorer, m.contract.features, m.source);
-    scorers.push(scorer);
+    return scorer;
   }
+
+  for (const m of data.models) {
+    if (m.kind === 'sgd') {
+      const scorer = new SgdScorer(m.weights);
+      await checkWarmup(scorer, m.features, 'sgd');
+      fixed.push(scorer);
+      continue;
+    }
+    const om = m as OnnxWorkerModel;
+    const scorer = await build(om);
+    versions.set(om.id, Promise.resolve(scorer));
+    fixed.push(null);
+  }
+
+  const { port1: control, port2 } = new MessageChannel();
+  let nextReq = 1;
+  const fetches = new Map<number, (m: OnnxWorkerModel | null) => void>();
+  control.on('message', (msg: ControlRequest | FetchReply) => {
+    if (msg.cmd === 'fetched') {
+      fetches.get(msg.req)?.(msg.model);
+      fetches.delete(msg.req);
+      return;
+    }
+    const reply = (r: ControlReply): void => control.postMessage(r);
+    if (msg.cmd === 'prepare') {
+      let p = versions.get(msg.id);
+      if (!p) {
+        p = build(msg.model);
+        versions.set(msg.id, p);
+      }
+      p.then(
+        () => reply({ cmd: 'done', req: msg.req, ok: true }),
+        (err: Error) => {
+          versions.delete(msg.id);
+          reply({ cmd: 'done', req: msg.req, ok: false, error: err.message });
+        },
+      );
+    } else if (msg.cmd === 'release') {
+      const p = versions.get(msg.id);
+      versions.delete(msg.id);
+      if (p) p.then((sc) => sc.release(), () => undefined).catch(() => undefined);
+      reply({ cmd: 'done', req: msg.req, ok: true });
+    }
+  });
+
+  /** A version this worker has not prepared (it was started after the swap): ask for it. */
+  function scorerFor(id: number): Promise<Scorer> {
+    let p = versions.get(id);
+    if (p) return p;
+    p = new Promise<OnnxWorkerModel | null>((resolve) => {
+      const req = nextReq++;
+      fetches.set(req, resolve);
+      const ask: ControlReply = { cmd: 'fetch', req, id };
+      control.postMessage(ask);
+    }).then((m) => {
+      if (!m) throw new Error(`model version ${id} is not known to the engine`);
+      return build(m);
+    });
+    versions.set(id, p);
+    p.catch(() => versions.delete(id));
+    return p;
+  }
+
   const { crashOnFeature: crashOn, holdOnFeature: holdOn, holdMs } = data.hooks;
   const gate = data.hooks.gate ? new Int32Array(data.hooks.gate) : null;
-  const warm: WarmMessage = { type: 'warm', threadId };
-  parentPort!.postMessage(warm);
+  const warm: WarmMessage = { type: 'warm', threadId, control: port2 };
+  parentPort!.postMessage(warm, [port2]);
 
   return async function infer(task: InferenceTask): Promise<TaskResult> {
     const started = process.hrtime.bigint();
     const input = slab.inputs[task.slot]!;
     if (crashOn !== null && input[0] === crashOn) process.exit(3);
     if (holdOn !== null && gate !== null && input[0] === holdOn) Atomics.wait(gate, 0, 0, holdMs);
-    const scorer = scorers[task.model];
-    if (scorer === undefined) throw new Error(`no model with index ${task.model} in this worker`);
+    const own = fixed[task.model];
+    if (own === undefined) throw new Error(`no model with index ${task.model} in this worker`);
+    const scorer = own ?? (await scorerFor(task.version));
     const version = await scorer.score(input, task.rows, slab.probabilities[task.slot]!, slab.labels[task.slot]!);
-    return { us: Number(process.hrtime.bigint() - started) / 1000, version };
+    return { us: Number(process.hrtime.bigint() - started) / 1000, version: own ? version : task.version };
   };
 }
 

@@ -83,7 +83,9 @@ class PredictCall implements BatchClient {
     this.dead = true;
     const probs = slab.probabilities[slot]!;
     const labels = slab.labels[slot]!;
-    if (!this.out.write(this.a, probs, labels, this.offset, this.rows, version, slab.inputs[slot]!)) return;
+    // The batch ran one version: the online model's update count, or an ONNX version id.
+    const label = this.a.model.kind === 'sgd' ? 'u' + version : this.out.models.versionName(version);
+    if (!this.out.write(this.a, probs, labels, this.offset, this.rows, label, slab.inputs[slot]!)) return;
     if (this.cacheKeys) {
       for (let r = 0; r < this.rows; r++) {
         const i = this.offset + r;
@@ -105,6 +107,7 @@ class AnswerWriter {
   private readonly scratch = new Scratch();
 
   constructor(
+    readonly models: ModelRegistry,
     readonly responder: Responder,
     readonly cache: PredictionCache | null,
     private readonly telemetry: Telemetry | null,
@@ -112,12 +115,11 @@ class AnswerWriter {
   ) {}
 
   /**
-   * False when the model's output was unusable (the request then got a 500). `version` is the
-   * online model's weights version the worker used, or -1 for a fixed model.
+   * False when the model's output was unusable (the request then got a 500). `served` names
+   * the version that computed the rows.
    */
-  write(a: Answer, probs: Float32Array, labels: Int32Array, first: number, rows: number, version: number, inputs: Float32Array): boolean {
+  write(a: Answer, probs: Float32Array, labels: Int32Array, first: number, rows: number, served: string, inputs: Float32Array): boolean {
     const { x, model: m } = a;
-    const served = version >= 0 ? 'u' + version : m.version;
     const end = first + rows;
     for (let r = first; r < end; r++) {
       const p0 = probs[2 * r]!;
@@ -187,7 +189,7 @@ export function createPredictHandler(deps: PredictDeps) {
   const { batcher, models, responder, options, cache, telemetry } = deps;
   const F = models.features;
   const staging = new Float32Array(options.maxRequestRows * F);
-  const writer = new AnswerWriter(responder, cache, telemetry, deps.store);
+  const writer = new AnswerWriter(models, responder, cache, telemetry, deps.store);
   const metricsOf = new Map<string, ModelMetrics>();
   for (const m of models.list) {
     if (telemetry) metricsOf.set(m.name, telemetry.model(m.name));
@@ -201,7 +203,9 @@ export function createPredictHandler(deps: PredictDeps) {
   function fromCache(a: Answer, rows: number): string[] | null | true {
     if (!cache || !cache.applies(rows) || a.model.kind !== 'onnx') return null;
     const keys: string[] = [];
-    for (let r = 0; r < rows; r++) keys.push(cache.key(a.model.index, a.model.version, staging, r, F));
+    // Keys name the version serving now; a hit is answered as that version.
+    const version = a.model.version;
+    for (let r = 0; r < rows; r++) keys.push(cache.key(a.model.index, version, staging, r, F));
     for (let r = 0; r < rows; r++) {
       const v = cache.get(keys[r]!);
       telemetry?.recordCacheLookup(v !== undefined);
@@ -210,7 +214,7 @@ export function createPredictHandler(deps: PredictDeps) {
       hitProbs[2 * r + 1] = v.p1;
       hitLabels[r] = v.cls;
     }
-    if (writer.write(a, hitProbs, hitLabels, 0, rows, -1, staging) && telemetry && a.mm) telemetry.countRows(a.mm, rows, 0, hitProbs, hitLabels);
+    if (writer.write(a, hitProbs, hitLabels, 0, rows, version, staging) && telemetry && a.mm) telemetry.countRows(a.mm, rows, 0, hitProbs, hitLabels);
     return true;
   }
 

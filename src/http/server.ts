@@ -53,7 +53,6 @@ export class HttpServer {
     this.router
       .on('POST', '/predict', predict)
       .on('GET', '/models', (x) => r.json(x, 200, { models: models.list.map((m) => models.describe(m)) }))
-      .on('GET', '/models/{name}', (x, _req, p) => r.json(x, 200, models.describe(models.get(p.name!))))
       .on('GET', '/monitoring/health/liveness', (x) => r.json(x, 200, { status: 'alive' }))
       .on('GET', '/monitoring/health/readiness', (x) => {
         const reasons = lifecycle.notReadyReasons();

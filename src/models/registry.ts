@@ -21,7 +21,10 @@ export interface SgdDescriptor {
   weights: SharedArrayBuffer;
 }
 
-export type WorkerModel = ModelDescriptor | SgdDescriptor;
+/** An ONNX model version as workers know it: `id` names it in tasks. */
+export type OnnxWorkerModel = ModelDescriptor & { id: number };
+
+export type WorkerModel = OnnxWorkerModel | SgdDescriptor;
 
 export interface ServedModel {
   index: number;
@@ -42,21 +45,77 @@ const CLASS_LABELS: [string, string] = ['DOWN', 'UP'];
 export class ModelRegistry {
   private readonly byNameMap = new Map<string, ServedModel>();
   readonly list: ServedModel[] = [];
+  /** Every ONNX version workers may be asked to run, by id. */
+  private readonly versions = new Map<number, LoadedModel>();
+  /** Per served model index: the id of its serving version (-1 for the online model). */
+  private readonly current: number[] = [];
+  private nextId = 1;
 
   add(model: LoadedModel): ServedModel {
+    const id = this.register(model);
+    const registry = this;
+    const index = this.list.length;
+    this.current[index] = id;
     return this.push({
-      index: this.list.length,
+      index,
       name: model.name,
       kind: 'onnx',
-      version: model.version,
+      get version() {
+        return registry.serving(index).version;
+      },
       features: model.contract.features,
-      classLabels: model.contract.classLabels,
-      onnx: model,
+      get classLabels() {
+        return registry.serving(index).contract.classLabels;
+      },
+      get onnx() {
+        return registry.serving(index);
+      },
       online: null,
     });
   }
 
+  /** Makes a version known (workers may fetch it) without serving it yet; answers its id. */
+  register(model: LoadedModel): number {
+    const id = this.nextId++;
+    this.versions.set(id, model);
+    return id;
+  }
+
+  forget(id: number): void {
+    if (this.current.includes(id)) throw new Error(`version ${id} is serving`);
+    this.versions.delete(id);
+  }
+
+  /** The flip of a swap: from the next batch on, `name` runs version `id`. */
+  setServing(name: string, id: number): void {
+    const m = this.get(name);
+    const v = this.versions.get(id);
+    if (!v || m.kind !== 'onnx') throw new Error(`cannot serve version ${id} as ${name}`);
+    this.current[m.index] = id;
+  }
+
+  serving(index: number): LoadedModel {
+    return this.versions.get(this.current[index]!)!;
+  }
+
+  servingId(index: number): number {
+    return this.current[index] ?? -1;
+  }
+
+  /** The version string of a version id (what answers name). */
+  versionName(id: number): string {
+    return this.versions.get(id)?.version ?? 'unknown';
+  }
+
+  describeVersion(id: number): OnnxWorkerModel | null {
+    const m = this.versions.get(id);
+    if (!m) return null;
+    const { name, version, kind, bytes, contract, source } = m;
+    return { id, name, version, kind, bytes, contract, source };
+  }
+
   addOnline(info: OnlineModelInfo): ServedModel {
+    this.current[this.list.length] = -1;
     const served: ServedModel = {
       index: this.list.length,
       name: ONLINE_MODEL,
@@ -107,12 +166,14 @@ export class ModelRegistry {
   /** What each worker builds a scorer from, by index. */
   workerModels(): WorkerModel[] {
     return this.list.map((m) => {
-      if (m.onnx) {
-        const { name, version, kind, bytes, contract, source } = m.onnx;
-        return { name, version, kind, bytes, contract, source };
-      }
+      if (m.kind === 'onnx') return this.describeVersion(this.current[m.index]!)!;
       return { kind: 'sgd', name: m.name, features: m.features, weights: m.online!.weights };
     });
+  }
+
+  /** Version ids whose sessions workers may drop: neither serving nor `keep`. */
+  idleVersions(keep: readonly number[]): number[] {
+    return [...this.versions.keys()].filter((id) => !this.current.includes(id) && !keep.includes(id));
   }
 
   describe(m: ServedModel): Record<string, unknown> {

@@ -1,0 +1,168 @@
+/**
+ * Model versions on disk, so a restart serves the version that served before it and a rollback
+ * has somewhere to go back to.
+ *
+ *   STATE_DIR/models/<name>/<version>.onnx        the model bytes
+ *   STATE_DIR/models/<name>/<version>.card.json   its card (source, metrics, trainer settings…)
+ *   STATE_DIR/models/<name>/serving.json          which version serves, and the history of swaps
+ *
+ * Every file is written to a temporary name, fsynced and renamed, then the directory fsynced.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fsyncDirectory } from '../learning/checkpoint';
+
+export interface ServingRecord {
+  version: string;
+  /** The version this one replaced; a rollback returns to it. */
+  previous: string | null;
+  at: string;
+  reason: 'initial' | 'load' | 'train' | 'rollback' | 'restore';
+  source: string;
+}
+
+interface ServingFile {
+  serving: string | null;
+  history: ServingRecord[];
+}
+
+async function writeAtomic(dir: string, name: string, data: Uint8Array | string): Promise<void> {
+  await fs.promises.mkdir(dir, { recursive: true });
+  const target = path.join(dir, name);
+  const temp = `${target}.tmp-${process.pid}`;
+  const fh = await fs.promises.open(temp, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fs.promises.rename(temp, target);
+  await fsyncDirectory(dir);
+}
+
+export class VersionStore {
+  constructor(
+    readonly root: string,
+    /** Versions kept on disk per model (the serving one always is). */
+    readonly keep: number,
+  ) {}
+
+  private dir(name: string): string {
+    return path.join(this.root, name);
+  }
+
+  private readServing(name: string): ServingFile {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(this.dir(name), 'serving.json'), 'utf8')) as ServingFile;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { serving: null, history: [] };
+      throw new Error(`cannot read ${path.join(this.dir(name), 'serving.json')}: ${(err as Error).message}`);
+    }
+  }
+
+  /** The version that served last, with its bytes, or null (first start, or its file is gone). */
+  servingVersion(name: string): { version: string; bytes: Uint8Array; file: string } | null {
+    const s = this.readServing(name);
+    if (s.serving === null) return null;
+    const file = path.join(this.dir(name), `${s.serving}.onnx`);
+    if (!fs.existsSync(file)) return null;
+    return { version: s.serving, bytes: fs.readFileSync(file), file };
+  }
+
+  has(name: string, version: string): boolean {
+    return fs.existsSync(path.join(this.dir(name), `${version}.onnx`));
+  }
+
+  bytes(name: string, version: string): Uint8Array {
+    return fs.readFileSync(path.join(this.dir(name), `${version}.onnx`));
+  }
+
+  /** Stores a version's bytes and card (before it serves: a crash then leaves a spare file, not a gap). */
+  async save(name: string, version: string, bytes: Uint8Array, card: Record<string, unknown>): Promise<void> {
+    const dir = this.dir(name);
+    if (!this.has(name, version)) await writeAtomic(dir, `${version}.onnx`, bytes);
+    await writeAtomic(dir, `${version}.card.json`, JSON.stringify(card, null, 2) + '\n');
+  }
+
+  card(name: string, version: string): Record<string, unknown> | null {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(this.dir(name), `${version}.card.json`), 'utf8')) as Record<string, unknown>;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Records that `version` serves now, then drops versions beyond `keep`. */
+  async setServing(name: string, record: ServingRecord): Promise<void> {
+    const s = this.readServing(name);
+    s.serving = record.version;
+    s.history.push(record);
+    if (s.history.length > 1000) s.history.splice(0, s.history.length - 1000);
+    await writeAtomic(this.dir(name), 'serving.json', JSON.stringify(s, null, 2) + '\n');
+    await this.prune(name, s);
+  }
+
+  /** The record under which the serving version serves. */
+  current(name: string): ServingRecord | null {
+    const s = this.readServing(name);
+    for (let i = s.history.length - 1; i >= 0; i--) if (s.history[i]!.version === s.serving) return s.history[i]!;
+    return null;
+  }
+
+  /** Where a rollback goes: the version the serving one replaced, and what that one replaced. */
+  rollbackTarget(name: string): { version: string; previous: string | null } | null {
+    const cur = this.current(name);
+    if (!cur || cur.previous === null) return null;
+    const s = this.readServing(name);
+    // The record under which the target served before: its own `previous` is the next step back.
+    let previous: string | null = null;
+    for (let i = s.history.length - 1; i >= 0; i--) {
+      const h = s.history[i]!;
+      if (h.version === cur.previous && h !== cur) {
+        previous = h.previous;
+        break;
+      }
+    }
+    return { version: cur.previous, previous };
+  }
+
+  /** Versions known on disk, newest first, with their cards. */
+  list(name: string): Array<{ version: string; serving: boolean; lastServedAt: string | null; reason: string | null; card: Record<string, unknown> | null }> {
+    const s = this.readServing(name);
+    const dir = this.dir(name);
+    let files: string[] = [];
+    try {
+      files = fs.readdirSync(dir).filter((f) => f.endsWith('.onnx'));
+    } catch {
+      return [];
+    }
+    const last = new Map<string, ServingRecord>();
+    for (const h of s.history) last.set(h.version, h);
+    return files
+      .map((f) => f.slice(0, -'.onnx'.length))
+      .map((version) => ({
+        version,
+        serving: version === s.serving,
+        lastServedAt: last.get(version)?.at ?? null,
+        reason: last.get(version)?.reason ?? null,
+        card: this.card(name, version),
+      }))
+      .sort((a, b) => (b.lastServedAt ?? '').localeCompare(a.lastServedAt ?? ''));
+  }
+
+  private async prune(name: string, s: ServingFile): Promise<void> {
+    // Keep the serving version and the most recently served others, up to `keep`.
+    const order: string[] = [];
+    for (let i = s.history.length - 1; i >= 0 && order.length < this.keep; i--) {
+      const v = s.history[i]!.version;
+      if (!order.includes(v)) order.push(v);
+    }
+    if (s.serving !== null && !order.includes(s.serving)) order.push(s.serving);
+    const dir = this.dir(name);
+    for (const f of fs.readdirSync(dir)) {
+      const m = /^(.+)\.(onnx|card\.json)$/.exec(f);
+      if (m && !order.includes(m[1]!)) await fs.promises.rm(path.join(dir, f), { force: true });
+    }
+  }
+}
