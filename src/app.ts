@@ -19,6 +19,8 @@ import { loadOnnxModel, readModelFile, type LoadedModel } from './models/model-l
 import { VersionStore } from './models/version-store';
 import { ModelSwapper } from './pool/model-swap';
 import { registerModelRoutes } from './http/models';
+import { registerTrainRoutes } from './http/train';
+import { TrainingRuns } from './learning/training-runs';
 import * as path from 'node:path';
 import { DEFAULT_MODEL, ModelRegistry, ONLINE_MODEL } from './models/registry';
 import { DriftMonitor } from './drift/monitor';
@@ -52,6 +54,7 @@ export interface Engine {
   readonly quality: Map<string, QualityWindow>;
   readonly learning: OnlineLearning;
   readonly swapper: ModelSwapper;
+  readonly training: TrainingRuns | null;
   readonly versions: VersionStore;
   readonly drift: DriftMonitor;
   health(): HealthReport;
@@ -113,10 +116,14 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
   // The drift monitor and the online learner come before the workers: the workers read the
   // learner's weights from its shared buffer.
   let telemetryRef: Telemetry | null = null;
+  let trainingRef: TrainingRuns | null = null;
   const drift = new DriftMonitor({
     detectors: config.driftDetectors.split(',').map((d) => d.trim()).filter((d) => d !== ''),
     realInput: config.driftRealInput,
   });
+  if (config.trainOnDrift !== 'off' && !drift.types.includes(config.trainOnDrift as never)) {
+    throw new TradeflowError('CONFIG_INVALID', `TRAIN_ON_DRIFT names "${config.trainOnDrift}", which is not among DRIFT_DETECTORS (${drift.types.join(', ')})`);
+  }
   const quality = new Map<string, QualityWindow>();
   for (const name of [...models.list.map((m) => m.name), ONLINE_MODEL]) quality.set(name, new QualityWindow(config.qualityWindow, config.qualityMinOutcomes));
   const updateAttrs = { model_type: ONLINE_MODEL };
@@ -138,8 +145,14 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
     durable: config.feedbackFsync,
     maxPendingBytes: config.feedbackMaxPendingBytes,
     checkpointIntervalMs: config.checkpointIntervalS * 1000,
-    onDriftEvent: (e) => telemetryRef?.driftDetected.add(1, { detector_type: e.detector, severity: e.severity }),
-    onApplied: (rows) => telemetryRef?.onlineUpdates.add(rows, updateAttrs),
+    onDriftEvent: (e) => {
+      telemetryRef?.driftDetected.add(1, { detector_type: e.detector, severity: e.severity });
+      trainingRef?.onDrift(e);
+    },
+    onApplied: (rows) => {
+      telemetryRef?.onlineUpdates.add(rows, updateAttrs);
+      trainingRef?.onExamples(rows);
+    },
     onCheckpointError: (err) => logger.error({ err: err.message }, 'checkpoint failed'),
   });
   logger.info({ stateDir: config.stateDir, ...learning.recovery, sgd: learning.learner.options }, 'learning state recovered');
@@ -214,7 +227,7 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
     },
     driftScores: () => Object.entries(drift.scores()).map(([detector, score]) => ({ detector, score })),
     onlineBufferSize: () => [{ modelType: DEFAULT_MODEL, size: learning.replay.size }],
-    lastTrainingTimestamp: () => [],
+    lastTrainingTimestamp: () => (trainingRef?.lastSuccess ? [{ modelType: DEFAULT_MODEL, seconds: trainingRef.lastSuccess }] : []),
   });
   telemetryRef = telemetry;
   telemetry.onlineUpdates.add(0, updateAttrs);
@@ -297,6 +310,26 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
   registerDriftRoutes(server, drift, learning, admin);
   const swapper = new ModelSwapper(models, pool, cache, versionStore, config.ortThreads);
   registerModelRoutes(server, { models, store: versionStore, swapper, admin, maxUploadBytes: config.modelUploadMaxBytes });
+  let training: TrainingRuns | null = null;
+  if (models.has(DEFAULT_MODEL)) {
+    const featureNames = models.get(DEFAULT_MODEL).onnx!.info.metadata['feature_names']?.split(',');
+    telemetry.trainable(DEFAULT_MODEL);
+    training = new TrainingRuns({
+      models,
+      swapper,
+      replay: learning.replay,
+      logger,
+      metrics: { runFinished: (status, seconds) => telemetry.recordTraining(DEFAULT_MODEL, status, seconds) },
+      settings: { minRows: config.trainMinRows, margin: config.trainMargin, holdoutFraction: config.trainHoldout },
+      ...(featureNames && featureNames.length === features ? { featureNames } : {}),
+      intervalMs: config.trainIntervalMs,
+      driftDetector: config.trainOnDrift === 'off' ? null : config.trainOnDrift,
+      driftMinRows: config.trainDriftMinRows,
+      historySize: 100,
+    });
+    trainingRef = training;
+    registerTrainRoutes(server, training, admin);
+  }
   registerMonitoringRoutes(server, {
     scrape: () => telemetry.scrape(),
     health,
@@ -331,6 +364,7 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
     learning,
     drift,
     swapper,
+    training,
     versions: versionStore,
     health,
     startedAt,
@@ -349,6 +383,8 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
           }),
         ]);
         clearTimeout(timer);
+        training?.close();
+        await training?.idle();
         await learning.close().catch((err: Error) => logger.error({ err: err.message }, 'final checkpoint failed'));
         server.close();
         batcher.close();

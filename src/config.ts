@@ -49,9 +49,15 @@ export interface EngineConfig {
   driftRealInput: 'error' | 'proba';
   modelVersionsKeep: number;
   modelUploadMaxBytes: number;
+  trainIntervalMs: number;
+  trainMinRows: number;
+  trainMargin: number;
+  trainHoldout: number;
+  trainOnDrift: string;
+  trainDriftMinRows: number;
 }
 
-type Kind = 'int' | 'float' | 'string' | 'path' | 'model' | 'level' | 'bool' | 'choice';
+type Kind = 'int' | 'float' | 'string' | 'path' | 'model' | 'level' | 'bool' | 'choice' | 'duration';
 
 interface Option {
   key: keyof EngineConfig;
@@ -109,6 +115,12 @@ export const OPTIONS: readonly Option[] = [
   { key: 'driftRealInput', env: 'DRIFT_REAL_INPUT', flag: '--drift-real-input', kind: 'choice', choices: ['error', 'proba'], help: 'what real-valued detectors get: the error bit, or 1 - p(actual class)', default: () => 'error' },
   { key: 'modelVersionsKeep', env: 'MODEL_VERSIONS_KEEP', flag: '--model-versions-keep', kind: 'int', min: 1, max: 1000, help: 'model versions kept in the state directory per model (for rollback)', default: () => 5 },
   { key: 'modelUploadMaxBytes', env: 'MODEL_UPLOAD_MAX_BYTES', flag: '--model-upload-max-bytes', kind: 'int', min: 1024, max: 2 ** 31 - 1, help: 'largest ONNX file POST /models/{name}/load takes', default: () => 64 * 1024 * 1024 },
+  { key: 'trainIntervalMs', env: 'TRAIN_INTERVAL', flag: '--train-interval', kind: 'duration', help: 'time between scheduled training runs (e.g. 24h, 30m, 90s; 0 disables)', default: () => 24 * 3600 * 1000 },
+  { key: 'trainMinRows', env: 'TRAIN_MIN_ROWS', flag: '--train-min-rows', kind: 'int', min: 10, max: 100_000_000, help: 'labelled rows a training run needs (scheduled runs are skipped below)', default: () => 200 },
+  { key: 'trainMargin', env: 'TRAIN_MARGIN', flag: '--train-margin', kind: 'float', min: 0, max: 1, help: 'a candidate is promoted unless its holdout accuracy is lower than the serving model\'s by more than this', default: () => 0.01 },
+  { key: 'trainHoldout', env: 'TRAIN_HOLDOUT', flag: '--train-holdout', kind: 'float', min: 0.01, max: 0.9, help: 'share of the buffer (the most recent rows) held out to compare candidate and serving model', default: () => 0.2 },
+  { key: 'trainOnDrift', env: 'TRAIN_ON_DRIFT', flag: '--train-on-drift', kind: 'string', help: 'detector whose drift triggers a training run on the rows seen since ("off" disables)', default: () => 'off' },
+  { key: 'trainDriftMinRows', env: 'TRAIN_DRIFT_MIN_ROWS', flag: '--train-drift-min-rows', kind: 'int', min: 10, max: 100_000_000, help: 'rows needed after a drift before the drift-triggered run', default: () => 500 },
   { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', kind: 'int', min: 0, max: 600_000, help: 'how long SIGTERM waits for in-flight work', default: () => 10_000 },
 ];
 
@@ -134,6 +146,12 @@ function parseValue(opt: Option, raw: string, source: string): EngineConfig[keyo
         throw invalid(`${where} must be between ${opt.min} and ${opt.max}, got ${n}`);
       }
       return n;
+    }
+    case 'duration': {
+      const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(raw);
+      if (!m) throw invalid(`${where} must be a duration such as 24h, 30m, 90s or 500ms (0 disables), got "${raw}"`);
+      const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
+      return Math.round(Number(m[1]) * unit);
     }
     case 'choice':
       if (!opt.choices!.includes(raw)) throw invalid(`${where} must be one of ${opt.choices!.join(', ')}, got "${raw}"`);

@@ -6,12 +6,14 @@ import { TradeflowError } from '../errors';
 import { createLogger } from '../telemetry/logger';
 import { driftCommand } from './drift-replay';
 import { evalCommand } from './eval';
+import { trainCommand } from './train';
 
 const USAGE = `Usage: tradeflow <command> [options]
 
 Commands:
   serve        start the inference engine (HTTP API on PORT, default 8000)
   eval         prequential evaluation of a running engine on a labelled CSV
+  train        train an ensemble from a labelled CSV and write it as ONNX with its model card
   drift        drift detector tools (drift replay: run a detector over a history)
 
 Run "tradeflow <command> --help" for a command's options.`;
@@ -80,6 +82,9 @@ async function main(): Promise<void> {
       return serve(rest);
     case 'eval':
       process.exitCode = await evalCommand(rest, process.stdout, process.stderr);
+      return;
+    case 'train':
+      process.exitCode = await trainCommand(rest, process.stdout, process.stderr);
       return;
     case 'drift':
       process.exitCode = await driftCommand(rest, process.stdin, process.stdout, process.stderr);

@@ -205,6 +205,18 @@ export class Telemetry {
     if (a.error) this.apiErrors.add(1, a.error);
   }
 
+  /** One finished training run of `modelType`: counted by outcome and timed. */
+  recordTraining(modelType: string, status: 'success' | 'failure', seconds: number): void {
+    this.trainingRuns.add(1, { model_type: modelType, status });
+    this.trainingDuration.record(seconds, { model_type: modelType });
+  }
+
+  /** Training counters start at zero for a model type that can be trained. */
+  trainable(modelType: string): void {
+    this.trainingRuns.add(0, { model_type: modelType, status: 'success' });
+    this.trainingRuns.add(0, { model_type: modelType, status: 'failure' });
+  }
+
   recordCacheLookup(hit: boolean): void {
     this.cacheRequests.add(1, hit ? this.cacheHit : this.cacheMiss);
   }
