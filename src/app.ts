@@ -22,6 +22,7 @@ import { registerModelRoutes } from './http/models';
 import { registerTrainRoutes } from './http/train';
 import { TrainingRuns } from './learning/training-runs';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
 import { DEFAULT_MODEL, ModelRegistry, ONLINE_MODEL } from './models/registry';
 import { DriftMonitor } from './drift/monitor';
 import { OnlineLearning } from './learning/online';
@@ -67,25 +68,47 @@ export interface Engine {
 }
 
 /**
- * The ensemble to serve at start: the version that served before a restart (from the state
- * directory) when there is one, else MODEL_PATH, which is then recorded as the first version.
+ * The ensemble to serve at start. The version that served before a restart (from the state
+ * directory) keeps serving, unless the MODEL_PATH file changed since it was last deployed: a new
+ * file there is a new deployment and takes over (as a new version; the old one stays a rollback
+ * target).
  */
 async function loadServingModel(config: EngineConfig, store: VersionStore, logger: Logger): Promise<LoadedModel> {
   const opts = { featuresHint: config.features ?? undefined, intraOpNumThreads: config.ortThreads };
   const saved = store.servingVersion(DEFAULT_MODEL);
-  if (saved) {
+  const configured = store.configured(DEFAULT_MODEL);
+  let bytes: Uint8Array | null = null;
+  try {
+    bytes = await readModelFile(config.modelPath!);
+  } catch (err) {
+    if (!saved) throw err;
+    logger.warn({ err: (err as Error).message }, 'MODEL_PATH cannot be read; serving the version from the state directory');
+  }
+  const sha = bytes ? createHash('sha256').update(bytes).digest('hex') : null;
+  if (saved && (sha === null || (configured !== null && configured.sha256 === sha))) {
     try {
       const m = await loadOnnxModel(DEFAULT_MODEL, saved.bytes, saved.file, opts);
       logger.info({ version: m.version, file: saved.file }, 'serving the version that served before the restart');
       return m;
     } catch (err) {
-      logger.error({ err: (err as Error).message, file: saved.file }, 'the version that served before the restart does not load; falling back to MODEL_PATH');
+      if (!bytes) throw err;
+      logger.error({ err: (err as Error).message, file: saved.file }, 'the version that served before the restart does not load; serving MODEL_PATH');
     }
   }
-  const bytes = await readModelFile(config.modelPath!);
-  const m = await loadOnnxModel(DEFAULT_MODEL, bytes, config.modelPath!, opts);
-  await store.save(DEFAULT_MODEL, m.version, bytes, { name: DEFAULT_MODEL, version: m.version, sha256: m.sha256, source: config.modelPath, loaded_at: m.loadedAt });
-  await store.setServing(DEFAULT_MODEL, { version: m.version, previous: saved ? saved.version : null, at: new Date().toISOString(), reason: saved ? 'restore' : 'initial', source: config.modelPath! });
+  const m = await loadOnnxModel(DEFAULT_MODEL, bytes!, config.modelPath!, opts);
+  await store.save(DEFAULT_MODEL, m.version, bytes!, { name: DEFAULT_MODEL, version: m.version, sha256: m.sha256, source: config.modelPath, loaded_at: m.loadedAt });
+  await store.setServing(
+    DEFAULT_MODEL,
+    {
+      version: m.version,
+      previous: saved && saved.version !== m.version ? saved.version : store.current(DEFAULT_MODEL)?.previous ?? null,
+      at: new Date().toISOString(),
+      reason: saved ? 'configured' : 'initial',
+      source: config.modelPath!,
+    },
+    { path: config.modelPath!, sha256: sha! },
+  );
+  if (saved && saved.version !== m.version) logger.info({ version: m.version, replaced: saved.version }, 'MODEL_PATH holds a new model file: it replaces the version that served before');
   return m;
 }
 

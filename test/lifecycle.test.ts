@@ -5,15 +5,19 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { makeRows, postJson, request, waitFor } from './helpers/engine';
 
 const CLI = path.join(__dirname, '..', 'dist', 'src', 'cli', 'main.js');
 const F = 16;
 const HOLD = 31337;
 const children: ChildProcess[] = [];
+const dirs: string[] = [];
 
 afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
 interface Served {
@@ -24,8 +28,10 @@ interface Served {
 }
 
 function serve(args: string[], env: Record<string, string> = {}): Served {
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'tradeflow-life-'));
+  dirs.push(stateDir);
   const child = spawn(process.execPath, [CLI, 'serve', ...args], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', STATE_DIR: stateDir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);

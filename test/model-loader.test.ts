@@ -69,7 +69,7 @@ describe('serving models built by python3-onnx', () => {
   for (const m of refused) {
     it(`refuses ${m.file} with a clear message before serving`, async (ctx) => {
       if (!available) ctx.skip();
-      const config = loadConfig([], { PORT: '0', HOST: '127.0.0.1', MODEL_PATH: path.join(dir, m.file) });
+      const config = loadConfig([], { PORT: '0', HOST: '127.0.0.1', MODEL_PATH: path.join(dir, m.file), STATE_DIR: path.join(dir, 'state-' + m.file) });
       const err = await startEngine(config, createLogger('silent')).then(
         () => null,
         (e: any) => e,

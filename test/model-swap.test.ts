@@ -203,4 +203,26 @@ onnx.save(m, sys.argv[1])
     expect(back.status).toBe(200);
     expect(back.json().version).not.toBe(promoted);
   });
+
+  it('serves a new MODEL_PATH file after a restart: a changed file is a new deployment', async () => {
+    const state = stateDir();
+    const file = path.join(dir, 'deployed.onnx');
+    writeFileSync(file, variant(11));
+    engine = await startTestEngine({ STATE_DIR: state, MODEL_PATH: file });
+    const first = engine.models.get('ensemble').version;
+    const promoted = (await load(engine.port, variant(12))).json().version;
+    await engine.shutdown('restart');
+    // Same file: the promoted version keeps serving.
+    engine = await startTestEngine({ STATE_DIR: state, MODEL_PATH: file });
+    expect(engine.models.get('ensemble').version).toBe(promoted);
+    await engine.shutdown('restart');
+    // A new file at MODEL_PATH takes over, and the promoted one is its rollback target.
+    writeFileSync(file, variant(13));
+    engine = await startTestEngine({ STATE_DIR: state, MODEL_PATH: file });
+    const deployed = engine.models.get('ensemble').version;
+    expect(deployed).not.toBe(promoted);
+    expect(deployed).not.toBe(first);
+    const back = await request(engine.port, 'POST', '/models/ensemble/rollback');
+    expect(back.json().version).toBe(promoted);
+  });
 });

@@ -17,13 +17,15 @@ export interface ServingRecord {
   /** The version this one replaced; a rollback returns to it. */
   previous: string | null;
   at: string;
-  reason: 'initial' | 'load' | 'train' | 'rollback' | 'restore';
+  reason: 'initial' | 'configured' | 'load' | 'train' | 'rollback' | 'restore';
   source: string;
 }
 
 interface ServingFile {
   serving: string | null;
   history: ServingRecord[];
+  /** The MODEL_PATH file last deployed: a different file there takes over at the next start. */
+  configured?: { path: string; sha256: string } | null;
 }
 
 async function writeAtomic(dir: string, name: string, data: Uint8Array | string): Promise<void> {
@@ -93,9 +95,14 @@ export class VersionStore {
     }
   }
 
+  configured(name: string): { path: string; sha256: string } | null {
+    return this.readServing(name).configured ?? null;
+  }
+
   /** Records that `version` serves now, then drops versions beyond `keep`. */
-  async setServing(name: string, record: ServingRecord): Promise<void> {
+  async setServing(name: string, record: ServingRecord, configured?: { path: string; sha256: string }): Promise<void> {
     const s = this.readServing(name);
+    if (configured) s.configured = configured;
     s.serving = record.version;
     s.history.push(record);
     if (s.history.length > 1000) s.history.splice(0, s.history.length - 1000);
