@@ -21,10 +21,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Engine } from '../src/app';
 import { makeRows, postBinary, postJson, request, rowsToArrays, startTestEngine, type Reply } from './helpers/engine';
+import { writeEnsembleOnnx } from '../src/models/onnx-writer';
+import { FEATURE_NAMES } from '../src/training/features';
 import {
   ALERT_RULES,
   ALERTMANAGER_CONFIG,
@@ -512,6 +515,27 @@ const LOAD_LEVELS: Array<[rows: number, concurrency: number]> = [
   [65536, 64],
 ];
 const MAX_ROWS = 65536; // 4 MiB of float32 rows, one shared buffer
+/** The ramp stops above this P95; the rule fires above 1 s. */
+const P95_TARGET = 1.5;
+let heavyDir: string | null = null;
+
+/** A valid 16-feature ensemble whose MLP branch has `hidden` units: slow per row on purpose. */
+function heavyMlp(hidden: number): Uint8Array {
+  let s = 7;
+  const rnd = (scale: number) => (((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1) * scale;
+  return writeEnsembleOnnx({
+    featureNames: FEATURE_NAMES,
+    standardizer: { mean: new Float64Array(16), std: new Float64Array(16).fill(1) },
+    mlp: {
+      features: 16,
+      hidden,
+      w1: Float64Array.from({ length: 16 * hidden }, () => rnd(0.5)),
+      b1: Float64Array.from({ length: hidden }, () => rnd(0.1)),
+      w2: Float64Array.from({ length: hidden }, () => rnd(1 / Math.sqrt(hidden))),
+      b2: 0,
+    },
+  });
+}
 const SHORT_FOR = '2s';
 
 describe.skipIf(!prometheusBin || !alertmanagerBin)('HighAPILatency under real load: Prometheus → Alertmanager → webhook, then resolved', () => {
@@ -565,7 +589,14 @@ describe.skipIf(!prometheusBin || !alertmanagerBin)('HighAPILatency under real l
     am = await startAlertmanager({ config: JSON.stringify(amConfig, null, 2) });
 
     // One worker and room for big batches: requests queue behind each other instead of failing.
+    // The model is a deliberately heavy MLP (4,096 hidden units, written by the project's own ONNX
+    // writer) so that the ramp below passes a P95 of 1 s well before its last level even on a
+    // machine several times faster than this one.
+    heavyDir = mkdtempSync(path.join(tmpdir(), 'tradeflow-heavy-'));
+    const heavyModel = path.join(heavyDir, 'heavy.onnx');
+    writeFileSync(heavyModel, heavyMlp(4096));
     engine = await startTestEngine({
+      MODEL_PATH: heavyModel,
       WORKERS: '1',
       MAX_REQUEST_ROWS: String(MAX_ROWS),
       MAX_BODY_BYTES: String(2 * MAX_ROWS * ROW_BYTES),
@@ -593,6 +624,7 @@ describe.skipIf(!prometheusBin || !alertmanagerBin)('HighAPILatency under real l
       ['alertmanager', () => am?.stop()],
       ['engine', () => engine?.shutdown('test end')],
       ['webhook', () => new Promise<void>((r) => (webhook ? webhook.close(() => r()) : r()))],
+      ['heavy model', () => (heavyDir ? rmSync(heavyDir, { recursive: true, force: true }) : undefined)],
     ]);
   }, 60_000);
 
@@ -632,13 +664,15 @@ describe.skipIf(!prometheusBin || !alertmanagerBin)('HighAPILatency under real l
       levelLog.push(
         `${levelRows} rows × ${concurrency} in flight: client p50 ${quantile(clientLatencies, 0.5).toFixed(0)} ms, p95 ${quantile(clientLatencies, 0.95).toFixed(0)} ms; Prometheus P95 (5m) ${p95.toFixed(3)} s at ${secs(Date.now())}`,
       );
-      if (p95 > 1) {
+      // A margin above the rule's 1 s: at a P95 hovering near it the alert could flap between
+      // pending and inactive and never fire.
+      if (p95 > P95_TARGET) {
         reached = { rows: levelRows, concurrency, p95, clientP50: quantile(clientLatencies, 0.5), at: Date.now() };
         break;
       }
     }
     console.log(`monitoring e2e: load levels\n  ${levelLog.join('\n  ')}`);
-    if (!reached) throw new Error(`P95 never passed 1 s up to the last load level: ${load.summary()}\n${levelLog.join('\n')}`);
+    if (!reached) throw new Error(`P95 never passed ${P95_TARGET} s up to the last load level: ${load.summary()}\n${levelLog.join('\n')}`);
 
     // --- Firing in Prometheus, in Alertmanager, at the webhook (the load goes on) ------------
     const firing = await poll(
