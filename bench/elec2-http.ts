@@ -64,6 +64,7 @@ async function evaluate(setting: Setting, csv: string, limit: number): Promise<E
       dropColumns: ['date'],
       model: 'sgd',
       batch: 1,
+      skip: 0,
       limit,
       token: null,
       inProcess: false,

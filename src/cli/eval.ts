@@ -25,6 +25,7 @@ Options:
   --drop-columns a,b     columns that are not features (e.g. date)
   --model NAME           model to predict with (default sgd)
   --batch N              rows per request (default 1)
+  --skip N               start at row N (e.g. past rows an initial model was trained on)
   --limit N              stop after N rows
   --token TOKEN          bearer token for /learn (or ADMIN_TOKEN)
   --in-process           run the online learner here, without HTTP
@@ -53,6 +54,7 @@ interface EvalArgs {
   dropColumns: string[];
   model: string;
   batch: number;
+  skip: number;
   limit: number;
   token: string | null;
   inProcess: boolean;
@@ -66,7 +68,7 @@ function usageError(message: string): TradeflowError {
 }
 
 export function parseEvalArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): EvalArgs {
-  const a: EvalArgs = { url: 'http://127.0.0.1:8000', csv: '', labelColumn: '', positive: '', dropColumns: [], model: 'sgd', batch: 1, limit: Infinity, token: env.ADMIN_TOKEN || null, inProcess: false, json: false };
+  const a: EvalArgs = { url: 'http://127.0.0.1:8000', csv: '', labelColumn: '', positive: '', dropColumns: [], model: 'sgd', batch: 1, skip: 0, limit: Infinity, token: env.ADMIN_TOKEN || null, inProcess: false, json: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -87,6 +89,7 @@ export function parseEvalArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
       case '--model': a.model = value(); break;
       case '--batch': a.batch = count('--batch', value()); break;
       case '--limit': a.limit = count('--limit', value()); break;
+      case '--skip': a.skip = count('--skip', value()); break;
       case '--token': a.token = value(); break;
       case '--in-process': a.inProcess = true; break;
       case '--json': a.json = true; break;
@@ -173,12 +176,13 @@ function post(agent: http.Agent, url: URL, path: string, body: string, headers: 
 export async function runEval(a: EvalArgs): Promise<EvalResult> {
   const data = await readLabelledCsv(a.csv, { labelColumn: a.labelColumn, positive: a.positive, dropColumns: a.dropColumns });
   const F = data.features.length;
-  const n = Math.min(data.rowCount, a.limit);
+  const first = Math.min(a.skip, data.rowCount);
+  const n = Math.min(data.rowCount, first + a.limit);
   const score = new PrequentialScore();
   const started = performance.now();
   if (a.inProcess) {
     const learner = new SgdLearner(validateSgdOptions({ features: F, ...DEFAULT_SGD_OPTIONS }));
-    for (let i = 0; i < n; i++) {
+    for (let i = first; i < n; i++) {
       const y = data.labels[i]! as 0 | 1;
       const p = learner.learn(data.rows, i, y);
       score.add(p > 0.5 ? 1 : 0, y);
@@ -190,7 +194,7 @@ export async function runEval(a: EvalArgs): Promise<EvalResult> {
   const auth: Record<string, string> = a.token ? { authorization: `Bearer ${a.token}` } : {};
   const run = `eval-${process.pid}-${Date.now().toString(36)}`;
   try {
-    for (let start = 0, k = 0; start < n; start += a.batch, k++) {
+    for (let start = first, k = 0; start < n; start += a.batch, k++) {
       const end = Math.min(n, start + a.batch);
       const rows: number[][] = [];
       for (let i = start; i < end; i++) rows.push(Array.from(data.rows.subarray(i * F, (i + 1) * F)));

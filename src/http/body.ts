@@ -17,6 +17,18 @@ export function parseContentLength(header: string): number {
   return Number(header);
 }
 
+/** The media type of a Content-Type header, lower-cased, without parameters ('' when absent). */
+export function mediaTypeOf(header: string): string {
+  const semi = header.indexOf(';');
+  return (semi === -1 ? header : header.slice(0, semi)).trim().toLowerCase();
+}
+
+/** Refuses a malformed or oversized declared `content-length` before any byte is read. */
+export function checkDeclaredLength(contentLength: number, limit: number): void {
+  if (Number.isNaN(contentLength)) throw new TradeflowError('INVALID_HEADER', 'Content-Length is not a number');
+  if (contentLength > limit) throw tooLarge(limit, contentLength);
+}
+
 export function tooLarge(limit: number, got: number | null): TradeflowError {
   return new TradeflowError('BODY_TOO_LARGE', got === null ? `request body exceeds the limit of ${limit} bytes` : `request body of ${got} bytes exceeds the limit of ${limit} bytes`);
 }

@@ -16,7 +16,7 @@ import type { PredictionStore } from '../learning/prediction-store';
 import type { ModelRegistry, ServedModel } from '../models/registry';
 import type { SlabViews } from '../pool/slab';
 import type { AdminCheck } from './auth';
-import { parseContentLength, readBody, tooLarge } from './body';
+import { checkDeclaredLength, mediaTypeOf, parseContentLength, readBody } from './body';
 import { decodeJsonBody } from './json-body';
 import { JSON_TYPE, type Exchange, type Responder } from './respond';
 
@@ -118,24 +118,10 @@ export function createLearnHandler(deps: LearnDeps) {
     deps.admin(x.res, req);
     const type = req.getHeader('content-type');
     const contentLength = parseContentLength(req.getHeader('content-length'));
-    if (deps.isDraining()) {
-      responder.error(x, new TradeflowError('DRAINING', 'the engine is shutting down and takes no new feedback', { 'Retry-After': '1' }), true);
-      return;
-    }
-    const semi = type.indexOf(';');
-    const media = (semi === -1 ? type : type.slice(0, semi)).trim().toLowerCase();
-    if (media !== '' && media !== JSON_TYPE) {
-      responder.error(x, new TradeflowError('UNSUPPORTED_MEDIA_TYPE', `Content-Type "${type}" is not supported; /learn takes ${JSON_TYPE}`), true);
-      return;
-    }
-    if (Number.isNaN(contentLength)) {
-      responder.error(x, new TradeflowError('INVALID_HEADER', 'Content-Length is not a number'), true);
-      return;
-    }
-    if (contentLength > options.maxBodyBytes) {
-      responder.error(x, tooLarge(options.maxBodyBytes, contentLength), true);
-      return;
-    }
+    if (deps.isDraining()) throw new TradeflowError('DRAINING', 'the engine is shutting down and takes no new feedback', { 'Retry-After': '1' });
+    const media = mediaTypeOf(type);
+    if (media !== '' && media !== JSON_TYPE) throw new TradeflowError('UNSUPPORTED_MEDIA_TYPE', `Content-Type "${type}" is not supported; /learn takes ${JSON_TYPE}`);
+    checkDeclaredLength(contentLength, options.maxBodyBytes);
     const deadline = x.startedAt + options.requestTimeoutMs;
     readBody(
       x.res,

@@ -9,7 +9,7 @@ import type { ModelRegistry } from '../models/registry';
 import type { VersionStore } from '../models/version-store';
 import type { ModelSwapper } from '../pool/model-swap';
 import type { AdminCheck } from './auth';
-import { parseContentLength, readBody, tooLarge } from './body';
+import { checkDeclaredLength, mediaTypeOf, parseContentLength, readBody } from './body';
 import { BINARY_TYPE, JSON_TYPE } from './respond';
 import type { HttpServer } from './server';
 
@@ -50,12 +50,12 @@ export function registerModelRoutes(server: HttpServer, deps: ModelRoutesDeps): 
       admin(x.res, req);
       const name = p.name!;
       models.get(name);
-      const type = req.getHeader('content-type').split(';')[0]!.trim().toLowerCase();
+      const type = mediaTypeOf(req.getHeader('content-type'));
       const length = parseContentLength(req.getHeader('content-length'));
       if (type !== BINARY_TYPE && type !== JSON_TYPE) {
         throw new TradeflowError('UNSUPPORTED_MEDIA_TYPE', `send the ONNX file as ${BINARY_TYPE}, or ${JSON_TYPE} {"path": "..."} for a file on the server`);
       }
-      if (length > deps.maxUploadBytes) throw tooLarge(deps.maxUploadBytes, length);
+      checkDeclaredLength(length, deps.maxUploadBytes);
       readBody(
         x.res,
         length,

@@ -13,7 +13,7 @@ import type { PredictionCache } from '../cache/prediction-cache';
 import type { PredictionStore } from '../learning/prediction-store';
 import type { ModelMetrics, Telemetry } from '../telemetry/metrics';
 import { performance } from 'node:perf_hooks';
-import { parseContentLength, readBody, tooLarge } from './body';
+import { checkDeclaredLength, mediaTypeOf, parseContentLength, readBody } from './body';
 import { decodeJsonBody } from './json-body';
 import { BINARY_TYPE, JSON_TYPE, type Exchange, type Responder } from './respond';
 
@@ -40,8 +40,7 @@ type Format = 'features' | 'instances' | 'binary';
 const MAX_TIMEOUT_MS = 3_600_000;
 
 function mediaType(header: string): 'json' | 'binary' | null {
-  const semi = header.indexOf(';');
-  const t = (semi === -1 ? header : header.slice(0, semi)).trim().toLowerCase();
+  const t = mediaTypeOf(header);
   if (t === '' || t === JSON_TYPE) return 'json';
   if (t === BINARY_TYPE) return 'binary';
   return null;
@@ -249,30 +248,12 @@ export function createPredictHandler(deps: PredictDeps) {
     x.onAbort = () => {
       if (call) batcher.clientGone(call);
     };
-    // Early refusals come before the body is read, so the connection is closed behind them.
-    if (deps.isDraining()) {
-      responder.error(x, new TradeflowError('DRAINING', 'the engine is shutting down and takes no new predictions', { 'Retry-After': '1' }), true);
-      return;
-    }
-    if (kind === null) {
-      responder.error(x, new TradeflowError('UNSUPPORTED_MEDIA_TYPE', `Content-Type "${req.getHeader('content-type')}" is not supported; use ${JSON_TYPE} or ${BINARY_TYPE}`), true);
-      return;
-    }
-    if (Number.isNaN(contentLength)) {
-      responder.error(x, new TradeflowError('INVALID_HEADER', 'Content-Length is not a number'), true);
-      return;
-    }
-    if (contentLength > options.maxBodyBytes) {
-      responder.error(x, tooLarge(options.maxBodyBytes, contentLength), true);
-      return;
-    }
-    let timeoutMs: number;
-    try {
-      timeoutMs = parseTimeoutHeader(timeoutHeader, options.requestTimeoutMs);
-    } catch (err) {
-      responder.error(x, err, true);
-      return;
-    }
+    // Early refusals come before the body is read; the router answers them and closes the
+    // connection behind them.
+    if (deps.isDraining()) throw new TradeflowError('DRAINING', 'the engine is shutting down and takes no new predictions', { 'Retry-After': '1' });
+    if (kind === null) throw new TradeflowError('UNSUPPORTED_MEDIA_TYPE', `Content-Type "${req.getHeader('content-type')}" is not supported; use ${JSON_TYPE} or ${BINARY_TYPE}`);
+    checkDeclaredLength(contentLength, options.maxBodyBytes);
+    const timeoutMs = parseTimeoutHeader(timeoutHeader, options.requestTimeoutMs);
     const deadline = x.startedAt + timeoutMs;
 
     readBody(
