@@ -190,7 +190,7 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
     },
   });
   if (config.adminToken === null) {
-    logger.warn('no ADMIN_TOKEN configured: /learn and the drift update and reset endpoints accept loopback clients only');
+    logger.warn('no ADMIN_TOKEN configured: mutating endpoints (/learn, /train, model load and rollback, drift update and reset) accept loopback clients only');
   }
   const store = new PredictionStore(config.predictionIdCapacity, config.predictionIdTtlS * 1000);
 
