@@ -199,12 +199,12 @@ export function createPredictHandler(deps: PredictDeps) {
   const hitLabels = new Int32Array(cache ? cache.maxRowsPerRequest : 0);
 
   /** Answers from the cache when every row hits; else returns the rows' keys for the insert. */
-  function fromCache(a: Answer, rows: number): string[] | null | true {
+  function fromCache(a: Answer, src: Float32Array, rows: number): string[] | null | true {
     if (!cache || !cache.applies(rows) || a.model.kind !== 'onnx') return null;
     const keys: string[] = [];
     // Keys name the version serving now; a hit is answered as that version.
     const version = a.model.version;
-    for (let r = 0; r < rows; r++) keys.push(cache.key(a.model.index, version, staging, r, F));
+    for (let r = 0; r < rows; r++) keys.push(cache.key(a.model.index, version, src, r, F));
     for (let r = 0; r < rows; r++) {
       const v = cache.get(keys[r]!);
       telemetry?.recordCacheLookup(v !== undefined);
@@ -213,11 +213,12 @@ export function createPredictHandler(deps: PredictDeps) {
       hitProbs[2 * r + 1] = v.p1;
       hitLabels[r] = v.cls;
     }
-    if (writer.write(a, hitProbs, hitLabels, 0, rows, version, staging) && telemetry && a.mm) telemetry.countRows(a.mm, rows, 0, hitProbs, hitLabels);
+    if (writer.write(a, hitProbs, hitLabels, 0, rows, version, src) && telemetry && a.mm) telemetry.countRows(a.mm, rows, 0, hitProbs, hitLabels);
     return true;
   }
 
-  function decodeBinary(bytes: Uint8Array): number {
+  /** The rows of a binary body, read in place when aligned (valid during the body callback only). */
+  function decodeBinary(bytes: Uint8Array): Float32Array {
     const rowBytes = 4 * F;
     if (bytes.length === 0 || bytes.length % rowBytes !== 0) {
       throw new TradeflowError('INVALID_BINARY_BODY', `binary body must be whole rows of ${F} little-endian float32 values (${rowBytes} bytes per row), got ${bytes.length} bytes`);
@@ -235,8 +236,7 @@ export function createPredictHandler(deps: PredictDeps) {
         throw new TradeflowError('NON_FINITE_FEATURE', `row ${Math.floor(i / F)}, column ${i % F} is ${v}: features must be finite`);
       }
     }
-    staging.set(src);
-    return rows;
+    return src;
   }
 
   return function predict(x: Exchange, req: HttpRequest): void {
@@ -264,6 +264,7 @@ export function createPredictHandler(deps: PredictDeps) {
         if (x.aborted) return;
         try {
           let rows: number;
+          let src: Float32Array;
           let format: Format;
           let modelName: string;
           let id: string | undefined;
@@ -271,20 +272,23 @@ export function createPredictHandler(deps: PredictDeps) {
             const d = decodeJsonBody(bytes, F, staging, options.maxRequestRows);
             if (d.shape === 'none') throw new TradeflowError('INVALID_BODY', 'body needs "features" (one row) or "instances" (a list of rows)');
             rows = d.rows;
+            src = staging;
             format = d.shape;
             modelName = d.model ?? (modelHeader || models.defaultModel.name);
             id = d.id;
           } else {
-            rows = decodeBinary(bytes);
+            src = decodeBinary(bytes);
+            rows = src.length / F;
             format = 'binary';
             modelName = modelHeader || models.defaultModel.name;
           }
           const model = models.get(modelName);
           const a: Answer = { x, format, model, mm: metricsOf.get(model.name) ?? null, id };
-          const keys = fromCache(a, rows);
+          const keys = fromCache(a, src, rows);
           if (keys === true) return;
           call = new PredictCall(a, writer, rows, deadline, keys);
-          batcher.enqueue(model.index, staging, rows, call);
+          // The batcher copies the rows into its slab now: `src` may be uWS's buffer.
+          batcher.enqueue(model.index, src, rows, call);
         } catch (err) {
           if (call) call.dead = true;
           responder.corked(x, () => responder.error(x, err));
