@@ -15,6 +15,7 @@
  * MAX_BATCH_ROWS, MAX_QUEUE_DELAY_US, ...), as for `tradeflow serve`. Every child is killed on
  * exit, error or Ctrl-C; the whole run has a time limit.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -507,7 +508,7 @@ interface Report {
   allTargetsMet: boolean | null;
 }
 
-function buildReport(o: Options, results: ScenarioResult[], context: { command: string; engineConfig: string; modelLine: string; startedAt: Date; engineLogErrors: number }): Report {
+function buildReport(o: Options, results: ScenarioResult[], context: { command: string; engineConfig: string; engineBuild: string; modelLine: string; startedAt: Date; engineLogErrors: number }): Report {
   const cpus = os.cpus();
   const lines: string[] = [];
   lines.push(`### ${context.startedAt.toISOString().replace('T', ' ').slice(0, 16)} UTC`);
@@ -517,7 +518,7 @@ function buildReport(o: Options, results: ScenarioResult[], context: { command: 
   lines.push(`- Machine: ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${os.release()}, Node ${process.version}`);
   lines.push(`- Load generator: ${o.tool === 'wrk' ? `wrk (${WRK_PATH}, ${o.threads} thread${o.threads > 1 ? 's' : ''})` : 'autocannon (in the harness process)'} on the same machine, 127.0.0.1; ${o.durationS} s per run, ${o.rounds} round(s), ${o.warmupS} s warm-up per server discarded, runs interleaved (A B, B A, ...); medians over rounds; before each run, up to ${o.quietWaitS} s wait for other processes to use < ${QUIET_PCT}% of a core; a run during which they used > ${BUSY_PCT}% is run again (up to ${o.retries} times) and the least disturbed attempt kept`);
   lines.push(`- ${context.modelLine}`);
-  lines.push(`- Engine: ${context.engineConfig}`);
+  lines.push(`- Engine: ${context.engineConfig}; ${context.engineBuild}`);
   lines.push(`- Bodies: seeded, ${results.map((r) => `${r.scenario.bodies} distinct for (${r.scenario.letter})`).join(', ')}, sent in a cycle that continues across runs; features rounded to 8 significant digits in JSON`);
   lines.push('');
   lines.push('| scenario | server | req/s | rows/s | p50 ms | p95 ms | p99 ms | non-2xx / socket err | server CPU | load-gen CPU | other CPU | req/s per round | engine ÷ baseline |');
@@ -696,6 +697,17 @@ async function engineConfigLine(engine: Server, o: Options): Promise<{ line: str
   return { line: parts.join('; '), version };
 }
 
+/** The commit the engine was built from, and whether its sources had uncommitted changes. */
+function gitDescription(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'workers'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return `built from commit ${head}${dirty ? ' plus uncommitted changes in src/ or workers/' : ''}`;
+  } catch {
+    return 'commit unknown (not a git checkout)';
+  }
+}
+
 function countLogErrors(logPath: string | null): number {
   if (!logPath) return 0;
   try {
@@ -725,6 +737,8 @@ async function main(): Promise<number> {
   }
   if (!fs.existsSync(opts.modelPath)) fail(`model ${opts.modelPath} does not exist (make it with npm run model:default, or pass --model)`);
 
+  // Taken before the engine starts: sources may change while the benchmark runs.
+  const engineBuild = gitDescription();
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tradeflow-bench-'));
   let keepWorkDir = opts.keep;
   const runs = opts.scenarios.length * 2 * (opts.rounds * opts.durationS + opts.warmupS);
@@ -749,7 +763,7 @@ async function main(): Promise<number> {
     for (const sc of opts.scenarios) results.push(await runScenario(opts, sc, [engine, baseline], workDir));
     const engineLogErrors = countLogErrors(engine.child.logPath);
     await Promise.all([stopChild(engine.child), stopChild(baseline.child)]);
-    const report = buildReport(opts, results, { command: commandLine(argv), engineConfig: engineCfg.line, modelLine, startedAt, engineLogErrors });
+    const report = buildReport(opts, results, { command: commandLine(argv), engineConfig: engineCfg.line, engineBuild, modelLine, startedAt, engineLogErrors });
     process.stdout.write('\n' + report.markdown + '\n');
     if (opts.write) process.stdout.write(`\nappended to ${writeResults(report.markdown)}\n`);
     if (engineLogErrors > 0) keepWorkDir = true;
