@@ -32,7 +32,7 @@ import { adminCheck } from './http/auth';
 import { createLearnHandler } from './http/learn';
 import { registerDriftRoutes } from './http/drift';
 import { InferencePool } from './pool/inference-pool';
-import { createSlab, type SlabViews } from './pool/slab';
+import { createSlab, slabBytes, type SlabLayout, type SlabViews } from './pool/slab';
 import type { Logger } from './telemetry/logger';
 import { testHooksFromEnv, type TestHooks } from './testing-hooks';
 
@@ -110,6 +110,26 @@ async function loadServingModel(config: EngineConfig, store: VersionStore, logge
   );
   if (saved && saved.version !== m.version) logger.info({ version: m.version, replaced: saved.version }, 'MODEL_PATH holds a new model file: it replaces the version that served before');
   return m;
+}
+
+/** The shared slab stays under this; past it the queue holds fewer rows, and the log says so. */
+const SLAB_MAX_BYTES = 512 * 1024 * 1024;
+
+/**
+ * Slots for the batches in flight (one per worker), for MAX_QUEUE_ROWS waiting rows in batches of
+ * MAX_BATCH_ROWS, and one open batch per model. A slot holds MAX_REQUEST_ROWS rows so that any
+ * single request fits one.
+ */
+function slabLayout(config: EngineConfig, features: number, models: number, logger: Logger): SlabLayout {
+  const capacity = Math.max(config.maxBatchRows, config.maxRequestRows);
+  const wanted = config.workers + Math.ceil(config.maxQueueRows / config.maxBatchRows) + models + 1;
+  const perSlot = slabBytes({ slots: 1, capacity, features });
+  const minimum = config.workers + models + 2;
+  const slots = Math.max(minimum, Math.min(wanted, Math.floor(SLAB_MAX_BYTES / perSlot)));
+  if (slots < wanted) {
+    logger.warn({ slots, wanted, slabBytes: slots * perSlot }, 'the batch slab is capped: under heavy load the queue may refuse rows before MAX_QUEUE_ROWS (lower MAX_REQUEST_ROWS or raise MAX_BATCH_ROWS)');
+  }
+  return { slots, capacity, features };
 }
 
 function ortVersion(): string | null {
@@ -194,12 +214,7 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
   }
   const store = new PredictionStore(config.predictionIdCapacity, config.predictionIdTtlS * 1000);
 
-  const capacity = Math.max(config.maxBatchRows, config.maxRequestRows);
-  const slab = createSlab({
-    slots: config.workers + Math.ceil(config.maxQueueRows / capacity) + models.list.length + 1,
-    capacity,
-    features,
-  });
+  const slab = createSlab(slabLayout(config, features, models.list.length, logger));
   const pool = new InferencePool({
     workers: config.workers,
     slab,

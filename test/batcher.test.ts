@@ -75,6 +75,22 @@ describe('micro-batcher', () => {
     expect(tooBig.status).toBe(503);
   });
 
+  it('takes rows up to MAX_QUEUE_ROWS exactly, in batches that grow while the worker is busy', async () => {
+    // Default batch and queue settings: 256-row batches, 16,384 waiting rows.
+    const e = await startHeld();
+    const held = postJson(e.port, { features: heldRow() });
+    await waitFor(() => e.batcher.busy === 1, 'the held batch to be in flight');
+    const rows = makeRows(64, F, 12);
+    const waiting = Array.from({ length: 256 }, () => postBinary(e.port, rows));
+    await waitFor(() => e.batcher.depth === 16384, 'the queue to hold 16,384 rows', 60_000);
+    const over = await postBinary(e.port, rows);
+    expect(over.status).toBe(503);
+    expect(JSON.parse(over.body.toString()).error.code).toBe('QUEUE_FULL');
+    e.testHooks.release();
+    expect((await held).status).toBe(200);
+    for (const r of await Promise.all(waiting)) expect(r.status).toBe(200);
+  });
+
   it('answers 504 to a request whose deadline passes in the queue, and does not compute it', async () => {
     const e = await startHeld();
     const held = postJson(e.port, { features: heldRow() });

@@ -119,37 +119,43 @@ export class Batcher {
       this.counters.requestsRejected++;
       throw new TradeflowError('QUEUE_FULL', `prediction queue is full (${this.queuedRows} rows waiting, limit ${this.opts.maxQueueRows})`, { 'Retry-After': '1' });
     }
-    let b = this.open[model] ?? null;
-    if (b !== null && b.rows + rows > this.opts.maxBatchRows) {
-      if (this.free.length > 0) {
-        this.seal(b);
-        b = null;
-      } else if (b.rows + rows > this.capacity) {
-        this.counters.requestsRejected++;
-        throw new TradeflowError('QUEUE_FULL', 'every batch slot is in use; try again shortly', { 'Retry-After': '1' });
-      }
-    }
-    if (b === null) {
-      const slot = this.free.pop();
-      if (slot === undefined) {
-        this.counters.requestsRejected++;
-        throw new TradeflowError('QUEUE_FULL', 'every batch slot is in use; try again shortly', { 'Retry-After': '1' });
-      }
-      b = this.batches[slot]!;
-      b.model = model;
-      b.rows = 0;
-      b.openedAt = performance.now();
-      this.open[model] = b;
-    }
+    const b = this.target(model, rows);
     const F = this.F;
     this.opts.slab.inputs[b.slot]!.set(rows * F === src.length ? src : src.subarray(0, rows * F), b.rows * F);
     client.offset = b.rows;
     b.rows += rows;
     b.clients.push(client);
     this.queuedRows += rows;
-    if (b.rows >= this.opts.maxBatchRows) this.seal(b);
+    if (b.rows >= this.opts.maxBatchRows && this.open[model] === b) this.seal(b);
     this.schedulePump();
     if (this.sweepTimer === null) this.sweepTimer = setTimeout(this.sweep, SWEEP_INTERVAL_MS);
+  }
+
+  /** The batch the rows go into: the open one while it has room, else a fresh slot. */
+  private target(model: number, rows: number): Batch {
+    const open = this.open[model] ?? null;
+    if (open !== null && open.rows + rows <= this.opts.maxBatchRows) return open;
+    const slot = this.free.pop();
+    if (slot !== undefined) {
+      if (open !== null) this.seal(open);
+      const b = this.batches[slot]!;
+      b.model = model;
+      b.rows = 0;
+      b.openedAt = performance.now();
+      this.open[model] = b;
+      return b;
+    }
+    // Every slot is taken: waiting batches grow past MAX_BATCH_ROWS, up to a slot's capacity,
+    // rather than refusing rows the queue limit allows (load turns into bigger batches).
+    if (open !== null && open.rows + rows <= this.capacity) return open;
+    for (let i = this.ready.length - 1; i >= 0; i--) {
+      const r = this.ready[i]!;
+      if (r.model !== model) continue;
+      if (r.rows + rows <= this.capacity) return r;
+      break;
+    }
+    this.counters.requestsRejected++;
+    throw new TradeflowError('QUEUE_FULL', `every batch slot is full (${this.queuedRows} rows waiting); try again shortly`, { 'Retry-After': '1' });
   }
 
   /** The client went away: its rows are skipped if its batch has not been dispatched yet. */
