@@ -122,9 +122,9 @@ const SLAB_MAX_BYTES = 512 * 1024 * 1024;
  */
 function slabLayout(config: EngineConfig, features: number, models: number, logger: Logger): SlabLayout {
   const capacity = Math.max(config.maxBatchRows, config.maxRequestRows);
-  const wanted = config.workers + Math.ceil(config.maxQueueRows / config.maxBatchRows) + models + 1;
+  const wanted = config.workers * config.batchesPerWorker + Math.ceil(config.maxQueueRows / config.maxBatchRows) + models + 1;
   const perSlot = slabBytes({ slots: 1, capacity, features });
-  const minimum = config.workers + models + 2;
+  const minimum = config.workers * config.batchesPerWorker + models + 2;
   const slots = Math.max(minimum, Math.min(wanted, Math.floor(SLAB_MAX_BYTES / perSlot)));
   if (slots < wanted) {
     logger.warn({ slots, wanted, slabBytes: slots * perSlot }, 'the batch slab is capped: under heavy load the queue may refuse rows before MAX_QUEUE_ROWS (lower MAX_REQUEST_ROWS or raise MAX_BATCH_ROWS)');
@@ -220,6 +220,7 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
     slab,
     models: models.workerModels(),
     ortThreads: config.ortThreads,
+    batchesPerWorker: config.batchesPerWorker,
     hooks: testHooks.worker,
     restartWindowMs: config.healthRestartWindowS * 1000,
     versionOf: (model) => models.servingId(model),
@@ -290,7 +291,7 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
   const batcher = new Batcher({
     slab,
     executor: pool,
-    concurrency: config.workers,
+    concurrency: config.workers * config.batchesPerWorker,
     models: models.list.length,
     maxBatchRows: config.maxBatchRows,
     maxQueueDelayUs: config.maxQueueDelayUs,

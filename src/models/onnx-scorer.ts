@@ -10,15 +10,20 @@ export interface OnnxScorerOptions {
 
 export class OnnxScorer implements Scorer {
   private readonly fetches: string[];
-  /** Worker-owned copy of the rows: onnxruntime refuses tensors backed by a SharedArrayBuffer. */
-  private scratch: Float32Array;
+  /**
+   * Worker-owned copies of the rows (onnxruntime refuses tensors backed by a SharedArrayBuffer).
+   * Two, used in turn: with two batches in flight per worker the second is copied while the
+   * first waits for its run, which reads its input later, in a setImmediate.
+   */
+  private scratch: Float32Array[];
+  private turn = 0;
 
   private constructor(
     private readonly session: ort.InferenceSession,
     readonly contract: ServingContract,
   ) {
     this.fetches = [contract.probabilityOutput];
-    this.scratch = new Float32Array(256 * contract.features);
+    this.scratch = [new Float32Array(256 * contract.features), new Float32Array(256 * contract.features)];
   }
 
   static async create(bytes: Uint8Array, contract: ServingContract, opts: OnnxScorerOptions): Promise<OnnxScorer> {
@@ -39,8 +44,9 @@ export class OnnxScorer implements Scorer {
   async score(input: Float32Array, rows: number, probabilities: Float32Array, labels: Int32Array): Promise<number> {
     const F = this.contract.features;
     const n = rows * F;
-    if (this.scratch.length < n) this.scratch = new Float32Array(Math.max(n, this.scratch.length * 2));
-    const data = this.scratch.subarray(0, n);
+    const i = (this.turn ^= 1);
+    if (this.scratch[i]!.length < n) this.scratch[i] = new Float32Array(Math.max(n, this.scratch[i]!.length * 2));
+    const data = this.scratch[i]!.subarray(0, n);
     data.set(input.subarray(0, n));
     const tensor = new ort.Tensor('float32', data, [rows, F]);
     const out = await this.session.run({ [this.contract.inputName]: tensor }, this.fetches);

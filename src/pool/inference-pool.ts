@@ -17,6 +17,7 @@ export interface PoolOptions {
   slab: SlabViews;
   models: WorkerModel[];
   ortThreads: number;
+  batchesPerWorker: number;
   hooks: WorkerTestHooks;
   /** Restarts younger than this count in `restartsRecent`. */
   restartWindowMs: number;
@@ -70,7 +71,7 @@ export class InferencePool {
       maxThreads: opts.workers,
       idleTimeout: 0,
       maxQueue: Infinity,
-      concurrentTasksPerWorker: 1,
+      concurrentTasksPerWorker: opts.batchesPerWorker,
       workerData,
       // Timing histograms cost per task; the engine records its own per batch.
       recordTiming: false,
