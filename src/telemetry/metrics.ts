@@ -11,7 +11,7 @@
 import { ValueType, type Attributes, type Counter, type Histogram, type Meter, type ObservableResult } from '@opentelemetry/api';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import { RowHistogram, RowHistogramProducer } from './row-histogram';
+import { FastCounter, FastHistogram, FastMetricsProducer, type CounterSeries, type HistogramSeries } from './fast-metrics';
 
 /** 50 µs … 10 s: resolves sub-millisecond serving and still shows a stall. */
 export const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -47,12 +47,20 @@ export interface GaugeSources {
 
 const METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS']);
 
-/** Per-model handles for the hot path: attribute objects and row series made once. */
+/** Per-model handles for the hot path: attribute objects and series made once. */
 export interface ModelMetrics {
   readonly name: string;
   readonly attrs: Attributes;
   readonly classAttrs: [Attributes, Attributes];
-  readonly confidence: ReturnType<RowHistogram['seriesFor']>;
+  readonly confidence: HistogramSeries;
+  readonly latency: HistogramSeries;
+}
+
+/** Per (endpoint, method, status): the series one answer increments. */
+interface ApiSeries {
+  requests: CounterSeries;
+  duration: HistogramSeries;
+  errors: CounterSeries | null;
 }
 
 export class Telemetry {
@@ -60,17 +68,18 @@ export class Telemetry {
   private readonly exporter: PrometheusExporter;
   private readonly serializer = new PrometheusSerializer('', false, undefined, true, true);
   private readonly meter: Meter;
-  private readonly apiAttrs = new Map<string, { request: Attributes; duration: Attributes; error: Attributes | null }>();
+  private readonly apiSeries = new Map<string, ApiSeries>();
   private readonly models = new Map<string, ModelMetrics>();
-  private readonly confidence: RowHistogram;
+  // Recorded per request or per row: the cheap families (fast-metrics.ts).
+  private readonly confidence: FastHistogram;
+  private readonly predictionLatency: FastHistogram;
+  private readonly apiRequests: FastCounter;
+  private readonly apiDuration: FastHistogram;
+  private readonly apiErrors: FastCounter;
 
   readonly predictions: Counter;
-  readonly predictionLatency: Histogram;
   readonly batchSize: Histogram;
   readonly queueWait: Histogram;
-  readonly apiRequests: Counter;
-  readonly apiDuration: Histogram;
-  readonly apiErrors: Counter;
   readonly cacheRequests: Counter;
   readonly trainingRuns: Counter;
   readonly trainingDuration: Histogram;
@@ -81,20 +90,21 @@ export class Telemetry {
   private readonly cacheMiss: Attributes = { result: 'miss' };
 
   constructor(private sources: GaugeSources) {
-    this.confidence = new RowHistogram('ml_prediction_confidence', 'Probability of the predicted class, per predicted row', CONFIDENCE_BUCKETS);
-    this.exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true, withoutTargetInfo: true, metricProducers: [new RowHistogramProducer([this.confidence])] });
+    this.confidence = new FastHistogram('ml_prediction_confidence', 'Probability of the predicted class, per predicted row', '', CONFIDENCE_BUCKETS);
+    this.predictionLatency = new FastHistogram('ml_prediction_latency_seconds', 'Time from receiving a prediction request to its answer', 's', LATENCY_BUCKETS);
+    this.apiRequests = new FastCounter('api_requests_total', 'HTTP requests answered, by route template, method and status');
+    this.apiDuration = new FastHistogram('api_request_duration_seconds', 'HTTP request duration, from routing to the last byte written', 's', LATENCY_BUCKETS);
+    this.apiErrors = new FastCounter('api_errors_total', 'HTTP answers with a 4xx or 5xx status');
+    const fast = new FastMetricsProducer([this.predictionLatency, this.confidence, this.apiRequests, this.apiDuration, this.apiErrors]);
+    this.exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true, withoutTargetInfo: true, metricProducers: [fast] });
     this.provider = new MeterProvider({ readers: [this.exporter] });
     const m = (this.meter = this.provider.getMeter('tradeflow'));
     const seconds = (name: string, description: string, boundaries = LATENCY_BUCKETS): Histogram =>
       m.createHistogram(name, { description, unit: 's', valueType: ValueType.DOUBLE, advice: { explicitBucketBoundaries: boundaries } });
 
     this.predictions = m.createCounter('ml_predictions_total', { description: 'Rows predicted, by model and predicted class', valueType: ValueType.INT });
-    this.predictionLatency = seconds('ml_prediction_latency_seconds', 'Time from receiving a prediction request to its answer');
     this.batchSize = m.createHistogram('ml_batch_size', { description: 'Rows per executed batch', valueType: ValueType.INT, advice: { explicitBucketBoundaries: BATCH_SIZE_BUCKETS } });
     this.queueWait = seconds('ml_queue_wait_seconds', 'Time from a batch receiving its first row to its dispatch to a worker');
-    this.apiRequests = m.createCounter('api_requests_total', { description: 'HTTP requests answered, by route template, method and status', valueType: ValueType.INT });
-    this.apiDuration = seconds('api_request_duration_seconds', 'HTTP request duration, from routing to the last byte written');
-    this.apiErrors = m.createCounter('api_errors_total', { description: 'HTTP answers with a 4xx or 5xx status', valueType: ValueType.INT });
     this.cacheRequests = m.createCounter('ml_cache_requests_total', { description: 'Prediction cache lookups, by result', valueType: ValueType.INT });
     this.trainingRuns = m.createCounter('ml_training_runs_total', { description: 'Training runs, by model type and outcome', valueType: ValueType.INT });
     this.trainingDuration = seconds('ml_training_duration_seconds', 'Training run duration', TRAINING_DURATION_BUCKETS);
@@ -153,7 +163,13 @@ export class Telemetry {
         { model_name: name, predicted_class: '0' },
         { model_name: name, predicted_class: '1' },
       ];
-      mm = { name, attrs: { model_name: name }, classAttrs, confidence: this.confidence.seriesFor('model_name', name) };
+      mm = {
+        name,
+        attrs: { model_name: name },
+        classAttrs,
+        confidence: this.confidence.seriesFor({ model_name: name }),
+        latency: this.predictionLatency.seriesFor({ model_name: name }),
+      };
       this.predictions.add(0, classAttrs[0]);
       this.predictions.add(0, classAttrs[1]);
       this.models.set(name, mm);
@@ -184,25 +200,25 @@ export class Telemetry {
   }
 
   recordPredictionLatency(mm: ModelMetrics, seconds: number): void {
-    this.predictionLatency.record(seconds, mm.attrs);
+    this.predictionLatency.record(mm.latency, seconds);
   }
 
   recordResponse(endpoint: string, method: string, status: number, seconds: number): void {
     const m = METHODS.has(method) ? method : 'OTHER';
     const key = endpoint + ' ' + m + ' ' + status;
-    let a = this.apiAttrs.get(key);
+    let a = this.apiSeries.get(key);
     if (!a) {
       const s = String(status);
       a = {
-        request: { endpoint, method: m, status: s },
-        duration: { endpoint, method: m },
-        error: status >= 400 ? { endpoint, status: s } : null,
+        requests: this.apiRequests.seriesFor({ endpoint, method: m, status: s }),
+        duration: this.apiDuration.seriesFor({ endpoint, method: m }),
+        errors: status >= 400 ? this.apiErrors.seriesFor({ endpoint, status: s }) : null,
       };
-      this.apiAttrs.set(key, a);
+      this.apiSeries.set(key, a);
     }
-    this.apiRequests.add(1, a.request);
-    this.apiDuration.record(seconds, a.duration);
-    if (a.error) this.apiErrors.add(1, a.error);
+    a.requests.value++;
+    this.apiDuration.record(a.duration, seconds);
+    if (a.errors) a.errors.value++;
   }
 
   /** One finished training run of `modelType`: counted by outcome and timed. */
