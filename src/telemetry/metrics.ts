@@ -50,10 +50,10 @@ const METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIO
 /** Per-model handles for the hot path: attribute objects and series made once. */
 export interface ModelMetrics {
   readonly name: string;
-  readonly attrs: Attributes;
-  readonly classAttrs: [Attributes, Attributes];
+  readonly classes: [CounterSeries, CounterSeries];
   readonly confidence: HistogramSeries;
   readonly latency: HistogramSeries;
+  readonly batchSize: HistogramSeries;
 }
 
 /** Per (endpoint, method, status): the series one answer increments. */
@@ -76,18 +76,19 @@ export class Telemetry {
   private readonly apiRequests: FastCounter;
   private readonly apiDuration: FastHistogram;
   private readonly apiErrors: FastCounter;
+  private readonly predictions: FastCounter;
+  private readonly batchSize: FastHistogram;
+  private readonly queueWait: FastHistogram;
+  private readonly queueWaitAll: HistogramSeries;
+  private readonly cacheRequests: FastCounter;
+  private readonly cacheHit: CounterSeries;
+  private readonly cacheMiss: CounterSeries;
 
-  readonly predictions: Counter;
-  readonly batchSize: Histogram;
-  readonly queueWait: Histogram;
-  readonly cacheRequests: Counter;
   readonly trainingRuns: Counter;
   readonly trainingDuration: Histogram;
   readonly driftDetected: Counter;
   readonly onlineUpdates: Counter;
 
-  private readonly cacheHit: Attributes = { result: 'hit' };
-  private readonly cacheMiss: Attributes = { result: 'miss' };
 
   constructor(private sources: GaugeSources) {
     this.confidence = new FastHistogram('ml_prediction_confidence', 'Probability of the predicted class, per predicted row', '', CONFIDENCE_BUCKETS);
@@ -95,25 +96,36 @@ export class Telemetry {
     this.apiRequests = new FastCounter('api_requests_total', 'HTTP requests answered, by route template, method and status');
     this.apiDuration = new FastHistogram('api_request_duration_seconds', 'HTTP request duration, from routing to the last byte written', 's', LATENCY_BUCKETS);
     this.apiErrors = new FastCounter('api_errors_total', 'HTTP answers with a 4xx or 5xx status');
-    const fast = new FastMetricsProducer([this.predictionLatency, this.confidence, this.apiRequests, this.apiDuration, this.apiErrors]);
+    this.predictions = new FastCounter('ml_predictions_total', 'Rows predicted, by model and predicted class');
+    this.batchSize = new FastHistogram('ml_batch_size', 'Rows per executed batch', '', BATCH_SIZE_BUCKETS);
+    this.queueWait = new FastHistogram('ml_queue_wait_seconds', 'Time from a batch receiving its first row to its dispatch to a worker', 's', LATENCY_BUCKETS);
+    this.queueWaitAll = this.queueWait.seriesFor({});
+    this.cacheRequests = new FastCounter('ml_cache_requests_total', 'Prediction cache lookups, by result');
+    // Known label sets exist from the start (at 0), so rates and increase() work from the first scrape.
+    this.cacheHit = this.cacheRequests.seriesFor({ result: 'hit' });
+    this.cacheMiss = this.cacheRequests.seriesFor({ result: 'miss' });
+    const fast = new FastMetricsProducer([
+      this.predictions,
+      this.predictionLatency,
+      this.confidence,
+      this.batchSize,
+      this.queueWait,
+      this.apiRequests,
+      this.apiDuration,
+      this.apiErrors,
+      this.cacheRequests,
+    ]);
     this.exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true, withoutTargetInfo: true, metricProducers: [fast] });
     this.provider = new MeterProvider({ readers: [this.exporter] });
     const m = (this.meter = this.provider.getMeter('tradeflow'));
     const seconds = (name: string, description: string, boundaries = LATENCY_BUCKETS): Histogram =>
       m.createHistogram(name, { description, unit: 's', valueType: ValueType.DOUBLE, advice: { explicitBucketBoundaries: boundaries } });
 
-    this.predictions = m.createCounter('ml_predictions_total', { description: 'Rows predicted, by model and predicted class', valueType: ValueType.INT });
-    this.batchSize = m.createHistogram('ml_batch_size', { description: 'Rows per executed batch', valueType: ValueType.INT, advice: { explicitBucketBoundaries: BATCH_SIZE_BUCKETS } });
-    this.queueWait = seconds('ml_queue_wait_seconds', 'Time from a batch receiving its first row to its dispatch to a worker');
-    this.cacheRequests = m.createCounter('ml_cache_requests_total', { description: 'Prediction cache lookups, by result', valueType: ValueType.INT });
     this.trainingRuns = m.createCounter('ml_training_runs_total', { description: 'Training runs, by model type and outcome', valueType: ValueType.INT });
     this.trainingDuration = seconds('ml_training_duration_seconds', 'Training run duration', TRAINING_DURATION_BUCKETS);
     this.driftDetected = m.createCounter('ml_drift_detected_total', { description: 'Drifts, and entries into a warning episode, by detector', valueType: ValueType.INT });
     this.onlineUpdates = m.createCounter('ml_online_updates_total', { description: 'Labelled examples learned online', valueType: ValueType.INT });
 
-    // Known label sets start at zero, so rates and increase() work from the first scrape.
-    this.cacheRequests.add(0, this.cacheHit);
-    this.cacheRequests.add(0, this.cacheMiss);
 
     this.observableGauges(m);
   }
@@ -159,19 +171,13 @@ export class Telemetry {
   model(name: string): ModelMetrics {
     let mm = this.models.get(name);
     if (!mm) {
-      const classAttrs: [Attributes, Attributes] = [
-        { model_name: name, predicted_class: '0' },
-        { model_name: name, predicted_class: '1' },
-      ];
       mm = {
         name,
-        attrs: { model_name: name },
-        classAttrs,
+        classes: [this.predictions.seriesFor({ model_name: name, predicted_class: '0' }), this.predictions.seriesFor({ model_name: name, predicted_class: '1' })],
         confidence: this.confidence.seriesFor({ model_name: name }),
         latency: this.predictionLatency.seriesFor({ model_name: name }),
+        batchSize: this.batchSize.seriesFor({ model_name: name }),
       };
-      this.predictions.add(0, classAttrs[0]);
-      this.predictions.add(0, classAttrs[1]);
       this.models.set(name, mm);
     }
     return mm;
@@ -182,8 +188,8 @@ export class Telemetry {
    * confidence (the row histogram).
    */
   recordBatch(mm: ModelMetrics, rows: number, queueWaitSeconds: number, probabilities: Float32Array, labels: Int32Array): void {
-    this.batchSize.record(rows, mm.attrs);
-    this.queueWait.record(queueWaitSeconds);
+    this.batchSize.record(mm.batchSize, rows);
+    this.queueWait.record(this.queueWaitAll, queueWaitSeconds);
     this.countRows(mm, rows, 0, probabilities, labels);
   }
 
@@ -195,8 +201,8 @@ export class Telemetry {
       up += cls;
       this.confidence.record(mm.confidence, probabilities[2 * r + cls]!);
     }
-    if (up > 0) this.predictions.add(up, mm.classAttrs[1]);
-    if (rows - up > 0) this.predictions.add(rows - up, mm.classAttrs[0]);
+    mm.classes[1].value += up;
+    mm.classes[0].value += rows - up;
   }
 
   recordPredictionLatency(mm: ModelMetrics, seconds: number): void {
@@ -234,7 +240,7 @@ export class Telemetry {
   }
 
   recordCacheLookup(hit: boolean): void {
-    this.cacheRequests.add(1, hit ? this.cacheHit : this.cacheMiss);
+    (hit ? this.cacheHit : this.cacheMiss).value++;
   }
 
   /** The Prometheus text exposition of everything above. */
