@@ -167,12 +167,20 @@ class AnswerWriter {
   }
 }
 
+/** `"label":"UP","class":1,"confidence":` per class of a model, built once. */
+const rowHeads = new WeakMap<readonly [string, string], [string, string]>();
+
 function rowJson(m: ServedModel, p0: number, p1: number, cls: number): string {
-  return (
-    '"label":"' + m.classLabels[cls] + '","class":' + cls +
-    ',"confidence":' + (cls === 1 ? p1 : p0) +
-    ',"probabilities":[' + p0 + ',' + p1 + ']'
-  );
+  const labels = m.classLabels;
+  let heads = rowHeads.get(labels);
+  if (!heads) {
+    heads = [`"label":${JSON.stringify(labels[0])},"class":0,"confidence":`, `"label":${JSON.stringify(labels[1])},"class":1,"confidence":`];
+    rowHeads.set(labels, heads);
+  }
+  // Number-to-text is the costly part of a many-row answer: each probability is converted once.
+  const s0 = '' + p0;
+  const s1 = '' + p1;
+  return heads[cls]! + (cls === 1 ? s1 : s0) + ',"probabilities":[' + s0 + ',' + s1 + ']';
 }
 
 /** A reusable Float32Array that only grows: binary answers are copied out by uWS at once. */
