@@ -8,34 +8,12 @@
  *
  *   npm run build && node dist/bench/elec2-ensemble.js [--csv ../shared/data/elec2.csv] [--initial 5000]
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { runEval, type EvalResult } from '../src/cli/eval';
+import { startEngine, stopEngine } from './lib/engine-proc';
 import { trainCommand } from '../src/cli/train';
-
-const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-async function waitReady(port: number, deadline: number): Promise<void> {
-  while (Date.now() < deadline) {
-    if (await fetch(`http://127.0.0.1:${port}/monitoring/health/readiness`).then((r) => r.status === 200, () => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('engine did not become ready');
-}
 
 interface Row {
   name: string;
@@ -44,14 +22,10 @@ interface Row {
 }
 
 async function evaluate(name: string, model: string, csv: string, skip: number, env: Record<string, string>): Promise<Row> {
-  const port = await freePort();
-  const state = mkdtempSync(path.join(tmpdir(), 'tradeflow-elec2-ens-'));
-  const child = spawn(process.execPath, [CLI, 'serve'], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', MODEL_PATH: model, STATE_DIR: state, LOG_LEVEL: 'warn', TRAIN_INTERVAL: '0', CACHE_CAPACITY: '0', ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const work = mkdtempSync(path.join(tmpdir(), 'tradeflow-elec2-ens-'));
+  const engine = await startEngine('elec2-ensemble', { MODEL_PATH: model, TRAIN_INTERVAL: '0', CACHE_CAPACITY: '0', ...env }, work);
+  const port = engine.port;
   try {
-    await waitReady(port, Date.now() + 30_000);
     const result = await runEval({ url: `http://127.0.0.1:${port}`, csv, labelColumn: 'class', positive: 'UP', dropColumns: ['date'], model: 'ensemble', batch: 1, skip, limit: Infinity, token: null, inProcess: false, json: false });
     // Let a run that started near the end finish, so the count is complete.
     for (let i = 0; i < 600; i++) {
@@ -61,9 +35,8 @@ async function evaluate(name: string, model: string, csv: string, skip: number, 
     }
     throw new Error('a training run did not finish');
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
-    rmSync(state, { recursive: true, force: true });
+    await stopEngine(engine);
+    rmSync(work, { recursive: true, force: true });
   }
 }
 

@@ -5,14 +5,11 @@
  *
  *   npm run build && node dist/bench/elec2-http.js [--csv ../shared/data/elec2.csv] [--limit N]
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { runEval, type EvalResult } from '../src/cli/eval';
-
-const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
+import { startEngine, stopEngine } from './lib/engine-proc';
 
 interface Setting {
   name: string;
@@ -27,37 +24,12 @@ const SETTINGS: Setting[] = [
   { name: 'invscaling eta0=1 power_t=0.5, standardized', env: { SGD_LEARNING_RATE: 'invscaling', SGD_ETA0: '1', SGD_POWER_T: '0.5', SGD_STANDARDIZE: 'true' } },
 ];
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-async function waitReady(port: number, deadline: number): Promise<void> {
-  while (Date.now() < deadline) {
-    const ok = await fetch(`http://127.0.0.1:${port}/monitoring/health/readiness`).then((r) => r.status === 200, () => false);
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('engine did not become ready');
-}
-
 async function evaluate(setting: Setting, csv: string, limit: number): Promise<EvalResult> {
-  const port = await freePort();
-  const state = mkdtempSync(path.join(tmpdir(), 'tradeflow-elec2-'));
-  const child = spawn(process.execPath, [CLI, 'serve'], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', MODEL_PATH: 'none', FEATURES: '7', STATE_DIR: state, LOG_LEVEL: 'warn', ...setting.env },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const work = mkdtempSync(path.join(tmpdir(), 'tradeflow-elec2-'));
+  const engine = await startEngine('elec2', { MODEL_PATH: 'none', FEATURES: '7', ...setting.env }, work);
   try {
-    await waitReady(port, Date.now() + 30_000);
     return await runEval({
-      url: `http://127.0.0.1:${port}`,
+      url: `http://127.0.0.1:${engine.port}`,
       csv,
       labelColumn: 'class',
       positive: 'UP',
@@ -71,9 +43,8 @@ async function evaluate(setting: Setting, csv: string, limit: number): Promise<E
       json: false,
     });
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
-    rmSync(state, { recursive: true, force: true });
+    await stopEngine(engine);
+    rmSync(work, { recursive: true, force: true });
   }
 }
 
