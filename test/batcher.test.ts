@@ -21,9 +21,14 @@ afterEach(async () => {
   delete process.env.TRADEFLOW_TEST_HOLD_ON_FEATURE;
 });
 
+/**
+ * One batch in flight per worker: "the worker is busy" then means "the next rows wait in the
+ * batcher", which is what these tests look at (with the default two, one more batch would wait
+ * inside the held worker instead).
+ */
 async function startHeld(env: Record<string, string> = {}): Promise<Engine> {
   process.env.TRADEFLOW_TEST_HOLD_ON_FEATURE = String(HOLD);
-  engine = await startTestEngine(env);
+  engine = await startTestEngine({ BATCHES_PER_WORKER: '1', ...env });
   return engine;
 }
 
@@ -128,6 +133,20 @@ describe('micro-batcher', () => {
     // Only the live row was computed after the snapshot; the aborted request's 7 rows were not.
     expect(e.batcher.stats().rowsComputed - rowsBefore).toBe(1);
     expect(e.batcher.stats().requestsDropped).toBe(1);
+  });
+
+  it('with two batches per worker (the default), sends the next batch to the busy worker and queues the rest', async () => {
+    process.env.TRADEFLOW_TEST_HOLD_ON_FEATURE = String(HOLD);
+    engine = await startTestEngine();
+    const e = engine;
+    const held = postJson(e.port, { features: heldRow() });
+    await waitFor(() => e.batcher.busy === 1, 'the held batch to be in flight');
+    const second = postJson(e.port, { features: Array.from(makeRows(1, F, 21)) });
+    await waitFor(() => e.batcher.busy === 2, 'a second batch waiting inside the worker');
+    const third = postBinary(e.port, makeRows(3, F, 22));
+    await waitFor(() => e.batcher.depth === 3, 'the third request queued in the batcher');
+    e.testHooks.release();
+    for (const r of await Promise.all([held, second, third])) expect(r.status).toBe(200);
   });
 
   it('keeps answering health checks while predictions wait', async () => {

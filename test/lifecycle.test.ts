@@ -52,7 +52,8 @@ async function listening(s: Served): Promise<void> {
 
 describe('tradeflow serve', () => {
   it('turns ready, then on SIGTERM turns unready at once, finishes queued work and exits 0', async () => {
-    const s = serve([], { TRADEFLOW_TEST_HOLD_ON_FEATURE: String(HOLD), TRADEFLOW_TEST_HOLD_MS: '4000' });
+    // One batch in flight per worker, so the second request waits in the queue behind the held one.
+    const s = serve([], { TRADEFLOW_TEST_HOLD_ON_FEATURE: String(HOLD), TRADEFLOW_TEST_HOLD_MS: '4000', BATCHES_PER_WORKER: '1' });
     await listening(s);
     await waitFor(async () => (await request(s.port, 'GET', '/monitoring/health/readiness')).status === 200, 'readiness');
 
