@@ -72,10 +72,15 @@ describe('SharedWeights', () => {
         for (let r = 0; r < READERS; r++) if (Atomics.load(ctl, 1 + r) < MIN_READS) return false;
         return true;
       };
+      // Bursts of 256 publishes with a short pause between them: readers race the writer
+      // inside a burst, and a busy machine (CI) cannot starve them for ever, as a writer that
+      // never pauses can do to a seqlock's readers.
+      const pause = new Int32Array(new SharedArrayBuffer(4));
       while (version < MAX_PUBLISHES && (version & 255 || !enough())) {
         version++;
         w.fill(version);
         writer.publish(w, -version, version);
+        if ((version & 255) === 0) Atomics.wait(pause, 0, 0, 0.05);
       }
       Atomics.store(ctl, 0, 1);
 
