@@ -36,11 +36,6 @@ import { createSlab, slabBytes, type SlabLayout, type SlabViews } from './pool/s
 import type { Logger } from './telemetry/logger';
 import { testHooksFromEnv, type TestHooks } from './testing-hooks';
 
-export interface EngineHooks {
-  batchObserver?: BatchObserver;
-  responseObserver?: ResponseObserver;
-}
-
 export interface Engine {
   readonly config: EngineConfig;
   readonly port: number;
@@ -141,7 +136,7 @@ function ortVersion(): string | null {
   }
 }
 
-export async function startEngine(config: EngineConfig, logger: Logger, hooks: EngineHooks = {}): Promise<Engine> {
+export async function startEngine(config: EngineConfig, logger: Logger): Promise<Engine> {
   const startedAt = performance.now();
   const testHooks = testHooksFromEnv();
   const models = new ModelRegistry();
@@ -276,7 +271,6 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
   const batchObserver: BatchObserver = {
     onBatch(r) {
       if (record && r.ok) telemetry.recordBatch(modelMetrics[r.model]!, r.rows, r.queueWaitSeconds, slab.probabilities[r.slot]!, slab.labels[r.slot]!);
-      hooks.batchObserver?.onBatch(r);
     },
   };
   const responseObserver: ResponseObserver = {
@@ -284,7 +278,6 @@ export async function startEngine(config: EngineConfig, logger: Logger, hooks: E
       // Probes and scrapes are not API traffic: a readiness 503 while warming is no error ratio.
       if (!endpoint.startsWith('/monitoring/')) recent.record(status, seconds);
       if (record) telemetry.recordResponse(endpoint, method, status, seconds);
-      hooks.responseObserver?.onResponse(endpoint, method, status, seconds);
     },
   };
 

@@ -72,8 +72,3 @@ export class TradeflowError extends Error {
 export function isTradeflowError(err: unknown): err is TradeflowError {
   return err instanceof TradeflowError;
 }
-
-/** The JSON body of an error answer. */
-export function errorBody(code: string, message: string): string {
-  return JSON.stringify({ error: { code, message } });
-}

@@ -6,6 +6,7 @@
  */
 import type { HttpResponse } from 'uWebSockets.js';
 import { TradeflowError } from '../errors';
+import type { Exchange, Responder } from './respond';
 
 export type BodyHandler = (body: Uint8Array) => void;
 export type BodyErrorHandler = (err: TradeflowError) => void;
@@ -67,4 +68,12 @@ export function readBody(res: HttpResponse, contentLength: number, limit: number
       onBody(buf.subarray(0, len));
     }
   });
+}
+
+/** Limit of the small JSON bodies control endpoints take (train, rollback, drift). */
+export const CONTROL_BODY_LIMIT = 65536;
+
+/** Reads a control endpoint's (optional, small) body; a body over the limit is answered 413. */
+export function readControlBody(x: Exchange, r: Responder, onBody: BodyHandler): void {
+  readBody(x.res, -1, CONTROL_BODY_LIMIT, onBody, (err) => r.corked(x, () => r.error(x, err, true)));
 }

@@ -6,7 +6,7 @@ import type { DriftMonitor } from '../drift/monitor';
 import { TradeflowError } from '../errors';
 import type { OnlineLearning } from '../learning/online';
 import type { AdminCheck } from './auth';
-import { readBody } from './body';
+import { readControlBody } from './body';
 import type { HttpServer } from './server';
 
 function invalid(message: string): TradeflowError {
@@ -41,32 +41,20 @@ export function registerDriftRoutes(server: HttpServer, monitor: DriftMonitor, l
     .route('POST', '/monitoring/drift/update', (x, req) => {
       admin(x.res, req);
       const outcome = parseOutcomeQuery(req.getQuery() ?? '');
-      readBody(
-        x.res,
-        -1,
-        65536,
-        () => {
-          learning.submit({ kind: 'drift', ...outcome }).then(
-            (u) => r.corked(x, () => r.json(x, 200, u)),
-            (err) => r.corked(x, () => r.error(x, err)),
-          );
-        },
-        (err) => r.corked(x, () => r.error(x, err, true)),
-      );
+      readControlBody(x, r, () => {
+        learning.submit({ kind: 'drift', ...outcome }).then(
+          (u) => r.corked(x, () => r.json(x, 200, u)),
+          (err) => r.corked(x, () => r.error(x, err)),
+        );
+      });
     })
     .route('POST', '/monitoring/drift/reset', (x, req) => {
       admin(x.res, req);
-      readBody(
-        x.res,
-        -1,
-        65536,
-        () => {
-          learning.submit({ kind: 'drift-reset' }).then(
-            () => r.corked(x, () => r.json(x, 200, { reset: true, status: monitor.status() })),
-            (err) => r.corked(x, () => r.error(x, err)),
-          );
-        },
-        (err) => r.corked(x, () => r.error(x, err, true)),
-      );
+      readControlBody(x, r, () => {
+        learning.submit({ kind: 'drift-reset' }).then(
+          () => r.corked(x, () => r.json(x, 200, { reset: true, status: monitor.status() })),
+          (err) => r.corked(x, () => r.error(x, err)),
+        );
+      });
     });
 }

@@ -9,7 +9,7 @@ import type { ModelRegistry } from '../models/registry';
 import type { VersionStore } from '../models/version-store';
 import type { ModelSwapper } from '../pool/model-swap';
 import type { AdminCheck } from './auth';
-import { checkDeclaredLength, mediaTypeOf, parseContentLength, readBody } from './body';
+import { checkDeclaredLength, mediaTypeOf, parseContentLength, readBody, readControlBody } from './body';
 import { BINARY_TYPE, JSON_TYPE } from './respond';
 import type { HttpServer } from './server';
 
@@ -33,18 +33,12 @@ export function registerModelRoutes(server: HttpServer, deps: ModelRoutesDeps): 
       admin(x.res, req);
       const name = p.name!;
       models.get(name);
-      readBody(
-        x.res,
-        -1,
-        65536,
-        () => {
-          swapper.rollback(name).then(
-            (result) => r.corked(x, () => r.json(x, 200, result)),
-            (err) => r.corked(x, () => r.error(x, err)),
-          );
-        },
-        (err) => r.corked(x, () => r.error(x, err, true)),
-      );
+      readControlBody(x, r, () => {
+        swapper.rollback(name).then(
+          (result) => r.corked(x, () => r.json(x, 200, result)),
+          (err) => r.corked(x, () => r.error(x, err)),
+        );
+      });
     })
     .route('POST', '/models/{name}/load', (x, req, p) => {
       admin(x.res, req);

@@ -50,10 +50,6 @@ export interface Exchange {
 export class Responder {
   constructor(private observer: ResponseObserver | null = null) {}
 
-  setObserver(o: ResponseObserver | null): void {
-    this.observer = o;
-  }
-
   /** Writes a complete answer. Call inside res.cork() when not in the handler's first tick. */
   send(
     x: Exchange,

@@ -5,7 +5,7 @@
 import { TradeflowError } from '../errors';
 import type { TrainingRuns } from '../learning/training-runs';
 import type { AdminCheck } from './auth';
-import { readBody } from './body';
+import { readControlBody } from './body';
 import type { HttpServer } from './server';
 
 export function registerTrainRoutes(server: HttpServer, runs: TrainingRuns, admin: AdminCheck): void {
@@ -15,27 +15,21 @@ export function registerTrainRoutes(server: HttpServer, runs: TrainingRuns, admi
     .route('GET', '/train/{id}', (x, _req, p) => r.json(x, 200, runs.get(p.id!)))
     .route('POST', '/train', (x, req) => {
       admin(x.res, req);
-      readBody(
-        x.res,
-        -1,
-        65536,
-        (body) => {
-          let force = false;
-          try {
-            if (body.length > 0) {
-              const parsed = JSON.parse(Buffer.from(body).toString('utf8')) as { force?: unknown };
-              if (parsed === null || typeof parsed !== 'object') throw new TradeflowError('INVALID_BODY', 'body must be a JSON object such as {"force": true}');
-              if (parsed.force !== undefined && typeof parsed.force !== 'boolean') throw new TradeflowError('INVALID_BODY', '"force" must be true or false');
-              force = parsed.force === true;
-            }
-            const { record } = runs.start('api', force);
-            r.corked(x, () => r.json(x, 202, { id: record.id, status: record.status, rows: record.rows, url: `/train/${record.id}` }, { Location: `/train/${record.id}` }));
-          } catch (err) {
-            const e = err instanceof SyntaxError ? new TradeflowError('INVALID_JSON', `body is not JSON: ${err.message}`) : err;
-            r.corked(x, () => r.error(x, e));
+      readControlBody(x, r, (body) => {
+        let force = false;
+        try {
+          if (body.length > 0) {
+            const parsed = JSON.parse(Buffer.from(body).toString('utf8')) as { force?: unknown };
+            if (parsed === null || typeof parsed !== 'object') throw new TradeflowError('INVALID_BODY', 'body must be a JSON object such as {"force": true}');
+            if (parsed.force !== undefined && typeof parsed.force !== 'boolean') throw new TradeflowError('INVALID_BODY', '"force" must be true or false');
+            force = parsed.force === true;
           }
-        },
-        (err) => r.corked(x, () => r.error(x, err, true)),
-      );
+          const { record } = runs.start('api', force);
+          r.corked(x, () => r.json(x, 202, { id: record.id, status: record.status, rows: record.rows, url: `/train/${record.id}` }, { Location: `/train/${record.id}` }));
+        } catch (err) {
+          const e = err instanceof SyntaxError ? new TradeflowError('INVALID_JSON', `body is not JSON: ${err.message}`) : err;
+          r.corked(x, () => r.error(x, e));
+        }
+      });
     });
 }

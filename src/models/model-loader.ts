@@ -88,8 +88,3 @@ export async function checkWarmup(scorer: Scorer, features: number, source: stri
     );
   }
 }
-
-/** What a worker needs to build its own session; plain data that crosses the thread boundary. */
-export function descriptorOf(m: LoadedModel): ModelDescriptor {
-  return { name: m.name, version: m.version, kind: m.kind, bytes: m.bytes, contract: m.contract, source: m.source };
-}

@@ -171,9 +171,9 @@ export class ModelRegistry {
     });
   }
 
-  /** Version ids whose sessions workers may drop: neither serving nor `keep`. */
-  idleVersions(keep: readonly number[]): number[] {
-    return [...this.versions.keys()].filter((id) => !this.current.includes(id) && !keep.includes(id));
+  /** Version ids known but not serving: their worker sessions may go once no batch uses them. */
+  idleVersions(): number[] {
+    return [...this.versions.keys()].filter((id) => !this.current.includes(id));
   }
 
   describe(m: ServedModel): Record<string, unknown> {

@@ -107,9 +107,9 @@ export class ModelSwapper {
 
   /** Drops worker sessions of versions that no longer serve, once no batch on them is in flight. */
   private releaseIdle(): void {
-    for (const id of this.models.idleVersions([])) {
+    for (const id of this.models.idleVersions()) {
       this.pool.whenVersionIdle(id).then(() => {
-        if (this.models.idleVersions([]).includes(id)) {
+        if (this.models.idleVersions().includes(id)) {
           this.models.forget(id);
           void this.pool.release(id);
         }
