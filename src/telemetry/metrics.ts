@@ -4,9 +4,9 @@
  * module spells a metric name.
  *
  * Hot-path recording is per batch or per request, never per row, except the confidence
- * histogram, which has its own cheap per-row path (row-histogram.ts). Attribute objects are
- * created once per label combination and reused. Gauges are observed at scrape time from
- * sources the engine registers, so nothing is computed for them between scrapes.
+ * histogram, which has its own cheap per-row path (FastHistogram, fast-metrics.ts). Attribute
+ * objects are created once per label combination and reused. Gauges are observed at scrape time
+ * from sources the engine registers, so nothing is computed for them between scrapes.
  */
 import { ValueType, type Attributes, type Counter, type Histogram, type Meter, type ObservableResult } from '@opentelemetry/api';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
