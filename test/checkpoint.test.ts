@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TradeflowError } from '../src/errors';
 import { CHECKPOINT_VERSION, decodeCheckpoint, encodeCheckpoint, readCheckpoint, writeCheckpoint } from '../src/learning/checkpoint';
-import { crc32 } from '../src/learning/crc32';
+import { crc32 } from '../src/io/crc32';
 
 const dirs: string[] = [];
 

@@ -9,9 +9,8 @@
  * `crc32` covers the N state bytes. The header is a line of its own so that an operator can read it
  * with `head -1` and so that the checksum is over the exact bytes on disk (no re-serialisation).
  *
- * Write protocol: temp file in the same directory (`<name>.tmp-<pid>-<n>`), fsync, rename over the
- * target, fsync the directory. A crash at any point leaves either the old checkpoint or the new one
- * under `<name>`, never a mix; at worst a temp file is left behind, which `readCheckpoint` removes.
+ * Written with src/io/durable-file.ts's atomic replace: a crash leaves the old checkpoint or the new
+ * one, never a mix, and `readCheckpoint` clears the temp files a crash left.
  *
  * A checkpoint that is present but unreadable (bad header, wrong length, checksum mismatch, bad JSON,
  * a newer format version) is an error, never treated as absent: starting from scratch would silently
@@ -20,7 +19,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TradeflowError } from '../errors';
-import { crc32 } from './crc32';
+import { crc32 } from '../io/crc32';
+import { isTempName, removeLeftoverTemps, writeFileAtomic } from '../io/durable-file';
 
 export const CHECKPOINT_FORMAT = 'tradeflow-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -35,14 +35,8 @@ interface CheckpointHeader {
   writtenAt?: string;
 }
 
-let tempCounter = 0;
-
-function tempPrefix(name: string): string {
-  return `${name}.tmp-`;
-}
-
 function checkName(name: string): void {
-  if (name.length === 0 || name !== path.basename(name) || name.startsWith('.') || name.includes('.tmp-')) {
+  if (name.length === 0 || name !== path.basename(name) || name.startsWith('.') || isTempName(name)) {
     throw new TradeflowError('INTERNAL', `checkpoint name "${name}" must be a plain file name (no directory, no leading dot, no ".tmp-")`);
   }
 }
@@ -112,35 +106,6 @@ export function decodeCheckpoint<T>(bytes: Buffer, file: string): T {
 }
 
 /**
- * fsync a directory so that entries created, renamed or removed in it survive a power loss;
- * fsync of a file covers its contents only, not its name.
- */
-export async function fsyncDirectory(dir: string): Promise<void> {
-  const fh = await fs.promises.open(dir, 'r');
-  try {
-    await fh.sync();
-  } catch (err) {
-    // Some filesystems (FUSE, some network mounts) cannot sync a directory; there is nothing
-    // stronger to do there, and failing every checkpoint would be worse.
-    if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Start-up/recovery variant of {@link fsyncDirectory}. */
-export function fsyncDirectorySync(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/**
  * Atomically replaces `<dir>/<name>` with `state` (JSON-serialisable; NaN/Infinity refused, -0 is
  * written as 0, typed arrays must be converted by the caller). Resolves once the new checkpoint is
  * durable. Serialisation runs on the calling thread; the I/O does not block the event loop.
@@ -149,27 +114,11 @@ export function fsyncDirectorySync(dir: string): void {
 export async function writeCheckpoint(dir: string, name: string, state: unknown): Promise<void> {
   checkName(name);
   const bytes = encodeCheckpoint(state);
-  const created = await fs.promises.mkdir(dir, { recursive: true });
-  // A directory made just now is itself an entry in its parent: make that entry durable too.
-  if (created !== undefined) await fsyncDirectory(path.dirname(path.resolve(dir)));
-  const target = path.join(dir, name);
-  const temp = path.join(dir, `${tempPrefix(name)}${process.pid}-${++tempCounter}`);
   try {
-    const fh = await fs.promises.open(temp, 'wx');
-    try {
-      await fh.writeFile(bytes);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fs.promises.rename(temp, target);
+    await writeFileAtomic(dir, name, bytes);
   } catch (err) {
-    await fs.promises.rm(temp, { force: true }).catch(() => undefined);
-    throw new TradeflowError('INTERNAL', `could not write checkpoint ${target}: ${(err as Error).message}`);
+    throw new TradeflowError('INTERNAL', `could not write checkpoint ${path.join(dir, name)}: ${(err as Error).message}`);
   }
-  // Without this the rename may be lost on power failure, leaving the old checkpoint in place
-  // while the caller goes on to truncate the log it covered.
-  await fsyncDirectory(dir);
 }
 
 /**
@@ -180,15 +129,7 @@ export async function writeCheckpoint(dir: string, name: string, state: unknown)
  */
 export function readCheckpoint<T>(dir: string, name: string): T | null {
   checkName(name);
-  let entries: string[];
-  try {
-    entries = fs.readdirSync(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-  const prefix = tempPrefix(name);
-  for (const entry of entries) if (entry.startsWith(prefix)) fs.rmSync(path.join(dir, entry), { force: true });
+  removeLeftoverTemps(dir, name);
   const file = path.join(dir, name);
   let bytes: Buffer;
   try {

@@ -49,8 +49,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { TradeflowError } from '../errors';
-import { fsyncDirectory, fsyncDirectorySync } from './checkpoint';
-import { crc32 } from './crc32';
+import { fsyncDirectory, fsyncDirectorySync } from '../io/durable-file';
+import { crc32 } from '../io/crc32';
 
 export const SEGMENT_HEADER_BYTES = 16;
 export const FRAME_HEADER_BYTES = 16;
@@ -301,7 +301,102 @@ function setAside(dir: string, name: string): string {
   return target;
 }
 
+/** Writes (or rewrites, with flags 'r+') `file` as a segment holding no records yet. */
+function writeEmptySegment(file: string, firstSeq: number, flags: 'wx' | 'r+', durable: boolean): void {
+  const fd = fs.openSync(file, flags);
+  try {
+    if (flags === 'r+') fs.ftruncateSync(fd, 0);
+    fs.writeSync(fd, segmentHeader(firstSeq), 0, SEGMENT_HEADER_BYTES, 0);
+    if (durable) fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function truncateSync(file: string, end: number, durable: boolean): void {
+  const fd = fs.openSync(file, 'r+');
+  try {
+    fs.ftruncateSync(fd, end);
+    if (durable) fs.fdatasyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+interface Recovered {
+  kept: Segment[];
+  /** Bytes and records of the last kept segment (the active one). */
+  size: number;
+  records: number;
+  report: RecoveryReport;
+}
+
+/** Validates the segments in `dir` in seq order, cutting a torn tail; throws on damage it may not cut. */
+function recoverSegments(dir: string, opts: ResolvedOptions): Recovered {
+  const names = fs.readdirSync(dir).filter((n) => SEGMENT_RE.test(n)).sort();
+  const out: Recovered = {
+    kept: [],
+    size: SEGMENT_HEADER_BYTES,
+    records: 0,
+    report: { segments: names.length, records: 0, firstSeq: 1, lastSeq: 0, truncated: null, discardedSegments: [] },
+  };
+  for (let i = 0; i < names.length; i++) {
+    if (recoverSegment(dir, names, i, opts, out) === 'stop') break;
+  }
+  return out;
+}
+
+/** One segment of {@link recoverSegments}: 'stop' once the log ends in it. */
+function recoverSegment(dir: string, names: readonly string[], i: number, opts: ResolvedOptions, out: Recovered): 'next' | 'stop' {
+  const name = names[i]!;
+  const file = path.join(dir, name);
+  const last = i === names.length - 1;
+  const firstSeq = Number(name.slice(0, 20));
+  if (!Number.isSafeInteger(firstSeq) || firstSeq < 1) throw corrupt(file, 'its name is not a valid first seq');
+  if (out.kept.length > 0) {
+    const expected = out.kept[out.kept.length - 1]!.firstSeq + out.records;
+    if (firstSeq !== expected) {
+      throw corrupt(file, `it starts at seq ${firstSeq} but the segment before it ends at seq ${expected - 1}: a segment is missing, or was renamed`);
+    }
+  } else {
+    out.report.firstSeq = firstSeq;
+  }
+  const buf = fs.readFileSync(file);
+  const head = checkHeader(buf, firstSeq);
+  out.kept.push({ name, firstSeq });
+  if (head === 'torn' && last) {
+    // Crash while the segment was being created: nothing in it was ever acknowledged.
+    writeEmptySegment(file, firstSeq, 'r+', opts.durable);
+    out.report.truncated = { segment: name, offset: 0, discardedBytes: buf.length, reason: 'a segment header cut short or zero-filled', sealed: false };
+    out.size = SEGMENT_HEADER_BYTES;
+    out.records = 0;
+    return 'stop';
+  }
+  if (head !== 'ok') throw corrupt(file, head === 'torn' ? 'its header is cut short or zero-filled, and it is not the last segment' : head);
+  const scan = scanFrames(buf, SEGMENT_HEADER_BYTES, firstSeq);
+  out.size = scan.end;
+  out.records = scan.records;
+  out.report.records += scan.records;
+  if (scan.problem === undefined) return 'next';
+  if (!last && !opts.repair) {
+    throw corrupt(
+      file,
+      `${scan.problem} at byte ${scan.end}, in a sealed segment whose records were acknowledged. ` +
+        `Restore the state directory from a backup, or open the log with repair to keep the records before this point ` +
+        `(later segments are then renamed to *.discarded)`,
+    );
+  }
+  truncateSync(file, scan.end, opts.durable);
+  out.report.truncated = { segment: name, offset: scan.end, discardedBytes: buf.length - scan.end, reason: scan.problem, sealed: !last };
+  if (!last) {
+    for (const later of names.slice(i + 1)) out.report.discardedSegments.push(setAside(dir, later));
+    if (opts.durable) fsyncDirectorySync(dir);
+  }
+  return 'stop';
+}
+
 export class FeedbackLog {
+
   private gather: Group;
   private spare: Group | null = null;
   private inflight: Group | null = null;
@@ -341,87 +436,17 @@ export class FeedbackLog {
     const opts = resolveOptions(options);
     const made = fs.mkdirSync(dir, { recursive: true });
     if (made !== undefined && opts.durable) fsyncDirectorySync(path.dirname(path.resolve(dir)));
-    const names = fs.readdirSync(dir).filter((n) => SEGMENT_RE.test(n)).sort();
-    const report: RecoveryReport = { segments: names.length, records: 0, firstSeq: 1, lastSeq: 0, truncated: null, discardedSegments: [] };
-    const kept: Segment[] = [];
-    let size = SEGMENT_HEADER_BYTES;
-    let records = 0;
-    for (let i = 0; i < names.length; i++) {
-      const name = names[i]!;
-      const file = path.join(dir, name);
-      const last = i === names.length - 1;
-      const firstSeq = Number(name.slice(0, 20));
-      if (!Number.isSafeInteger(firstSeq) || firstSeq < 1) throw corrupt(file, 'its name is not a valid first seq');
-      if (kept.length > 0) {
-        const expected = kept[kept.length - 1]!.firstSeq + records;
-        if (firstSeq !== expected) {
-          throw corrupt(file, `it starts at seq ${firstSeq} but the segment before it ends at seq ${expected - 1}: a segment is missing, or was renamed`);
-        }
-      } else {
-        report.firstSeq = firstSeq;
-      }
-      const buf = fs.readFileSync(file);
-      const head = checkHeader(buf, firstSeq);
-      kept.push({ name, firstSeq });
-      if (head === 'torn' && last) {
-        // Crash while the segment was being created: nothing in it was ever acknowledged.
-        const fd = fs.openSync(file, 'r+');
-        try {
-          fs.ftruncateSync(fd, 0);
-          fs.writeSync(fd, segmentHeader(firstSeq), 0, SEGMENT_HEADER_BYTES, 0);
-          if (opts.durable) fs.fdatasyncSync(fd);
-        } finally {
-          fs.closeSync(fd);
-        }
-        report.truncated = { segment: name, offset: 0, discardedBytes: buf.length, reason: 'a segment header cut short or zero-filled', sealed: false };
-        size = SEGMENT_HEADER_BYTES;
-        records = 0;
-        break;
-      }
-      if (head !== 'ok') throw corrupt(file, head === 'torn' ? 'its header is cut short or zero-filled, and it is not the last segment' : head);
-      const scan = scanFrames(buf, SEGMENT_HEADER_BYTES, firstSeq);
-      size = scan.end;
-      records = scan.records;
-      report.records += scan.records;
-      if (scan.problem === undefined) continue;
-      if (!last && !opts.repair) {
-        throw corrupt(
-          file,
-          `${scan.problem} at byte ${scan.end}, in a sealed segment whose records were acknowledged. ` +
-            `Restore the state directory from a backup, or open the log with repair to keep the records before this point ` +
-            `(later segments are then renamed to *.discarded)`,
-        );
-      }
-      const fd = fs.openSync(file, 'r+');
-      try {
-        fs.ftruncateSync(fd, scan.end);
-        if (opts.durable) fs.fdatasyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      report.truncated = { segment: name, offset: scan.end, discardedBytes: buf.length - scan.end, reason: scan.problem, sealed: !last };
-      if (!last) {
-        for (const later of names.slice(i + 1)) report.discardedSegments.push(setAside(dir, later));
-        if (opts.durable) fsyncDirectorySync(dir);
-      }
-      break;
-    }
-    if (kept.length === 0) {
+    const found = recoverSegments(dir, opts);
+    if (found.kept.length === 0) {
       const name = segmentName(1);
-      const fd = fs.openSync(path.join(dir, name), 'wx');
-      try {
-        fs.writeSync(fd, segmentHeader(1), 0, SEGMENT_HEADER_BYTES, 0);
-        if (opts.durable) fs.fdatasyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
+      writeEmptySegment(path.join(dir, name), 1, 'wx', opts.durable);
       if (opts.durable) fsyncDirectorySync(dir);
-      kept.push({ name, firstSeq: 1 });
+      found.kept.push({ name, firstSeq: 1 });
     }
-    const active = kept[kept.length - 1]!;
-    report.lastSeq = active.firstSeq + records - 1;
+    const active = found.kept[found.kept.length - 1]!;
+    found.report.lastSeq = active.firstSeq + found.records - 1;
     const fd = fs.openSync(path.join(dir, active.name), 'r+');
-    return new FeedbackLog(dir, opts, kept, fd, size, records, report);
+    return new FeedbackLog(dir, opts, found.kept, fd, found.size, found.records, found.report);
   }
 
   /** Seq of the last acknowledged record (0 when the log has never held one). */

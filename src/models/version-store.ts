@@ -6,11 +6,12 @@
  *   STATE_DIR/models/<name>/<version>.card.json   its card (source, metrics, trainer settings…)
  *   STATE_DIR/models/<name>/serving.json          which version serves, and the history of swaps
  *
- * Every file is written to a temporary name, fsynced and renamed, then the directory fsynced.
+ * Every file is replaced atomically (src/io/durable-file.ts); temp files a crash left behind are
+ * removed when the store is opened.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fsyncDirectory } from '../learning/checkpoint';
+import { removeLeftoverTemps, writeFileAtomic } from '../io/durable-file';
 
 export interface ServingRecord {
   version: string;
@@ -28,27 +29,20 @@ interface ServingFile {
   configured?: { path: string; sha256: string } | null;
 }
 
-async function writeAtomic(dir: string, name: string, data: Uint8Array | string): Promise<void> {
-  await fs.promises.mkdir(dir, { recursive: true });
-  const target = path.join(dir, name);
-  const temp = `${target}.tmp-${process.pid}`;
-  const fh = await fs.promises.open(temp, 'w');
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fs.promises.rename(temp, target);
-  await fsyncDirectory(dir);
-}
-
 export class VersionStore {
   constructor(
     readonly root: string,
     /** Versions kept on disk per model (the serving one always is). */
     readonly keep: number,
-  ) {}
+  ) {
+    let entries: fs.Dirent[] = [];
+    try {
+      entries = fs.readdirSync(root, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    for (const e of entries) if (e.isDirectory()) removeLeftoverTemps(path.join(root, e.name));
+  }
 
   private dir(name: string): string {
     return path.join(this.root, name);
@@ -83,8 +77,8 @@ export class VersionStore {
   /** Stores a version's bytes and card (before it serves: a crash then leaves a spare file, not a gap). */
   async save(name: string, version: string, bytes: Uint8Array, card: Record<string, unknown>): Promise<void> {
     const dir = this.dir(name);
-    if (!this.has(name, version)) await writeAtomic(dir, `${version}.onnx`, bytes);
-    await writeAtomic(dir, `${version}.card.json`, JSON.stringify(card, null, 2) + '\n');
+    if (!this.has(name, version)) await writeFileAtomic(dir, `${version}.onnx`, bytes);
+    await writeFileAtomic(dir, `${version}.card.json`, JSON.stringify(card, null, 2) + '\n');
   }
 
   card(name: string, version: string): Record<string, unknown> | null {
@@ -106,7 +100,7 @@ export class VersionStore {
     s.serving = record.version;
     s.history.push(record);
     if (s.history.length > 1000) s.history.splice(0, s.history.length - 1000);
-    await writeAtomic(this.dir(name), 'serving.json', JSON.stringify(s, null, 2) + '\n');
+    await writeFileAtomic(this.dir(name), 'serving.json', JSON.stringify(s, null, 2) + '\n');
     await this.prune(name, s);
   }
 
