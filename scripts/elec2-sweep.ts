@@ -14,7 +14,7 @@
  * The data is read from ../shared/data/elec2.csv (never copied into the repository).
  */
 import * as path from 'node:path';
-import { readLabelledCsv } from '../src/learning/csv';
+import { readLabelledCsv } from '../src/io/csv';
 import { DEFAULT_SGD_OPTIONS, SgdLearner, type SgdOptions } from '../src/learning/sgd';
 import { projectRoot } from '../src/paths';
 import { buildDataset } from '../src/training/features';

@@ -26,7 +26,7 @@ import {
   PROBABILITIES_OUTPUT,
   WRITER_VERSION,
   writeEnsembleOnnx,
-} from '../src/models/onnx-writer';
+} from '../src/training/onnx-writer';
 
 /** The one number the bundled model depends on; every stream is derived from it. */
 export const DEFAULT_MODEL_SEED = 20_240_611;
@@ -131,7 +131,7 @@ export function makeDefaultModel(outDir: string): DefaultModelResult {
     format: {
       ir_version: ONNX_IR_VERSION,
       opset: ONNX_OPSET,
-      writer: `src/models/onnx-writer.ts ${WRITER_VERSION}`,
+      writer: `src/training/onnx-writer.ts ${WRITER_VERSION}`,
       input: { name: INPUT_NAME, type: 'float32', shape: ['N', FEATURE_NAMES.length] },
       outputs: [
         { name: LABEL_OUTPUT, type: 'int64', shape: ['N'] },
@@ -198,7 +198,7 @@ function renderReadme(card: ModelCard): string {
     '',
     `A mean of two classifiers on z-scored features: a logistic regression and a one-hidden-layer`,
     `MLP (${(card.trainers['mlp'] as { hidden: number }).hidden} ReLU units, sigmoid output). Both are trained by the project's own`,
-    'TypeScript code (`src/training/`) and written to ONNX by `src/models/onnx-writer.ts`:',
+    'TypeScript code (`src/training/`) and written to ONNX by `src/training/onnx-writer.ts`:',
     `IR version ${card.format['ir_version']}, opset ${card.format['opset']}, input \`${INPUT_NAME}\` float32 \`[N, ${card.features.length}]\`,`,
     `outputs \`${LABEL_OUTPUT}\` int64 \`[N]\` and \`${PROBABILITIES_OUTPUT}\` float32 \`[N, 2]\``,
     '(the sklearn-onnx convention with ZipMap off). Metadata: `class_labels` = `DOWN,UP`,',

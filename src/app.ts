@@ -20,7 +20,7 @@ import { VersionStore } from './models/version-store';
 import { ModelSwapper } from './pool/model-swap';
 import { registerModelRoutes } from './http/models';
 import { registerTrainRoutes } from './http/train';
-import { TrainingRuns } from './learning/training-runs';
+import { TrainingRuns } from './retraining/training-runs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { DEFAULT_MODEL, ModelRegistry, ONLINE_MODEL } from './models/registry';
@@ -34,7 +34,7 @@ import { registerDriftRoutes } from './http/drift';
 import { InferencePool } from './pool/inference-pool';
 import { createSlab, slabBytes, type SlabLayout, type SlabViews } from './pool/slab';
 import type { Logger } from './telemetry/logger';
-import { testHooksFromEnv, type TestHooks } from './testing-hooks';
+import { testHooksFromEnv, type TestHooks } from './pool/testing-hooks';
 
 export interface Engine {
   readonly config: EngineConfig;

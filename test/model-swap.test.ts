@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Engine } from '../src/app';
-import { writeEnsembleOnnx } from '../src/models/onnx-writer';
+import { writeEnsembleOnnx } from '../src/training/onnx-writer';
 import { FEATURE_NAMES } from '../src/training/features';
 import { DEFAULT_MODEL_PATH, makeRows, postJson, request, rowsToArrays, startTestEngine } from './helpers/engine';
 

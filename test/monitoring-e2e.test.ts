@@ -26,7 +26,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Engine } from '../src/app';
 import { makeRows, postBinary, postJson, request, rowsToArrays, startTestEngine, type Reply } from './helpers/engine';
-import { writeEnsembleOnnx } from '../src/models/onnx-writer';
+import { writeEnsembleOnnx } from '../src/training/onnx-writer';
 import { FEATURE_NAMES } from '../src/training/features';
 import {
   ALERT_RULES,

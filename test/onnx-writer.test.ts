@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TradeflowError } from '../src/errors';
-import { writeEnsembleOnnx, type EnsembleOnnxInput } from '../src/models/onnx-writer';
+import { writeEnsembleOnnx, type EnsembleOnnxInput } from '../src/training/onnx-writer';
 import { inspectOnnx } from '../src/models/onnx-inspect';
 import { Rng } from '../src/training/rng';
 import { ensembleProba, type EnsembleModel } from '../src/training/ensemble';

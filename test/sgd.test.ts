@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isTradeflowError } from '../src/errors';
-import { parseLabelledCsv, readLabelledCsv } from '../src/learning/csv';
+import { parseLabelledCsv, readLabelledCsv } from '../src/io/csv';
 import {
   DEFAULT_SGD_OPTIONS,
   learningRateAt,

@@ -1,79 +1,25 @@
 /**
  * Inference worker (Piscina). Owns one scorer per served model, built once at start-up from the
  * descriptors in workerData, warmed up before the worker reports ready. A task is only
- * `{ slot, rows, model }`: rows are read from and results written to the shared slab.
+ * `{ slot, rows, model }`: rows are read from and results written to the shared slab. The
+ * messages it exchanges with the pool are in src/pool/worker-protocol.ts.
  */
 import { MessageChannel, parentPort, threadId, workerData, type MessagePort } from 'node:worker_threads';
 import { checkWarmup } from '../src/models/model-loader';
-import type { WorkerModel } from '../src/models/registry';
 import { SgdScorer } from '../src/learning/sgd-scorer';
 import { OnnxScorer } from '../src/models/onnx-scorer';
 import type { Scorer } from '../src/models/scorer';
-import { viewSlab, type SlabLayout } from '../src/pool/slab';
-
-export interface InferenceWorkerData {
-  slab: SharedArrayBuffer;
-  layout: SlabLayout;
-  models: WorkerModel[];
-  ortThreads: number;
-  /** Test hooks (from TRADEFLOW_TEST_* variables only); see src/testing-hooks.ts. */
-  hooks: WorkerTestHooks;
-}
-
-export interface WorkerTestHooks {
-  /** The worker exits when a batch's first feature equals this value. */
-  crashOnFeature: number | null;
-  /** The worker holds a batch whose first feature equals this value until released or timed out. */
-  holdOnFeature: number | null;
-  holdMs: number;
-  /** Int32 gate: 0 holds, anything else releases. */
-  gate: SharedArrayBuffer | null;
-}
-
-export interface TaskResult {
-  /** Microseconds inside the scorer. */
-  us: number;
-  /** Weights version used (online model), or -1. */
-  version: number;
-}
-
-export interface InferenceTask {
-  slot: number;
-  rows: number;
-  /** Index of the served model (ensemble, sgd). */
-  model: number;
-  /** For an ONNX model: the id of the version to run (see the control protocol below). */
-  version: number;
-}
-
-/**
- * Sent on parentPort once every scorer is warm; the pool counts these for readiness. It carries
- * the worker's end of a control channel: Piscina owns parentPort and the task port, so model
- * versions are prepared and released over this one.
- */
-export interface WarmMessage {
-  type: 'warm';
-  threadId: number;
-  control: MessagePort;
-}
-
-/** main → worker */
-export type ControlRequest =
-  | { cmd: 'prepare'; req: number; id: number; model: OnnxWorkerModel }
-  | { cmd: 'release'; req: number; id: number };
-/** worker → main: answers, and asks for a version it was told to run but does not have. */
-export type ControlReply =
-  | { cmd: 'done'; req: number; ok: true }
-  | { cmd: 'done'; req: number; ok: false; error: string }
-  | { cmd: 'fetch'; req: number; id: number };
-/** main → worker, answering a fetch */
-export interface FetchReply {
-  cmd: 'fetched';
-  req: number;
-  model: OnnxWorkerModel | null;
-}
-
-type OnnxWorkerModel = Extract<WorkerModel, { kind: 'onnx' }> & { id: number };
+import { viewSlab } from '../src/pool/slab';
+import type {
+  ControlReply,
+  ControlRequest,
+  FetchReply,
+  InferenceTask,
+  InferenceWorkerData,
+  OnnxWorkerModel,
+  TaskResult,
+  WarmMessage,
+} from '../src/pool/worker-protocol';
 
 async function init(): Promise<(task: InferenceTask) => Promise<TaskResult>> {
   const data = workerData as InferenceWorkerData;
@@ -159,7 +105,6 @@ async function init(): Promise<(task: InferenceTask) => Promise<TaskResult>> {
   parentPort!.postMessage(warm, [port2]);
 
   return async function infer(task: InferenceTask): Promise<TaskResult> {
-    const started = process.hrtime.bigint();
     const input = slab.inputs[task.slot]!;
     if (crashOn !== null && input[0] === crashOn) process.exit(3);
     if (holdOn !== null && gate !== null && input[0] === holdOn) Atomics.wait(gate, 0, 0, holdMs);
@@ -167,7 +112,7 @@ async function init(): Promise<(task: InferenceTask) => Promise<TaskResult>> {
     if (own === undefined) throw new Error(`no model with index ${task.model} in this worker`);
     const scorer = own ?? (await scorerFor(task.version));
     const version = await scorer.score(input, task.rows, slab.probabilities[task.slot]!, slab.labels[task.slot]!);
-    return { us: Number(process.hrtime.bigint() - started) / 1000, version: own ? version : task.version };
+    return { version: own ? version : task.version };
   };
 }
 

@@ -14,21 +14,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { ErrorCodes, TradeflowError, isTradeflowError, type ErrorCode } from '../src/errors';
 import { inspectOnnx, servingContract } from '../src/models/onnx-inspect';
-import { checkTrainingInput, trainRun, type TrainOutcome, type TrainSettings } from '../src/training/train-run';
-
-export interface TrainingWorkerData {
-  x: Float32Array;
-  y: Uint8Array;
-  rows: number;
-  features: number;
-  settings: Partial<TrainSettings>;
-  servingModel: Uint8Array | null;
-  featureNames?: string[];
-}
-
-export type TrainingWorkerReply =
-  | { ok: true; outcome: TrainOutcome }
-  | { ok: false; code: ErrorCode; message: string; stack?: string };
+import { checkTrainingInput, trainRun, type TrainOutcome } from '../src/training/train-run';
+import type { TrainingWorkerData, TrainingWorkerReply } from '../src/training/training-protocol';
 
 async function run(d: TrainingWorkerData): Promise<TrainOutcome> {
   const { trainRows, holdoutRows } = checkTrainingInput(d.x, d.y, d.rows, d.features, d.settings, d.featureNames);

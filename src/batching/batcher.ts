@@ -38,13 +38,8 @@ export interface BatchReport {
   /** The slab slot holding the batch's results; valid only during onBatch. */
   slot: number;
   rows: number;
-  requests: number;
   /** Time from the batch's first row to its dispatch. */
   queueWaitSeconds: number;
-  /** Worker time inside the scorer. */
-  computeSeconds: number;
-  /** Time from dispatch to results back on the main thread. */
-  roundTripSeconds: number;
   ok: boolean;
 }
 
@@ -53,8 +48,8 @@ export interface BatchObserver {
 }
 
 export interface Executor {
-  /** Runs the scorer of `model` over `rows` rows of `slot`; resolves with its compute time and weights version. */
-  run(task: { slot: number; rows: number; model: number }): Promise<{ us: number; version: number }>;
+  /** Runs the scorer of `model` over `rows` rows of `slot`; resolves with the weights version it used. */
+  run(task: { slot: number; rows: number; model: number }): Promise<{ version: number }>;
 }
 
 export interface BatcherOptions {
@@ -293,17 +288,16 @@ export class Batcher {
     this.counters.batches++;
     this.counters.rowsComputed += rows;
     const model = b.model;
-    const requests = kept;
     this.opts.executor.run({ slot: b.slot, rows, model }).then(
       (result) => {
         const slab = this.opts.slab;
         for (const c of b.clients) if (!c.dead) c.complete(slab, b.slot, model, result.version);
-        this.finish(b, { model, slot: b.slot, rows, requests, queueWaitSeconds, computeSeconds: result.us / 1e6, roundTripSeconds: (performance.now() - now) / 1000, ok: true });
+        this.finish(b, { model, slot: b.slot, rows, queueWaitSeconds, ok: true });
       },
       (err: Error) => {
         const failure = new TradeflowError('WORKER_FAILED', `the inference worker failed on this batch: ${err.message}`);
         for (const c of b.clients) if (!c.dead) c.fail(failure);
-        this.finish(b, { model, slot: b.slot, rows, requests, queueWaitSeconds, computeSeconds: 0, roundTripSeconds: (performance.now() - now) / 1000, ok: false });
+        this.finish(b, { model, slot: b.slot, rows, queueWaitSeconds, ok: false });
       },
     );
   }

@@ -7,7 +7,7 @@
 import * as http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { TradeflowError } from '../errors';
-import { readLabelledCsv } from '../learning/csv';
+import { readLabelledCsv } from '../io/csv';
 import { DEFAULT_SGD_OPTIONS, SgdLearner, validateSgdOptions } from '../learning/sgd';
 
 export const EVAL_USAGE = `Usage: tradeflow eval --csv FILE --label-column NAME --positive VALUE [options]

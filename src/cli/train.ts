@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { TradeflowError } from '../errors';
-import { readLabelledCsv } from '../learning/csv';
+import { readLabelledCsv } from '../io/csv';
 import { resolveTrainSettings, trainRun, type HoldoutMetrics, type TrainSettings } from '../training/train-run';
 import { withCreatedAt } from '../training/model-card';
 

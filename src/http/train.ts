@@ -3,7 +3,7 @@
  * runs. GET /train/{id}: the run and, when it has ended, its result. GET /train: recent runs.
  */
 import { TradeflowError } from '../errors';
-import type { TrainingRuns } from '../learning/training-runs';
+import type { TrainingRuns } from '../retraining/training-runs';
 import type { AdminCheck } from './auth';
 import { readControlBody } from './body';
 import type { HttpServer } from './server';

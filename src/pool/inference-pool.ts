@@ -9,7 +9,7 @@ import { Piscina } from 'piscina';
 import { projectRoot } from '../paths';
 import type { WorkerModel } from '../models/registry';
 import type { MessagePort } from 'node:worker_threads';
-import type { ControlReply, ControlRequest, FetchReply, InferenceTask, InferenceWorkerData, TaskResult, WarmMessage, WorkerTestHooks } from '../../workers/inference';
+import type { ControlReply, ControlRequest, FetchReply, InferenceTask, InferenceWorkerData, TaskResult, WarmMessage, WorkerTestHooks } from './worker-protocol';
 import type { SlabViews } from './slab';
 
 export interface PoolOptions {

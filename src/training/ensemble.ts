@@ -1,7 +1,7 @@
 /**
  * The ensemble the engine serves: standardise, then average the class-1 probabilities of a
  * logistic regression and an MLP. Training and the TypeScript forward pass live here; the
- * same parameters become an ONNX graph in src/models/onnx-writer.ts, and the two must agree.
+ * same parameters become an ONNX graph in src/training/onnx-writer.ts, and the two must agree.
  */
 import { fitStandardizer, standardize, type Standardizer } from './standardize';
 import { DEFAULT_LOGREG_SETTINGS, logregProba, trainLogreg, type LogregModel, type LogregSettings } from './logreg';

@@ -17,7 +17,7 @@ import {
   ONNX_OPSET,
   PROBABILITIES_OUTPUT,
   WRITER_VERSION,
-} from '../models/onnx-writer';
+} from './onnx-writer';
 
 /** Bump when a key changes meaning or disappears; readers of stored cards check it. */
 export const MODEL_CARD_VERSION = 1;
@@ -129,7 +129,7 @@ export function buildModelCard(c: ModelCardInput): ModelCard {
       bytes: c.onnx.length,
       ir_version: ONNX_IR_VERSION,
       opset: ONNX_OPSET,
-      writer: `src/models/onnx-writer.ts ${WRITER_VERSION}`,
+      writer: `src/training/onnx-writer.ts ${WRITER_VERSION}`,
       input: { name: INPUT_NAME, type: 'float32', shape: ['N', c.features] },
       outputs: [
         { name: LABEL_OUTPUT, type: 'int64', shape: ['N'] },

@@ -8,7 +8,7 @@
  */
 import { onnx } from 'onnx-proto';
 import { TradeflowError } from '../errors';
-import { DEFAULT_CLASS_LABELS, writeEnsembleOnnx } from '../models/onnx-writer';
+import { DEFAULT_CLASS_LABELS, writeEnsembleOnnx } from './onnx-writer';
 import { ensembleProba, trainEnsemble, type EnsembleModel, type EnsembleSettings } from './ensemble';
 import { DEFAULT_LOGREG_SETTINGS } from './logreg';
 import { binaryMetrics, majorityBaseline } from './metrics';

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { ErrorCodes, TradeflowError } from '../errors';
 import { projectRoot } from '../paths';
-import type { TrainingWorkerData, TrainingWorkerReply } from '../../workers/training';
+import type { TrainingWorkerData, TrainingWorkerReply } from './training-protocol';
 import { withCreatedAt } from './model-card';
 import type { TrainOutcome, TrainSettings } from './train-run';
 

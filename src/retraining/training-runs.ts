@@ -14,7 +14,7 @@ import type { ModelSwapper } from '../pool/model-swap';
 import type { HoldoutMetrics, TrainSettings } from '../training/train-run';
 import { runTrainingInWorker } from '../training/training-worker';
 import type { Logger } from '../telemetry/logger';
-import type { ReplayBuffer } from './replay-buffer';
+import type { ReplayBuffer } from '../learning/replay-buffer';
 
 export type TrainTrigger = 'api' | 'schedule' | 'drift';
 export type RunStatus = 'running' | 'promoted' | 'rejected' | 'failed';

@@ -4,8 +4,8 @@
  * on a chosen batch, or hold a batch in flight until the test releases it, so queueing, deadline,
  * abort and drain behaviour can be tested without depending on the machine's speed.
  */
-import { TradeflowError } from './errors';
-import type { WorkerTestHooks } from '../workers/inference';
+import { TradeflowError } from '../errors';
+import type { WorkerTestHooks } from './worker-protocol';
 
 export interface TestHooks {
   worker: WorkerTestHooks;

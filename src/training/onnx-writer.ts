@@ -13,9 +13,9 @@
  */
 import { onnx } from 'onnx-proto';
 import { TradeflowError } from '../errors';
-import type { Standardizer } from '../training/standardize';
-import type { LogregModel } from '../training/logreg';
-import type { MlpModel } from '../training/mlp';
+import type { Standardizer } from './standardize';
+import type { LogregModel } from './logreg';
+import type { MlpModel } from './mlp';
 
 export const ONNX_IR_VERSION = 8;
 export const ONNX_OPSET = 17;
