@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Engine } from '../src/app';
 import { SgdLearner, validateSgdOptions } from '../src/learning/sgd';
-import { makeRows, postJson, request, rowsToArrays, startTestEngine, waitFor } from './helpers/engine';
+import { PredictionStore } from '../src/learning/prediction-store';
+import { makeRows, postJson, request, rowsToArrays, startTestEngine } from './helpers/engine';
 
 const F = 16;
 let engine: Engine | null = null;
@@ -115,7 +116,7 @@ describe('POST /learn', () => {
   });
 
   it('refuses bad feedback with clear errors', async () => {
-    engine = await startTestEngine({ STATE_DIR: stateDir(), PREDICTION_ID_TTL_S: '1' });
+    engine = await startTestEngine({ STATE_DIR: stateDir(), PREDICTION_ID_CAPACITY: '1' });
     const e = engine;
     const row = Array.from(makeRows(1, F, 1));
     const expectError = async (body: unknown, status: number, code: string, msg?: RegExp) => {
@@ -135,11 +136,16 @@ describe('POST /learn', () => {
     expect(r.status).toBe(415);
     expect((await request(e.port, 'GET', '/learn')).status).toBe(405);
 
-    expect((await postJson(e.port, { features: row, id: 'old' })).status).toBe(200);
-    const until = Date.now() + 1100;
-    await waitFor(() => Date.now() > until, 'the id TTL to pass', 5000);
-    await expectError({ id: 'old', label: 1 }, 404, 'PREDICTION_ID_EXPIRED');
+    // PREDICTION_ID_CAPACITY=1: a second id evicts the first. (Expiry by TTL is the store's,
+    // driven by its clock below: the engine's store keeps the wall clock.)
+    expect((await postJson(e.port, { features: row, id: 'first' })).status).toBe(200);
+    expect((await postJson(e.port, { features: row, id: 'second' })).status).toBe(200);
+    await expectError({ id: 'first', label: 1 }, 404, 'PREDICTION_ID_NOT_FOUND', /evicted/);
     expect(e.learning.learner.updates).toBe(0);
+    // One feedback per id: the second names an id already used.
+    expect((await learn(e.port, { id: 'second', label: 1 })).status).toBe(202);
+    await expectError({ id: 'second', label: 0 }, 404, 'PREDICTION_ID_NOT_FOUND');
+    expect(e.learning.learner.updates).toBe(1);
   });
 
   it('with ADMIN_TOKEN set, needs the bearer token', async () => {
@@ -168,6 +174,71 @@ describe('POST /learn', () => {
     expect(after).toEqual(before);
     expect(engine.quality.get('sgd')!.snapshot()).toEqual(qualityBefore);
     expect(engine.learning.replay.size).toBe(20);
+  });
+});
+
+describe('PredictionStore (the ids /learn can name), on an injected clock', () => {
+  const stored = (rows = 1) => ({ model: 'ensemble', version: 'v1', features: new Float32Array(rows * F), rows, p1: new Float32Array(rows), classes: new Uint8Array(rows) });
+  const clockAt = (start: number) => {
+    const c = { t: start, now: () => c.t };
+    return c;
+  };
+
+  it('answers an id until its TTL has passed, then "expired" once, then "unknown"', () => {
+    for (const start of [0, 1_700_000_000_000]) {
+      const clock = clockAt(start);
+      const s = new PredictionStore(10, 1000, clock.now);
+      s.put('a', stored());
+      expect(s.get('never-seen')).toBe('unknown');
+      clock.t = start + 1000; // exactly the TTL: still known
+      expect(s.get('a')).toMatchObject({ model: 'ensemble', version: 'v1', rows: 1, at: start });
+      clock.t = start + 1001;
+      expect(s.get('a')).toBe('expired');
+      expect(s.get('a')).toBe('unknown');
+      expect(s.size).toBe(0);
+    }
+  });
+
+  it('restarts the TTL of an id stored again; lookups do not', () => {
+    const clock = clockAt(5000);
+    const s = new PredictionStore(10, 1000, clock.now);
+    s.put('a', stored());
+    s.put('b', stored());
+    clock.t = 5900;
+    s.put('a', stored(2));
+    expect(s.get('b')).not.toBe('expired');
+    clock.t = 6500;
+    expect(s.get('b')).toBe('expired');
+    expect(s.get('a')).toMatchObject({ rows: 2, at: 5900 });
+    clock.t = 6901;
+    expect(s.get('a')).toBe('expired');
+  });
+
+  it('evicts the oldest stored first, whatever was looked up, and forgets deleted ids', () => {
+    const clock = clockAt(1);
+    const s = new PredictionStore(2, 1000, clock.now);
+    s.put('a', stored());
+    s.put('b', stored());
+    expect(s.get('a')).not.toBe('unknown'); // a lookup does not make 'a' younger
+    s.put('c', stored());
+    expect(s.size).toBe(2);
+    expect(s.get('a')).toBe('unknown');
+    expect(s.get('b')).not.toBe('unknown');
+    s.put('b', stored()); // storing again does
+    s.put('d', stored());
+    expect(s.get('c')).toBe('unknown');
+    expect(s.get('b')).not.toBe('unknown');
+    s.delete('b');
+    expect(s.get('b')).toBe('unknown');
+    expect(s.size).toBe(1);
+  });
+
+  it('keeps nothing with capacity 0', () => {
+    const s = new PredictionStore(0, 1000, clockAt(1).now);
+    s.put('a', stored());
+    expect(s.get('a')).toBe('unknown');
+    expect(s.size).toBe(0);
+    s.delete('a');
   });
 });
 

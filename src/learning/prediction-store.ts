@@ -2,7 +2,15 @@
  * Predictions made with an `id`, kept so feedback can name them later (`POST /learn` with
  * `{"id", "label"}`). Bounded in count and age: the oldest entries go first, and an entry older
  * than the TTL is treated as unknown.
+ *
+ * An lru-cache (`max` = capacity, `ttl` = the id TTL) does the bounding. Lookups use `peek`, so
+ * a lookup never makes an entry younger: eviction stays oldest-inserted-first, as before. Expired
+ * entries are not purged by timers (no `ttlAutopurge`): one stays in the cache until it is looked
+ * up or evicted, which is what lets a lookup tell "expired" (lru-cache's `stale`) from "never
+ * seen" (`miss`) at no cost.
  */
+import { LRUCache } from 'lru-cache';
+
 export interface StoredPrediction {
   model: string;
   version: string;
@@ -12,42 +20,59 @@ export interface StoredPrediction {
   p1: Float32Array;
   /** Predicted class per row, as answered. */
   classes: Uint8Array;
+  /** The store's clock when the prediction was stored. */
   at: number;
 }
 
 export class PredictionStore {
-  private readonly map = new Map<string, StoredPrediction>();
+  /** Null when the capacity is 0: ids are not kept at all. */
+  private readonly cache: LRUCache<string, StoredPrediction> | null;
 
   constructor(
     readonly capacity: number,
     readonly ttlMs: number,
     private readonly now: () => number = () => Date.now(),
-  ) {}
-
-  put(id: string, p: Omit<StoredPrediction, 'at'>): void {
-    if (this.capacity === 0) return;
-    // Re-inserting moves the id to the newest end, so eviction stays oldest-first.
-    this.map.delete(id);
-    this.map.set(id, { ...p, at: this.now() });
-    while (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as string);
+  ) {
+    this.cache =
+      capacity === 0
+        ? null
+        : new LRUCache<string, StoredPrediction>({
+            max: capacity,
+            ttl: ttlMs,
+            // Ask the clock on every check: the default (1 ms) would reuse one reading for a
+            // millisecond of real time, so a clock moved forward in between would go unseen.
+            ttlResolution: 0,
+            // lru-cache takes a start time of 0 for "no TTL": keep every reading above 0, so a
+            // clock that starts at 0 still expires what it stamped.
+            perf: { now: () => this.now() + 1 },
+            allowStale: false,
+          });
   }
 
-  /** The prediction, or 'expired' / 'unknown'. */
+  put(id: string, p: Omit<StoredPrediction, 'at'>): void {
+    // Re-inserting moves the id to the newest end and restarts its TTL.
+    this.cache?.set(id, { ...p, at: this.now() });
+  }
+
+  /** The prediction, or 'expired' (older than the TTL; forgotten now) / 'unknown'. */
   get(id: string): StoredPrediction | 'expired' | 'unknown' {
-    const p = this.map.get(id);
-    if (!p) return 'unknown';
-    if (this.now() - p.at > this.ttlMs) {
-      this.map.delete(id);
+    if (!this.cache) return 'unknown';
+    const status: LRUCache.Status<string, StoredPrediction> = {};
+    const p = this.cache.peek(id, { status });
+    if (p !== undefined) return p;
+    if (status.peek === 'stale') {
+      this.cache.delete(id);
       return 'expired';
     }
-    return p;
+    return 'unknown';
   }
 
   delete(id: string): void {
-    this.map.delete(id);
+    this.cache?.delete(id);
   }
 
+  /** Entries held, expired ones not yet looked up or evicted included. */
   get size(): number {
-    return this.map.size;
+    return this.cache?.size ?? 0;
   }
 }
