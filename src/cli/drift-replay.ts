@@ -10,6 +10,7 @@ import { createDetector, DETECTOR_TYPES, DETECTORS } from '../drift/registry';
 import type { DriftDetector, ParamValue } from '../drift/detector';
 import type { ParamSpec } from '../drift/params';
 import { isTradeflowError } from '../errors';
+import { parseFlags, UsageError } from './flags';
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -55,46 +56,26 @@ interface ReplayArgs {
   input: string | null;
 }
 
-class UsageError extends Error {}
+const REPLAY_FLAGS = {
+  detector: { type: 'string' },
+  param: { type: 'string', multiple: true },
+  input: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
-function parseArgs(argv: string[]): ReplayArgs | 'help' {
-  let detector: string | null = null;
-  let input: string | null = null;
+function parseReplayArgs(argv: string[]): ReplayArgs | 'help' {
+  const { values } = parseFlags({ args: argv, options: REPLAY_FLAGS });
+  if (values.help) return 'help';
   const params: Record<string, ParamValue> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--help' || arg === '-h') return 'help';
-    const eq = arg.indexOf('=');
-    const flag = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
-    const inline = arg.startsWith('--') && eq > 0 ? arg.slice(eq + 1) : null;
-    const value = (): string => {
-      if (inline !== null) return inline;
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${flag} needs a value`);
-      return v;
-    };
-    switch (flag) {
-      case '--detector':
-        detector = value();
-        break;
-      case '--input':
-        input = value();
-        break;
-      case '--param': {
-        const kv = value();
-        const k = kv.indexOf('=');
-        if (k <= 0) throw new UsageError(`--param expects name=value, got "${kv}"`);
-        const name = kv.slice(0, k);
-        if (name in params) throw new UsageError(`parameter ${name} given twice`);
-        params[name] = kv.slice(k + 1);
-        break;
-      }
-      default:
-        throw new UsageError(arg.startsWith('-') ? `unknown option "${arg}"` : `unexpected argument "${arg}"`);
-    }
+  for (const kv of values.param ?? []) {
+    const k = kv.indexOf('=');
+    if (k <= 0) throw new UsageError(`--param expects name=value, got "${kv}"`);
+    const name = kv.slice(0, k);
+    if (name in params) throw new UsageError(`parameter ${name} given twice`);
+    params[name] = kv.slice(k + 1);
   }
-  if (detector === null) throw new UsageError(`--detector is required (one of ${DETECTOR_TYPES.join(', ')})`);
-  return { detector, params, input };
+  if (values.detector === undefined) throw new UsageError(`--detector is required (one of ${DETECTOR_TYPES.join(', ')})`);
+  return { detector: values.detector, params, input: values.input ?? null };
 }
 
 const NUMBER_RE = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
@@ -138,6 +119,85 @@ class Output {
   }
 }
 
+type Fail = (code: number, msg: string) => number;
+
+interface Input {
+  source: NodeJS.ReadableStream;
+  /** Our own stream, to destroy when done; null for standard input. */
+  file: fs.ReadStream | null;
+  name: string;
+}
+
+/** The input stream, or the message saying why it cannot be read. */
+function openInput(input: string | null, stdin: NodeJS.ReadableStream): Input | string {
+  if (input === null || input === '-') return { source: stdin, file: null, name: 'standard input' };
+  try {
+    // Opened up front so a missing file is reported before any output.
+    const fd = fs.openSync(input, 'r');
+    if (fs.fstatSync(fd).isDirectory()) {
+      fs.closeSync(fd);
+      return `cannot read ${input}: it is a directory`;
+    }
+    const file = fs.createReadStream(input, { fd });
+    return { source: file, file, name: input };
+  } catch (err) {
+    return `cannot read ${input}: ${(err as Error).message}`;
+  }
+}
+
+/** The message for a line that is not a finite number, or null for one that is. */
+function badLine(text: string, lineNo: number): string | null {
+  if (!NUMBER_RE.test(text)) {
+    const shown = text.length > 40 ? `${text.slice(0, 40)}...` : text;
+    return text === '' ? `line ${lineNo} is empty, expected a number` : `line ${lineNo} is not a number: "${shown}"`;
+  }
+  return Number.isFinite(Number(text)) ? null : `line ${lineNo} is out of range: "${text}"`;
+}
+
+/** Feeds every line to the detector, writing the non-stable steps; answers the exit code. */
+async function replayLines(detector: DriftDetector, input: Input, out: Output, fail: Fail): Promise<number> {
+  const rl = readline.createInterface({ input: input.source, crlfDelay: Infinity, terminal: false });
+  let index = 0;
+  try {
+    for await (const raw of rl) {
+      const text = raw.trim();
+      const bad = badLine(text, index + 1);
+      if (bad !== null) return fail(EXIT_USAGE, bad);
+      const state = detector.update(Number(text));
+      if (state !== 'stable') await out.write(`{"index": ${index}, "state": "${state}"}\n`);
+      if (out.failed) break;
+      index++;
+    }
+    return EXIT_OK;
+  } catch (err) {
+    return fail(EXIT_FAILED, `cannot read ${input.name}: ${(err as Error).message}`);
+  } finally {
+    rl.close();
+    input.file?.destroy();
+  }
+}
+
+/** The detector, or the exit code after saying why the command line does not name one. */
+function detectorFromArgs(argv: string[], stdout: NodeJS.WritableStream, fail: Fail): { detector: DriftDetector; input: string | null } | number {
+  let args: ReplayArgs | 'help';
+  try {
+    args = parseReplayArgs(argv);
+  } catch (err) {
+    if (err instanceof UsageError) return fail(EXIT_USAGE, `${err.message}\nRun "tradeflow drift replay --help" for usage.`);
+    throw err;
+  }
+  if (args === 'help') {
+    stdout.write(replayUsage());
+    return EXIT_OK;
+  }
+  try {
+    return { detector: createDetector(args.detector, args.params), input: args.input };
+  } catch (err) {
+    if (isTradeflowError(err)) return fail(EXIT_USAGE, err.message);
+    throw err;
+  }
+}
+
 /**
  * `tradeflow drift replay [options]`; `argv` holds the options after `replay`.
  * Answers the exit code.
@@ -148,75 +208,16 @@ export async function driftReplay(
   stdout: NodeJS.WritableStream,
   stderr: NodeJS.WritableStream,
 ): Promise<number> {
-  const fail = (code: number, msg: string): number => {
+  const fail: Fail = (code, msg) => {
     stderr.write(`tradeflow drift replay: ${msg}\n`);
     return code;
   };
-  let args: ReplayArgs | 'help';
-  try {
-    args = parseArgs(argv);
-  } catch (err) {
-    if (err instanceof UsageError) return fail(EXIT_USAGE, `${err.message}\nRun "tradeflow drift replay --help" for usage.`);
-    throw err;
-  }
-  if (args === 'help') {
-    stdout.write(replayUsage());
-    return EXIT_OK;
-  }
-
-  let detector: DriftDetector;
-  try {
-    detector = createDetector(args.detector, args.params);
-  } catch (err) {
-    if (isTradeflowError(err)) return fail(EXIT_USAGE, err.message);
-    throw err;
-  }
-
-  let source: NodeJS.ReadableStream = stdin;
-  let file: fs.ReadStream | null = null;
-  if (args.input !== null && args.input !== '-') {
-    try {
-      // Opened up front so a missing file is reported before any output.
-      const fd = fs.openSync(args.input, 'r');
-      if (fs.fstatSync(fd).isDirectory()) {
-        fs.closeSync(fd);
-        return fail(EXIT_USAGE, `cannot read ${args.input}: it is a directory`);
-      }
-      file = fs.createReadStream(args.input, { fd });
-      source = file;
-    } catch (err) {
-      return fail(EXIT_USAGE, `cannot read ${args.input}: ${(err as Error).message}`);
-    }
-  }
-
+  const chosen = detectorFromArgs(argv, stdout, fail);
+  if (typeof chosen === 'number') return chosen;
+  const input = openInput(chosen.input, stdin);
+  if (typeof input === 'string') return fail(EXIT_USAGE, input);
   const out = new Output(stdout);
-  const rl = readline.createInterface({ input: source, crlfDelay: Infinity, terminal: false });
-  let index = 0;
-  let code = EXIT_OK;
-  try {
-    for await (const raw of rl) {
-      const text = raw.trim();
-      if (!NUMBER_RE.test(text)) {
-        const shown = text.length > 40 ? `${text.slice(0, 40)}...` : text;
-        code = fail(EXIT_USAGE, text === '' ? `line ${index + 1} is empty, expected a number` : `line ${index + 1} is not a number: "${shown}"`);
-        break;
-      }
-      const x = Number(text);
-      if (!Number.isFinite(x)) {
-        code = fail(EXIT_USAGE, `line ${index + 1} is out of range: "${text}"`);
-        break;
-      }
-      const state = detector.update(x);
-      if (state !== 'stable') await out.write(`{"index": ${index}, "state": "${state}"}\n`);
-      if (out.failed) break;
-      index++;
-    }
-  } catch (err) {
-    code = fail(EXIT_FAILED, `cannot read ${args.input ?? 'standard input'}: ${(err as Error).message}`);
-  } finally {
-    rl.close();
-    file?.destroy();
-  }
+  const code = await replayLines(chosen.detector, input, out, fail);
   await out.flush();
   if (out.failed) {
     // A reader that went away (`| head`) is not an error of ours.

@@ -9,6 +9,8 @@ import { performance } from 'node:perf_hooks';
 import { TradeflowError } from '../errors';
 import { readLabelledCsv } from '../io/csv';
 import { DEFAULT_SGD_OPTIONS, SgdLearner, validateSgdOptions } from '../learning/sgd';
+import { CSV_FLAGS, csvSource, type CsvSource } from './csv-flags';
+import { parseFlags, UsageError, wholeNumber } from './flags';
 
 export const EVAL_USAGE = `Usage: tradeflow eval --csv FILE --label-column NAME --positive VALUE [options]
 
@@ -46,12 +48,8 @@ export interface EvalResult {
   model: string;
 }
 
-interface EvalArgs {
+interface EvalArgs extends CsvSource {
   url: string;
-  csv: string;
-  labelColumn: string;
-  positive: string;
-  dropColumns: string[];
   model: string;
   batch: number;
   skip: number;
@@ -63,43 +61,34 @@ interface EvalArgs {
 
 const WINDOW = 1000;
 
-function usageError(message: string): TradeflowError {
-  return new TradeflowError('CONFIG_INVALID', message);
-}
+const EVAL_FLAGS = {
+  ...CSV_FLAGS,
+  url: { type: 'string', default: 'http://127.0.0.1:8000' },
+  model: { type: 'string', default: 'sgd' },
+  batch: { type: 'string' },
+  skip: { type: 'string' },
+  limit: { type: 'string' },
+  token: { type: 'string' },
+  'in-process': { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
+/** Throws CONFIG_INVALID (UsageError) on anything wrong with the flags. */
 export function parseEvalArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): EvalArgs {
-  const a: EvalArgs = { url: 'http://127.0.0.1:8000', csv: '', labelColumn: '', positive: '', dropColumns: [], model: 'sgd', batch: 1, skip: 0, limit: Infinity, token: env.ADMIN_TOKEN || null, inProcess: false, json: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw usageError(`${arg} needs a value`);
-      return v;
-    };
-    const count = (name: string, v: string): number => {
-      if (!/^\d+$/.test(v) || Number(v) < 1) throw usageError(`${name} must be a whole number ≥ 1, got "${v}"`);
-      return Number(v);
-    };
-    switch (arg) {
-      case '--url': a.url = value().replace(/\/+$/, ''); break;
-      case '--csv': a.csv = value(); break;
-      case '--label-column': a.labelColumn = value(); break;
-      case '--positive': a.positive = value(); break;
-      case '--drop-columns': a.dropColumns = value().split(',').map((s) => s.trim()).filter(Boolean); break;
-      case '--model': a.model = value(); break;
-      case '--batch': a.batch = count('--batch', value()); break;
-      case '--limit': a.limit = count('--limit', value()); break;
-      case '--skip': a.skip = count('--skip', value()); break;
-      case '--token': a.token = value(); break;
-      case '--in-process': a.inProcess = true; break;
-      case '--json': a.json = true; break;
-      default: throw usageError(`unknown option "${arg}" (see --help)`);
-    }
-  }
-  if (!a.csv) throw usageError('--csv FILE is required');
-  if (!a.labelColumn) throw usageError('--label-column NAME is required');
-  if (!a.positive) throw usageError('--positive VALUE is required');
-  if (a.inProcess && a.model !== 'sgd') throw usageError('--in-process runs the online sgd model only');
+  const { values: v } = parseFlags({ args: argv, options: EVAL_FLAGS });
+  const a: EvalArgs = {
+    ...csvSource(v),
+    url: v.url.replace(/\/+$/, ''),
+    model: v.model,
+    batch: v.batch === undefined ? 1 : wholeNumber('--batch', v.batch),
+    skip: v.skip === undefined ? 0 : wholeNumber('--skip', v.skip),
+    limit: v.limit === undefined ? Infinity : wholeNumber('--limit', v.limit),
+    token: v.token ?? (env.ADMIN_TOKEN || null),
+    inProcess: v['in-process'],
+    json: v.json,
+  };
+  if (a.inProcess && a.model !== 'sgd') throw new UsageError('--in-process runs the online sgd model only');
   return a;
 }
 

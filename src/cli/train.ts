@@ -8,10 +8,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { TradeflowError } from '../errors';
 import { readLabelledCsv } from '../io/csv';
 import { resolveTrainSettings, trainRun, type HoldoutMetrics, type TrainSettings } from '../training/train-run';
 import { withCreatedAt } from '../training/model-card';
+import { CSV_FLAGS, csvSource, type CsvSource } from './csv-flags';
+import { parseFlags, UsageError, wholeNumber } from './flags';
 
 export const TRAIN_USAGE = `Usage: tradeflow train --csv FILE --label-column NAME --positive VALUE --out model.onnx [options]
 
@@ -35,67 +36,45 @@ Options:
   --logreg-epochs N      logistic regression steps (default ${resolveTrainSettings().logregEpochs})
   --help                 show this help`;
 
-export interface TrainArgs {
-  csv: string;
-  labelColumn: string;
-  positive: string;
-  dropColumns: string[];
+export interface TrainArgs extends CsvSource {
   out: string;
   limit: number;
   settings: Partial<TrainSettings>;
 }
 
-function usageError(message: string): TradeflowError {
-  return new TradeflowError('CONFIG_INVALID', message);
-}
+const TRAIN_FLAGS = {
+  ...CSV_FLAGS,
+  out: { type: 'string' },
+  holdout: { type: 'string' },
+  seed: { type: 'string' },
+  limit: { type: 'string' },
+  'min-rows': { type: 'string' },
+  'mlp-hidden': { type: 'string' },
+  'mlp-epochs': { type: 'string' },
+  'logreg-epochs': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
 /** Throws CONFIG_INVALID on anything wrong with the flags, the training settings included. */
 export function parseTrainArgs(argv: string[]): TrainArgs {
-  const a: TrainArgs = { csv: '', labelColumn: '', positive: '', dropColumns: [], out: '', limit: Infinity, settings: {} };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined || v.startsWith('--')) throw usageError(`${arg} needs a value`);
-      return v;
-    };
-    const count = (v: string): number => {
-      if (!/^\d+$/.test(v) || Number(v) < 1) throw usageError(`${arg} must be a whole number ≥ 1, got "${v}"`);
-      return Number(v);
-    };
-    switch (arg) {
-      case '--csv': a.csv = value(); break;
-      case '--label-column': a.labelColumn = value(); break;
-      case '--positive': a.positive = value(); break;
-      case '--drop-columns': a.dropColumns = value().split(',').map((s) => s.trim()).filter(Boolean); break;
-      case '--out': a.out = value(); break;
-      case '--limit': a.limit = count(value()); break;
-      case '--holdout': {
-        const v = value();
-        const f = Number(v);
-        if (v.trim() === '' || !(f > 0 && f < 1)) throw usageError(`--holdout must be a fraction in (0, 1), got "${v}"`);
-        a.settings.holdoutFraction = f;
-        break;
-      }
-      case '--seed': {
-        const v = value();
-        if (!/^\d+$/.test(v) || Number(v) > 0xffffffff) throw usageError(`--seed must be a whole number in [0, 4294967295], got "${v}"`);
-        a.settings.seed = Number(v);
-        break;
-      }
-      case '--min-rows': a.settings.minRows = count(value()); break;
-      case '--mlp-hidden': a.settings.mlpHidden = count(value()); break;
-      case '--mlp-epochs': a.settings.mlpEpochs = count(value()); break;
-      case '--logreg-epochs': a.settings.logregEpochs = count(value()); break;
-      default: throw usageError(`unknown option "${arg}" (see --help)`);
-    }
-  }
-  if (!a.csv) throw usageError('--csv FILE is required');
-  if (!a.labelColumn) throw usageError('--label-column NAME is required');
-  if (!a.positive) throw usageError('--positive VALUE is required');
-  if (!a.out) throw usageError('--out FILE is required');
-  resolveTrainSettings(a.settings);
-  return a;
+  const { values: v } = parseFlags({ args: argv, options: TRAIN_FLAGS });
+  const source = csvSource(v);
+  if (!v.out) throw new UsageError('--out FILE is required');
+  const settings: Partial<TrainSettings> = {};
+  if (v.holdout !== undefined) settings.holdoutFraction = fraction('--holdout', v.holdout);
+  if (v.seed !== undefined) settings.seed = wholeNumber('--seed', v.seed, 0, 0xffffffff);
+  if (v['min-rows'] !== undefined) settings.minRows = wholeNumber('--min-rows', v['min-rows']);
+  if (v['mlp-hidden'] !== undefined) settings.mlpHidden = wholeNumber('--mlp-hidden', v['mlp-hidden']);
+  if (v['mlp-epochs'] !== undefined) settings.mlpEpochs = wholeNumber('--mlp-epochs', v['mlp-epochs']);
+  if (v['logreg-epochs'] !== undefined) settings.logregEpochs = wholeNumber('--logreg-epochs', v['logreg-epochs']);
+  resolveTrainSettings(settings);
+  return { ...source, out: v.out, limit: v.limit === undefined ? Infinity : wholeNumber('--limit', v.limit), settings };
+}
+
+function fraction(flag: string, raw: string): number {
+  const f = Number(raw);
+  if (raw.trim() === '' || !(f > 0 && f < 1)) throw new UsageError(`${flag} must be a fraction in (0, 1), got "${raw}"`);
+  return f;
 }
 
 /** The card next to an ONNX file: model.onnx → model.card.json, other names get .card.json appended. */
