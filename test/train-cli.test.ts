@@ -8,9 +8,10 @@ import { cardPathFor, trainCommand } from '../src/cli/train';
 import { inspectOnnx, servingContract } from '../src/models/onnx-inspect';
 import type { ModelCard } from '../src/training/model-card';
 import { Rng } from '../src/training/rng';
+import { requireElec2 } from './helpers/requirements';
 
-// Read in place, never copied into the repository.
-const ELEC2 = '/work/shared/data/elec2.csv';
+// Read in place from ../shared/data (or $ELEC2_CSV), never copied into the repository.
+const elec2 = requireElec2();
 
 const dir = mkdtempSync(join(tmpdir(), 'tradeflow-train-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -161,9 +162,9 @@ describe('tradeflow train', () => {
     expect(r.out).toMatch(/^Usage: tradeflow train --csv FILE/);
   });
 
-  it.skipIf(!existsSync(ELEC2))('trains on the first 5,000 rows of Elec2', async () => {
+  it.skipIf(elec2.skip)('trains on the first 5,000 rows of Elec2', async () => {
     const out = join(dir, 'elec2.onnx');
-    const r = await train(['--csv', ELEC2, '--label-column', 'class', '--positive', 'UP', '--drop-columns', 'date', '--limit', '5000', '--out', out]);
+    const r = await train(['--csv', elec2.get(), '--label-column', 'class', '--positive', 'UP', '--drop-columns', 'date', '--limit', '5000', '--out', out]);
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     const card = JSON.parse(readFileSync(join(dir, 'elec2.card.json'), 'utf8')) as ModelCard;

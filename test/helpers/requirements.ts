@@ -153,9 +153,9 @@ export function requirePythonOnnx(): Requirement {
   return requirePython(['onnx', 'numpy'], ['python3-onnx', 'python3-numpy']);
 }
 
-/** A file a test reads; `remedy` says where it comes from. */
-export function requireData(file: string, remedy: string): Requirement {
-  return memoized(`data:${file}`, () => new Requirement(file, remedy, existsSync(file) ? file : null));
+/** A file a test reads; `remedy` says where it comes from, `what` names it in messages. */
+export function requireData(file: string, remedy: string, what = file): Requirement {
+  return memoized(`data:${file}`, () => new Requirement(what, remedy, existsSync(file) ? file : null));
 }
 
 /**
@@ -170,11 +170,11 @@ export function elec2Path(): string {
 /** The Elec2 data set (see elec2Path). */
 export function requireElec2(): Requirement {
   const file = elec2Path();
-  return requireData(file, `put the Elec2 CSV at ${path.join(REPO_ROOT, '..', 'shared', 'data', 'elec2.csv')} or point ELEC2_CSV at it`);
+  return requireData(file, `put the Elec2 CSV at ${path.join(REPO_ROOT, '..', 'shared', 'data', 'elec2.csv')} or point ELEC2_CSV at it`, `the Elec2 data set (${file})`);
 }
 
 /** A file of the build (dist/), which `npm test` makes before running vitest. */
 export function requireBuilt(relative: string): Requirement {
   const file = path.join(REPO_ROOT, 'dist', relative);
-  return requireData(file, 'build first (npm run build; npm test builds before it runs vitest)');
+  return requireData(file, 'build first (npm run build; npm test builds before it runs vitest)', `the build's ${relative}`);
 }
