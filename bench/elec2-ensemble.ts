@@ -12,7 +12,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { runEval, type EvalResult } from '../src/cli/eval';
-import { startEngine, stopEngine } from './lib/engine-proc';
+import { numberFlag, type FlagSpec } from './lib/args';
+import { runScript, startEngine, stopEngine } from './lib/engine-proc';
 import { trainCommand } from '../src/cli/train';
 
 interface Row {
@@ -40,11 +41,14 @@ async function evaluate(name: string, model: string, csv: string, skip: number, 
   }
 }
 
-async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  const arg = (n: string, d: string) => (argv.includes(n) ? argv[argv.indexOf(n) + 1]! : d);
-  const csv = path.resolve(arg('--csv', path.join(__dirname, '..', '..', '..', 'shared', 'data', 'elec2.csv')));
-  const initial = Number(arg('--initial', '5000'));
+const FLAGS: FlagSpec[] = [
+  { name: 'csv', help: 'the Elec2 CSV (default ../shared/data/elec2.csv)' },
+  { name: 'initial', help: 'rows the initial ensemble is trained on (default 5000)' },
+];
+
+async function main(flags: Map<string, string>): Promise<number> {
+  const csv = path.resolve(flags.get('csv') ?? path.join(__dirname, '..', '..', '..', 'shared', 'data', 'elec2.csv'));
+  const initial = Math.round(numberFlag(flags, 'initial', 5000, 1, Number.MAX_SAFE_INTEGER));
   const dir = mkdtempSync(path.join(tmpdir(), 'tradeflow-elec2-model-'));
   const model = path.join(dir, 'initial.onnx');
   const out: string[] = [];
@@ -69,11 +73,7 @@ async function main(): Promise<void> {
     }),
   ];
   process.stdout.write(table.join('\n') + '\n');
+  return 0;
 }
 
-if (require.main === module) {
-  main().catch((err: Error) => {
-    process.stderr.write(`${err.stack ?? err.message}\n`);
-    process.exitCode = 1;
-  });
-}
+if (require.main === module) runScript(FLAGS, main);

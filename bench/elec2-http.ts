@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { runEval, type EvalResult } from '../src/cli/eval';
-import { startEngine, stopEngine } from './lib/engine-proc';
+import { numberFlag, type FlagSpec } from './lib/args';
+import { runScript, startEngine, stopEngine } from './lib/engine-proc';
 
 interface Setting {
   name: string;
@@ -48,14 +49,14 @@ async function evaluate(setting: Setting, csv: string, limit: number): Promise<E
   }
 }
 
-async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  const arg = (name: string, def: string): string => {
-    const i = argv.indexOf(name);
-    return i === -1 ? def : argv[i + 1]!;
-  };
-  const csv = path.resolve(arg('--csv', path.join(__dirname, '..', '..', '..', 'shared', 'data', 'elec2.csv')));
-  const limit = Number(arg('--limit', 'Infinity'));
+const FLAGS: FlagSpec[] = [
+  { name: 'csv', help: 'the Elec2 CSV (default ../shared/data/elec2.csv)' },
+  { name: 'limit', help: 'stop after this many rows (default: the whole stream)' },
+];
+
+async function main(flags: Map<string, string>): Promise<number> {
+  const csv = path.resolve(flags.get('csv') ?? path.join(__dirname, '..', '..', '..', 'shared', 'data', 'elec2.csv'));
+  const limit = flags.has('limit') ? Math.round(numberFlag(flags, 'limit', 0, 1, Number.MAX_SAFE_INTEGER)) : Infinity;
   const rows: string[] = [];
   rows.push('| setting | accuracy | precision | recall | F1 | window acc. min / median / max | previous label | rows/s |');
   rows.push('| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |');
@@ -66,11 +67,7 @@ async function main(): Promise<void> {
     process.stderr.write(`${s.name}: accuracy ${f(r.accuracy)} (${r.rows} rows, ${r.seconds.toFixed(1)} s)\n`);
   }
   process.stdout.write(rows.join('\n') + '\n');
+  return 0;
 }
 
-if (require.main === module) {
-  main().catch((err: Error) => {
-    process.stderr.write(`${err.stack ?? err.message}\n`);
-    process.exitCode = 1;
-  });
-}
+if (require.main === module) runScript(FLAGS, main);

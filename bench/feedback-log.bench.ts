@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { FeedbackLog } from '../src/learning/feedback-log';
+import { numberFlag, programFlags, type FlagSpec } from './lib/args';
 
 export interface FeedbackLogBenchRow {
   durable: boolean;
@@ -136,16 +137,17 @@ export function formatTable(result: FeedbackLogBenchResult): string {
   return lines.join('\n');
 }
 
-function argValue(name: string): number | undefined {
-  const i = process.argv.indexOf(name);
-  if (i < 0) return undefined;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} needs a positive number`);
-  return v;
-}
+const FLAGS: FlagSpec[] = [
+  { name: 'time', help: 'milliseconds per mode and appender count (default 2000)' },
+  { name: 'bytes', help: 'payload bytes per record (default 100)' },
+];
 
 if (require.main === module) {
-  run({ time: argValue('--time'), payloadBytes: argValue('--bytes') }).catch((err: unknown) => {
+  const opts = programFlags('feedback-log.bench', 'Usage: node dist/bench/feedback-log.bench.js [options]', FLAGS, (flags) => ({
+    time: flags.has('time') ? numberFlag(flags, 'time', 0, 1, 600_000) : undefined,
+    payloadBytes: flags.has('bytes') ? numberFlag(flags, 'bytes', 0, 1, 1 << 20) : undefined,
+  }));
+  run(opts).catch((err: unknown) => {
     console.error(err);
     process.exitCode = 1;
   });

@@ -19,7 +19,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ArgError, numberFlag, parseArgs, usage, type FlagSpec } from './lib/args';
+import { UsageError, numberFlag, parseArgs, usage, type FlagSpec } from './lib/args';
 import { makeBodies, type BodyKind, type BodySet } from './lib/bodies';
 import { runLoad, wrkAvailable, WRK_PATH, type RunResult, type Tool } from './lib/loadgen';
 import { cpuSeconds, freePort, machineBusySeconds, installExitHandlers, request, sleep, startChild, stopAll, stopChild, tail, waitReady, type Child } from './lib/procs';
@@ -241,16 +241,16 @@ function parseOptions(argv: string[]): Options | null {
     return null;
   }
   const toolFlag = flags.get('tool');
-  if (toolFlag !== undefined && toolFlag !== 'wrk' && toolFlag !== 'autocannon') throw new ArgError(`--tool must be wrk or autocannon, got "${toolFlag}"`);
+  if (toolFlag !== undefined && toolFlag !== 'wrk' && toolFlag !== 'autocannon') throw new UsageError(`--tool must be wrk or autocannon, got "${toolFlag}"`);
   const tool: Tool = toolFlag ?? (wrkAvailable() ? 'wrk' : 'autocannon');
-  if (tool === 'wrk' && !wrkAvailable()) throw new ArgError(`--tool wrk: ${WRK_PATH} is not installed (apt-get install wrk), or use --tool autocannon`);
+  if (tool === 'wrk' && !wrkAvailable()) throw new UsageError(`--tool wrk: ${WRK_PATH} is not installed (apt-get install wrk), or use --tool autocannon`);
   let scenarios = SCENARIOS;
   const pick = flags.get('scenario');
   if (pick !== undefined) {
     scenarios = [];
     for (const name of pick.split(',').map((s) => s.trim()).filter(Boolean)) {
       const sc = SCENARIOS.find((s) => s.id === name || s.letter === name);
-      if (!sc) throw new ArgError(`unknown scenario "${name}"; one of ${SCENARIOS.map((s) => `${s.letter}|${s.id}`).join(', ')}`);
+      if (!sc) throw new UsageError(`unknown scenario "${name}"; one of ${SCENARIOS.map((s) => `${s.letter}|${s.id}`).join(', ')}`);
       if (!scenarios.includes(sc)) scenarios.push(sc);
     }
     scenarios.sort((x, y) => SCENARIOS.indexOf(x) - SCENARIOS.indexOf(y));

@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ArgError, numberFlag, type FlagSpec } from './lib/args';
+import { UsageError, numberFlag, type FlagSpec } from './lib/args';
 import {
   commandLine,
   configDiff,
@@ -93,7 +93,7 @@ async function main(flags: Map<string, string>, setBudget: (s: number) => void):
   const durationS = numberFlag(flags, 'duration', 8, 1, 60);
   const warmupS = numberFlag(flags, 'warmup', 3, 0, 30);
   const budgetS = (2 * warmupS + 2 * rounds * durationS) * 1.25 + 90;
-  if (budgetS > 290) throw new ArgError(`these settings would take about ${Math.round(budgetS)} s; keep them under 290 s`);
+  if (budgetS > 290) throw new UsageError(`these settings would take about ${Math.round(budgetS)} s; keep them under 290 s`);
   setBudget(budgetS + 60);
 
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tradeflow-learn-http-'));

@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ArgError, numberFlag, type FlagSpec } from './lib/args';
+import { UsageError, numberFlag, type FlagSpec } from './lib/args';
 import { makeBodies, type BodySet } from './lib/bodies';
 import {
   configDiff,
@@ -102,10 +102,10 @@ async function main(flags: Map<string, string>, setBudget: (s: number) => void):
   const durationS = numberFlag(flags, 'duration', 4, 1, 60);
   const warmupS = numberFlag(flags, 'warmup', 3, 0, 30);
   const wanted = (flags.get('scenarios') ?? 'a,b').split(',').map((x) => x.trim());
-  for (const id of wanted) if (!SCENARIOS.some((sc) => sc.id === id)) throw new ArgError(`unknown scenario "${id}" (a, b)`);
+  for (const id of wanted) if (!SCENARIOS.some((sc) => sc.id === id)) throw new UsageError(`unknown scenario "${id}" (a, b)`);
   const scenarios = SCENARIOS.filter((sc) => wanted.includes(sc.id));
   const budgetS = scenarios.length * (2 * warmupS + 2 * rounds * durationS) * 1.2 + 90;
-  if (budgetS > 290) throw new ArgError(`these settings would take about ${Math.round(budgetS)} s; keep them under 290 s`);
+  if (budgetS > 290) throw new UsageError(`these settings would take about ${Math.round(budgetS)} s; keep them under 290 s`);
   setBudget(budgetS + 60);
 
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tradeflow-metrics-overhead-'));

@@ -8,6 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { parseFlags, UsageError } from '../src/cli/flags';
 
 const SUFFIX = '.bench.js';
 
@@ -27,11 +28,21 @@ function discover(dir: string): string[] {
   return files.sort();
 }
 
+const USAGE = 'Usage: npm run bench -- [name ...]\nRuns every bench/*.bench.ts module that exports run(); names filter by substring.\n';
+
 async function main(): Promise<number> {
-  const filters = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-  if (process.argv.includes('--help')) {
-    process.stdout.write('Usage: npm run bench -- [name ...]\nRuns every bench/*.bench.ts module that exports run(); names filter by substring.\n');
-    return 0;
+  let filters: string[];
+  try {
+    const { values, positionals } = parseFlags({ args: process.argv.slice(2), options: { help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
+    if (values.help) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    filters = positionals;
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`bench: ${err.message}\n${USAGE}`);
+    return 2;
   }
   const files = discover(__dirname).filter((f) => filters.length === 0 || filters.some((n) => f.includes(n)));
   if (files.length === 0) {

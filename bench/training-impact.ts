@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ArgError, numberFlag, type FlagSpec } from './lib/args';
+import { UsageError, numberFlag, type FlagSpec } from './lib/args';
 import { makeBodies } from './lib/bodies';
 import {
   commandLine,
@@ -179,7 +179,7 @@ async function main(flags: Map<string, string>, setBudget: (s: number) => void):
   const warmupS = numberFlag(flags, 'warmup', 4, 0, 30);
   const fillRows = numberFlag(flags, 'fill-rows', 40_000, 1000, 50_000);
   const budgetS = (2 * warmupS + 2 * rounds * durationS) * 1.3 + rounds * 10 + 90;
-  if (budgetS > 290) throw new ArgError(`these settings would take about ${Math.round(budgetS)} s; keep them under 290 s`);
+  if (budgetS > 290) throw new UsageError(`these settings would take about ${Math.round(budgetS)} s; keep them under 290 s`);
   setBudget(budgetS + 60);
 
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tradeflow-training-impact-'));

@@ -14,6 +14,7 @@
  * The data is read from ../shared/data/elec2.csv (never copied into the repository).
  */
 import * as path from 'node:path';
+import { parseFlags, UsageError } from '../src/cli/flags';
 import { readLabelledCsv } from '../src/io/csv';
 import { DEFAULT_SGD_OPTIONS, SgdLearner, type SgdOptions } from '../src/learning/sgd';
 import { projectRoot } from '../src/paths';
@@ -161,21 +162,25 @@ function isDefault(s: Setting): boolean {
   return s.learningRate === d.learningRate && s.alpha === d.alpha && s.standardize === d.standardize && (s.learningRate === 'optimal' || s.eta0 === d.eta0) && (s.learningRate !== 'invscaling' || s.powerT === d.powerT);
 }
 
+const USAGE = 'Usage: node dist/scripts/elec2-sweep.js [--csv PATH] [--grid full|small] [--market]\n';
+
+const FLAGS = {
+  csv: { type: 'string' },
+  grid: { type: 'string', default: 'full' },
+  market: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 async function main(argv: string[]): Promise<void> {
-  let csv = path.join(projectRoot(), '..', 'shared', 'data', 'elec2.csv');
-  let kind = 'full';
-  let market = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--csv') csv = argv[++i] ?? '';
-    else if (a === '--grid') kind = argv[++i] ?? '';
-    else if (a === '--market') market = true;
-    else if (a === '--help') {
-      process.stdout.write('Usage: node dist/scripts/elec2-sweep.js [--csv PATH] [--grid full|small] [--market]\n');
-      return;
-    } else throw new Error(`unknown argument "${a}"`);
+  const { values } = parseFlags({ args: argv, options: FLAGS });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
   }
-  if (kind !== 'full' && kind !== 'small') throw new Error(`--grid must be full or small, got "${kind}"`);
+  const csv = values.csv ?? path.join(projectRoot(), '..', 'shared', 'data', 'elec2.csv');
+  const kind = values.grid;
+  const market = values.market;
+  if (kind !== 'full' && kind !== 'small') throw new UsageError(`--grid must be full or small, got "${kind}"`);
   const data = await readLabelledCsv(csv, { labelColumn: 'class', positive: 'UP', dropColumns: ['date'] });
   const F = data.features.length;
   process.stdout.write(`${csv}: ${data.rowCount} rows, features ${data.features.join(',')}, label class (positive UP)\n\n`);
@@ -229,6 +234,7 @@ function marketCheck(): void {
 if (require.main === module) {
   main(process.argv.slice(2)).catch((err: unknown) => {
     console.error(err instanceof Error ? err.message : err);
-    process.exitCode = 1;
+    if (err instanceof UsageError) process.stderr.write(USAGE);
+    process.exitCode = err instanceof UsageError ? 2 : 1;
   });
 }

@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { parseFlags, UsageError } from '../src/cli/flags';
 import { deriveSeed } from '../src/training/rng';
 import { DEFAULT_REGIMES, DEFAULT_TREND, simulateMarket } from '../src/training/market-sim';
 import { FEATURES, FEATURE_NAMES, WARMUP_PERIODS, buildDataset, splitTimeOrdered, type Dataset } from '../src/training/features';
@@ -282,24 +283,23 @@ function repoRoot(): string {
   return dir;
 }
 
+const USAGE = "usage: make-default-model [--out DIR]   (default: the repository's models/)\n";
+
 function parseArgs(argv: string[]): { outDir: string } {
-  let outDir = join(repoRoot(), 'models');
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--out') {
-      const value = argv[++i];
-      if (!value) throw new Error('--out needs a directory');
-      outDir = resolve(value);
-    } else if (arg.startsWith('--out=')) {
-      outDir = resolve(arg.slice('--out='.length));
-    } else if (arg === '--help' || arg === '-h') {
-      process.stdout.write('usage: make-default-model [--out DIR]   (default: the repository\'s models/)\n');
-      process.exit(0);
-    } else {
-      throw new Error(`unknown argument ${arg} (usage: make-default-model [--out DIR])`);
-    }
+  let values;
+  try {
+    ({ values } = parseFlags({ args: argv, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+    if (values.out === '') throw new UsageError('--out needs a directory');
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`make-default-model: ${err.message}\n${USAGE}`);
+    process.exit(2);
   }
-  return { outDir };
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  return { outDir: values.out ? resolve(values.out) : join(repoRoot(), 'models') };
 }
 
 function main(): void {

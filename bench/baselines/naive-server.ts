@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import * as uWS from 'uWebSockets.js';
-import { ArgError, numberFlag, parseArgs, usage, type FlagSpec } from '../lib/args';
+import { numberFlag, programFlags, type FlagSpec } from '../lib/args';
 
 const FLAGS: FlagSpec[] = [
   { name: 'port', help: 'port to listen on (0 picks a free one; default 8100)' },
@@ -127,23 +127,28 @@ function rowAnswer(p0: number, p1: number): { label: string; class: number; conf
   return { label: cls === 1 ? 'UP' : 'DOWN', class: cls, confidence: cls === 1 ? p1 : p0, probabilities: [p0, p1] };
 }
 
-async function main(): Promise<void> {
-  let flags: Map<string, string>;
-  try {
-    flags = parseArgs(process.argv.slice(2), FLAGS);
-    if (flags.has('help')) {
-      process.stdout.write(`Usage: node dist/bench/baselines/naive-server.js [options]\n${usage(FLAGS)}\n`);
-      return;
-    }
-  } catch (err) {
-    process.stderr.write(`naive-server: ${(err as Error).message}\n${usage(FLAGS)}\n`);
-    process.exit(2);
-  }
-  const port = numberFlag(flags, 'port', 8100, 0, 65535);
-  const host = flags.get('host') ?? '127.0.0.1';
-  const modelPath = path.resolve(flags.get('model') ?? path.join(__dirname, '..', '..', '..', 'models', 'ensemble.onnx'));
-  const featuresFlag = flags.has('features') ? numberFlag(flags, 'features', 0, 1, 65536) : null;
+interface Options {
+  port: number;
+  host: string;
+  modelPath: string;
+  name: string;
+  features: number | null;
+  exitWithParent: boolean;
+}
 
+function readOptions(flags: Map<string, string>): Options {
+  return {
+    port: numberFlag(flags, 'port', 8100, 0, 65535),
+    host: flags.get('host') ?? '127.0.0.1',
+    modelPath: path.resolve(flags.get('model') ?? path.join(__dirname, '..', '..', '..', 'models', 'ensemble.onnx')),
+    name: flags.get('name') ?? 'ensemble',
+    features: flags.has('features') ? numberFlag(flags, 'features', 0, 1, 65536) : null,
+    exitWithParent: flags.has('exit-with-parent'),
+  };
+}
+
+async function main(): Promise<void> {
+  const { port, host, modelPath, name, features: featuresFlag, exitWithParent } = programFlags('naive-server', 'Usage: node dist/bench/baselines/naive-server.js [options]', FLAGS, readOptions);
   const bytes = fs.readFileSync(modelPath);
   const session = await ort.InferenceSession.create(bytes, {
     intraOpNumThreads: 1,
@@ -151,7 +156,7 @@ async function main(): Promise<void> {
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
   });
-  const contract = contractOf(session, bytes, flags.get('name') ?? 'ensemble', featuresFlag);
+  const contract = contractOf(session, bytes, name, featuresFlag);
   const F = contract.features;
   const fetches = [contract.probabilityOutput];
 
@@ -254,7 +259,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  if (flags.has('exit-with-parent')) {
+  if (exitWithParent) {
     const parent = process.ppid;
     setInterval(() => {
       if (process.ppid !== parent) stop();
@@ -263,7 +268,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  if (err instanceof ArgError) process.stderr.write(`naive-server: ${err.message}\n`);
-  else process.stderr.write(`naive-server: ${(err as Error).stack ?? String(err)}\n`);
+  process.stderr.write(`naive-server: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });

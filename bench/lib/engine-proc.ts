@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ArgError, parseArgs, usage, type FlagSpec } from './args';
+import { parseArgs, usage, UsageError, withHelp, type FlagSpec } from './args';
 import { featureRow, formatFeature, rng } from './bodies';
 import { cpuSeconds, freePort, installExitHandlers, machineBusySeconds, request, startChild, stopAll, stopChild, tail, waitReady, type Child } from './procs';
 import { fmtCount, fmtMs, fmtRatio, median } from './stats';
@@ -398,9 +398,9 @@ export function runScript(specs: readonly FlagSpec[], main: (flags: Map<string, 
     t.unref();
   };
   const run = async (): Promise<number> => {
-    const flags = parseArgs(process.argv.slice(2), [...specs, { name: 'help', switch: true, help: 'this text' }]);
+    const flags = parseArgs(process.argv.slice(2), withHelp(specs));
     if (flags.has('help')) {
-      process.stdout.write(usage(specs) + '\n');
+      process.stdout.write(usage(withHelp(specs)) + '\n');
       return 0;
     }
     return main(flags, setBudget);
@@ -411,10 +411,10 @@ export function runScript(specs: readonly FlagSpec[], main: (flags: Map<string, 
       process.exit(code);
     },
     async (err: unknown) => {
-      if (err instanceof ArgError) process.stderr.write(`${err.message}\n${usage(specs)}\n`);
+      if (err instanceof UsageError) process.stderr.write(`${err.message}\n${usage(specs)}\n`);
       else process.stderr.write(`\nfailed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
       await stopAll(3000);
-      process.exit(err instanceof ArgError ? 2 : 1);
+      process.exit(err instanceof UsageError ? 2 : 1);
     },
   );
 }
