@@ -16,7 +16,8 @@
  *
  * All traffic stays on 127.0.0.1, ports come from the OS, waits are on conditions (Prometheus'
  * API polled), every loop is bounded in requests and time, and everything started is stopped in
- * afterAll. Missing prometheus / alertmanager: fails under CI, skips loudly elsewhere.
+ * afterAll. Missing prometheus / alertmanager: fails under CI, skipped elsewhere
+ * (test/helpers/requirements.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as http from 'node:http';
@@ -33,7 +34,6 @@ import {
   ALERTMANAGER_CONFIG,
   extractPromQL,
   loadYaml,
-  locateTool,
   PROMETHEUS_CONFIG,
   queryPrometheus,
   REPO_ROOT,
@@ -42,9 +42,10 @@ import {
   type Daemon,
   type QueryResult,
 } from './helpers/prom-tools';
+import { requireTool } from './helpers/requirements';
 
-const prometheusBin = locateTool('prometheus');
-const alertmanagerBin = locateTool('alertmanager');
+const prometheusBin = requireTool('prometheus');
+const alertmanagerBin = requireTool('alertmanager');
 
 const F = 16; // features of the default model
 const ROW_BYTES = F * 4;
@@ -324,12 +325,13 @@ const PREDICTION_FED_PANELS = [
   'Uptime',
 ];
 
-describe.skipIf(!prometheusBin)('every rule, panel and README query works against a real Prometheus scraping a real engine', () => {
+describe.skipIf(prometheusBin.skip)('every rule, panel and README query works against a real Prometheus scraping a real engine', () => {
   let engine: Engine | undefined;
   let prom: Daemon | undefined;
   let started = 0;
 
   beforeAll(async () => {
+    prometheusBin.get();
     started = Date.now();
     engine = await startTestEngine({ WORKERS: '1' });
     prom = await startPrometheus({
@@ -538,7 +540,7 @@ function heavyMlp(hidden: number): Uint8Array {
 }
 const SHORT_FOR = '2s';
 
-describe.skipIf(!prometheusBin || !alertmanagerBin)('HighAPILatency under real load: Prometheus → Alertmanager → webhook, then resolved', () => {
+describe.skipIf(prometheusBin.skip || alertmanagerBin.skip)('HighAPILatency under real load: Prometheus → Alertmanager → webhook, then resolved', () => {
   let engine: Engine | undefined;
   let prom: Daemon | undefined;
   let am: Daemon | undefined;
@@ -555,6 +557,8 @@ describe.skipIf(!prometheusBin || !alertmanagerBin)('HighAPILatency under real l
   const p95Expr = latencyRule.expr.trim().replace(/\s*>\s*1\s*$/, '');
 
   beforeAll(async () => {
+    prometheusBin.get();
+    alertmanagerBin.get();
     // The webhook receiver Alertmanager delivers to.
     webhook = http.createServer((req, res) => {
       const chunks: Buffer[] = [];

@@ -5,8 +5,8 @@
  * every PromQL expression of the rules and the dashboard parsed and evaluated by a real
  * Prometheus (empty storage: this proves they parse and run, not that they return data).
  *
- * Missing promtool/amtool/prometheus/alertmanager: this file fails under CI and skips loudly
- * elsewhere (test/helpers/prom-tools.ts).
+ * Missing promtool/amtool/prometheus/alertmanager: the tests that need one fail under CI and are
+ * skipped elsewhere (test/helpers/requirements.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -18,7 +18,6 @@ import {
   COMPOSE_FILE,
   DASHBOARD,
   extractPromQL,
-  locateTool,
   loadYaml,
   metricNamesIn,
   MONITORING_DIR,
@@ -33,11 +32,12 @@ import {
   toolVersion,
   type Daemon,
 } from './helpers/prom-tools';
+import { requireData, requireTool } from './helpers/requirements';
 
-const promtool = locateTool('promtool');
-const amtool = locateTool('amtool');
-const prometheusBin = locateTool('prometheus');
-const alertmanagerBin = locateTool('alertmanager');
+const promtool = requireTool('promtool');
+const amtool = requireTool('amtool');
+const prometheusBin = requireTool('prometheus');
+const alertmanagerBin = requireTool('alertmanager');
 
 const rel = (file: string) => path.relative(REPO_ROOT, file);
 
@@ -102,28 +102,42 @@ const alertRule = (name: string): Rule => {
 const ruleTestFiles = readdirSync(RULE_TESTS_DIR).filter((f) => /\.ya?ml$/.test(f)).map((f) => path.join(RULE_TESTS_DIR, f)).sort();
 
 describe('tool versions', () => {
-  it('reports the versions of the tools it checks with', () => {
-    for (const file of [promtool, amtool, prometheusBin, alertmanagerBin]) if (file) console.log(`monitoring: ${toolVersion(file)} (${file})`);
-    expect(true).toBe(true);
+  const versionOf = (tool: typeof promtool, name: string): string => {
+    const file = tool.get();
+    const line = toolVersion(file);
+    console.log(`monitoring: ${line} (${file})`);
+    const m = new RegExp(`^${name}, version (\\d+\\.\\d+\\.\\d+)`).exec(line);
+    expect(m, `${file} --version says "${line}"`).not.toBeNull();
+    return m![1]!;
+  };
+
+  // promtool checks the rules for the Prometheus that runs them, amtool the config for the
+  // Alertmanager that loads it: each pair must be one release (Debian ships each pair in one package).
+  it.skipIf(promtool.skip || prometheusBin.skip)('promtool and prometheus run and are the same release', () => {
+    expect(versionOf(promtool, 'promtool')).toBe(versionOf(prometheusBin, 'prometheus'));
+  });
+
+  it.skipIf(amtool.skip || alertmanagerBin.skip)('amtool and alertmanager run and are the same release', () => {
+    expect(versionOf(amtool, 'amtool')).toBe(versionOf(alertmanagerBin, 'alertmanager'));
   });
 });
 
-describe.skipIf(!promtool)('Prometheus config, alert rules and their unit tests (promtool)', () => {
+describe.skipIf(promtool.skip)('Prometheus config, alert rules and their unit tests (promtool)', () => {
   it('promtool check config accepts prometheus.yml and finds its rule file', () => {
-    const r = runTool(promtool!, ['check', 'config', rel(PROMETHEUS_CONFIG)]);
+    const r = runTool(promtool.get(), ['check', 'config', rel(PROMETHEUS_CONFIG)]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain('SUCCESS: 1 rule files found');
   });
 
   it('promtool check rules accepts alert_rules.yml with nine rules', () => {
-    const r = runTool(promtool!, ['check', 'rules', rel(ALERT_RULES)]);
+    const r = runTool(promtool.get(), ['check', 'rules', rel(ALERT_RULES)]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain('SUCCESS: 9 rules found');
   });
 
   it('promtool test rules passes every unit test file', () => {
     expect(ruleTestFiles.length).toBeGreaterThan(0);
-    const r = runTool(promtool!, ['test', 'rules', ...ruleTestFiles.map(rel)], { timeoutMs: 120_000 });
+    const r = runTool(promtool.get(), ['test', 'rules', ...ruleTestFiles.map(rel)], { timeoutMs: 120_000 });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect((r.stdout.match(/SUCCESS/g) ?? []).length).toBe(ruleTestFiles.length);
   });
@@ -181,9 +195,9 @@ describe('alert rules', () => {
   });
 });
 
-describe.skipIf(!amtool)('Alertmanager config (amtool)', () => {
+describe.skipIf(amtool.skip)('Alertmanager config (amtool)', () => {
   it('amtool check-config accepts config.yml', () => {
-    const r = runTool(amtool!, ['check-config', rel(ALERTMANAGER_CONFIG)]);
+    const r = runTool(amtool.get(), ['check-config', rel(ALERTMANAGER_CONFIG)]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain('SUCCESS');
   });
@@ -192,7 +206,7 @@ describe.skipIf(!amtool)('Alertmanager config (amtool)', () => {
     ['critical', 'critical'],
     ['warning', 'warning'],
   ])('routes severity=%s to the receiver %s', (severity, receiver) => {
-    const r = runTool(amtool!, ['config', 'routes', 'test', `--config.file=${rel(ALERTMANAGER_CONFIG)}`, `--verify.receivers=${receiver}`, `severity=${severity}`, 'alertname=X', 'instance=i']);
+    const r = runTool(amtool.get(), ['config', 'routes', 'test', `--config.file=${rel(ALERTMANAGER_CONFIG)}`, `--verify.receivers=${receiver}`, `severity=${severity}`, 'alertname=X', 'instance=i']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(receiver);
   });
@@ -215,7 +229,7 @@ describe.skipIf(!amtool)('Alertmanager config (amtool)', () => {
   });
 });
 
-describe.skipIf(!alertmanagerBin)('Alertmanager daemon', () => {
+describe.skipIf(alertmanagerBin.skip)('Alertmanager daemon', () => {
   let am: Daemon | undefined;
   afterAll(async () => {
     await am?.stop();
@@ -528,9 +542,10 @@ describe('PromQL helpers', () => {
 });
 
 describe('metric names', () => {
-  const specFile = path.join(REPO_ROOT, '..', 'shared', 'SPEC.md');
-  it.skipIf(!existsSync(specFile))('the list above is SPEC §4\'s table', () => {
-    const spec = readFileSync(specFile, 'utf8');
+  // The product specification lives next to the repository (../shared/SPEC.md), not in it.
+  const specFile = requireData(path.join(REPO_ROOT, '..', 'shared', 'SPEC.md'), 'check out the shared folder (SPEC.md) next to the repository', 'the product specification');
+  it.skipIf(specFile.skip)('the list above is SPEC §4\'s table', () => {
+    const spec = readFileSync(specFile.get(), 'utf8');
     const table = spec.slice(spec.indexOf('## 4.'), spec.indexOf('## 5.'));
     const names = new Set<string>();
     for (const line of table.split('\n').filter((l) => l.startsWith('| `'))) {
@@ -554,7 +569,7 @@ describe('metric names', () => {
   });
 });
 
-describe.skipIf(!prometheusBin)('every expression parses and runs in a real Prometheus', () => {
+describe.skipIf(prometheusBin.skip)('every expression parses and runs in a real Prometheus', () => {
   let prom: Daemon | undefined;
 
   beforeAll(async () => {
