@@ -10,6 +10,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { driftCommand, driftReplay } from '../src/cli/drift-replay';
 import { createDetector } from '../src/drift/registry';
+import { requireBuilt } from './helpers/requirements';
 
 const streams = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'drift', 'river_streams.json'), 'utf8')) as {
   binary_seed42: number[];
@@ -166,8 +167,9 @@ describe('tradeflow drift replay', () => {
     ]);
   });
 
-  const built = path.join(__dirname, '..', 'dist', 'src', 'cli', 'drift-replay.js');
-  it.skipIf(!fs.existsSync(built))('runs as a process from the build: stdin in, lines out, exit codes', () => {
+  const build = requireBuilt(path.join('src', 'cli', 'drift-replay.js'));
+  it.skipIf(build.skip)('runs as a process from the build: stdin in, lines out, exit codes', () => {
+    const built = build.get();
     const ok = spawnSync(process.execPath, [built, 'replay', '--detector', 'adwin'], { input: streams.real_seed12345.join('\n') + '\n', encoding: 'utf8' });
     expect([ok.status, ok.stdout, ok.stderr]).toEqual([0, '{"index": 1023, "state": "drift"}\n', '']);
     const bad = spawnSync(process.execPath, [built, 'replay', '--detector', 'adwin'], { input: '1\n2\nthree\n', encoding: 'utf8' });

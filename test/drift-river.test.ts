@@ -14,6 +14,7 @@ import type { DriftDetector } from '../src/drift/detector';
 import { KSWIN, type KswinSampler } from '../src/drift/kswin';
 import { PythonRandom } from '../src/drift/python-random';
 import { createDetector } from '../src/drift/registry';
+import { requireTool } from './helpers/requirements';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'drift');
 const STREAMS_FILE = path.join(FIXTURES, 'river_streams.json');
@@ -26,18 +27,8 @@ interface Streams {
 
 const streams = JSON.parse(fs.readFileSync(STREAMS_FILE, 'utf8')) as Streams;
 
-function python(): string | null {
-  for (const exe of ['python3', '/usr/bin/python3']) {
-    try {
-      execFileSync(exe, ['-c', 'import random, json'], { stdio: 'ignore' });
-      return exe;
-    } catch {
-      // next
-    }
-  }
-  return null;
-}
-const PYTHON = python();
+// Any python3 (the scripts use the standard library only). Missing: fails under CI.
+const python3 = requireTool('python3');
 
 /** The docstring loop of River's binary detectors: first warning after each drift, and drifts. */
 function warningExample(d: DriftDetector, stream: number[]): string[] {
@@ -68,8 +59,8 @@ function driftExample(d: DriftDetector, stream: number[]): string[] {
 }
 
 describe("River's docstring examples", () => {
-  it.skipIf(!PYTHON)('the fixture is what Python makes (random.Random choices and sample)', () => {
-    const made = execFileSync(PYTHON!, ['-c', `import json, sys; sys.path.insert(0, ${JSON.stringify(FIXTURES)}); import make_river_streams as m; print(json.dumps(m.build(), separators=(",", ":")))`], {
+  it.skipIf(python3.skip)('the fixture is what Python makes (random.Random choices and sample)', () => {
+    const made = execFileSync(python3.get(), ['-c', `import json, sys; sys.path.insert(0, ${JSON.stringify(FIXTURES)}); import make_river_streams as m; print(json.dumps(m.build(), separators=(",", ":")))`], {
       encoding: 'utf8',
       maxBuffer: 1 << 26,
     });
@@ -160,7 +151,7 @@ describe("River's docstring examples", () => {
     }
   });
 
-  it.skipIf(!PYTHON)('our generator matches Python for other seeds and the set-based branch of sample', () => {
+  it.skipIf(python3.skip)('our generator matches Python for other seeds and the set-based branch of sample', () => {
     const script = [
       'import random, json',
       'out = []',
@@ -169,7 +160,7 @@ describe("River's docstring examples", () => {
       '    out.append([r.getrandbits(32), r.random(), r.sample(range(70), 30), r.sample(range(5000), 40), r.sample(range(10), 10)])',
       'print(json.dumps(out))',
     ].join('\n');
-    const expected = JSON.parse(execFileSync(PYTHON!, ['-c', script], { encoding: 'utf8' })) as unknown[];
+    const expected = JSON.parse(execFileSync(python3.get(), ['-c', script], { encoding: 'utf8' })) as unknown[];
     const got = [0, 1, 7, 123456789, 2 ** 32 + 5, 2 ** 52 + 3, -9].map((seed) => {
       const r = new PythonRandom(seed);
       return [r.uint32(), r.random(), r.sample(70, 30), r.sample(5000, 40), r.sample(10, 10)];

@@ -12,7 +12,7 @@ import { ensembleProba, type EnsembleModel } from '../src/training/ensemble';
 import { standardize } from '../src/training/standardize';
 import { logregProba } from '../src/training/logreg';
 import { mlpProba } from '../src/training/mlp';
-import { FIXTURE_PYTHON, fixtureToolAvailable } from './fixtures/fixtures';
+import { FIXTURE_TOOL } from './fixtures/fixtures';
 
 const F = 16;
 const H = 12;
@@ -126,14 +126,11 @@ describe('writeEnsembleOnnx', () => {
   });
 
   it('passes the onnx package checker (an independent implementation)', (ctx) => {
-    if (!fixtureToolAvailable()) {
-      if (process.env['CI']) throw new Error(`${FIXTURE_PYTHON} cannot import onnx`);
-      ctx.skip();
-    }
+    const python = FIXTURE_TOOL.get(ctx);
     const file = join(tmp, 'ensemble.onnx');
     writeFileSync(file, writeEnsembleOnnx(input(model)));
     const check = spawnSync(
-      FIXTURE_PYTHON,
+      python,
       ['-c', 'import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)', file],
       { encoding: 'utf8' },
     );
