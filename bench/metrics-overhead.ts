@@ -43,6 +43,7 @@ import {
   type Measured,
 } from './lib/engine-proc';
 import { request } from './lib/procs';
+import { parsePrometheusText, sumSamples } from '../src/telemetry/prometheus-text';
 
 const FLAGS: FlagSpec[] = [
   { name: 'rounds', help: 'measured rounds per variant and scenario (default 8)' },
@@ -77,16 +78,10 @@ const VARIANTS = [
 
 type Key = (typeof VARIANTS)[number]['key'];
 
-/** Sum of a Prometheus counter's series whose labels contain every `needle`. */
-async function counterSum(port: number, name: string, needles: string[]): Promise<number> {
+/** Sum of a counter's series on the engine whose labels include `selector`. */
+async function counterSum(port: number, name: string, selector: Record<string, string>): Promise<number> {
   const a = await request(port, 'GET', '/monitoring/metrics', undefined, {}, 5000);
-  let total = 0;
-  for (const line of a.body.toString('utf8').split('\n')) {
-    if (!line.startsWith(name + '{')) continue;
-    if (!needles.every((n) => line.includes(n))) continue;
-    total += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return total;
+  return sumSamples(parsePrometheusText(a.body.toString('utf8')).samples, name, selector);
 }
 
 async function check(e: EngineProc, set: BodySet): Promise<string | null> {
@@ -135,8 +130,8 @@ async function main(flags: Map<string, string>, setBudget: (s: number) => void):
     const runs: Record<Key, Measured[]> = { on: [], off: [] };
     const sent: Record<Key, number> = { on: 0, off: 0 };
     const recordedBefore: Record<Key, number> = {
-      on: await counterSum(on.port, 'api_requests_total', ['endpoint="/predict"']),
-      off: await counterSum(off.port, 'api_requests_total', ['endpoint="/predict"']),
+      on: await counterSum(on.port, 'api_requests_total', { endpoint: '/predict' }),
+      off: await counterSum(off.port, 'api_requests_total', { endpoint: '/predict' }),
     };
     const one = async (key: Key, secs: number): Promise<Measured> => {
       const e = engines.get(key)!;
@@ -161,8 +156,8 @@ async function main(flags: Map<string, string>, setBudget: (s: number) => void):
       }
     }
     const recorded: Record<Key, number> = {
-      on: (await counterSum(on.port, 'api_requests_total', ['endpoint="/predict"'])) - recordedBefore.on,
-      off: (await counterSum(off.port, 'api_requests_total', ['endpoint="/predict"'])) - recordedBefore.off,
+      on: (await counterSum(on.port, 'api_requests_total', { endpoint: '/predict' })) - recordedBefore.on,
+      off: (await counterSum(off.port, 'api_requests_total', { endpoint: '/predict' })) - recordedBefore.off,
     };
     results.push({ sc, runs, recorded, sent });
   }

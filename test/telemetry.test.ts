@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import type { Engine } from '../src/app';
 import { makeRows, postBinary, postJson, request, rowsToArrays, startTestEngine } from './helpers/engine';
 import { requireTool } from './helpers/requirements';
+import { findSample, parsePrometheusText, type Exposition, type Sample } from '../src/telemetry/prometheus-text';
 
 const promtool = requireTool('promtool');
 
@@ -14,44 +15,16 @@ const F = 16;
 let engine: Engine;
 let port: number;
 
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-function parse(text: string): { types: Map<string, string>; samples: Sample[] } {
-  const types = new Map<string, string>();
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line.startsWith('# TYPE ')) {
-      const [, , name, type] = line.split(' ');
-      types.set(name!, type!);
-    } else if (line && !line.startsWith('#')) {
-      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-      if (!m) throw new Error(`unparsable line: ${line}`);
-      const labels: Record<string, string> = {};
-      for (const pair of (m[2] ?? '').match(/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"/g) ?? []) {
-        const eq = pair.indexOf('=');
-        labels[pair.slice(0, eq)] = pair.slice(eq + 2, -1);
-      }
-      samples.push({ name: m[1]!, labels, value: Number(m[3]) });
-    }
-  }
-  return { types, samples };
-}
-
 function value(samples: Sample[], name: string, labels: Record<string, string>): number | undefined {
-  const s = samples.find((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v) && Object.keys(x.labels).length === Object.keys(labels).length);
-  return s?.value;
+  return findSample(samples, name, labels)?.value;
 }
 
-async function scrape(): Promise<{ text: string; types: Map<string, string>; samples: Sample[] }> {
+async function scrape(): Promise<Exposition & { text: string }> {
   const res = await request(port, 'GET', '/monitoring/metrics');
   expect(res.status).toBe(200);
   expect(res.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
   const text = res.body.toString('utf8');
-  return { text, ...parse(text) };
+  return { text, ...parsePrometheusText(text) };
 }
 
 beforeAll(async () => {
