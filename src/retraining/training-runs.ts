@@ -66,7 +66,6 @@ export class TrainingRuns {
   /** Examples learned since start; the drift trigger counts rows from a drift on. */
   private examples = 0;
   private driftAt: number | null = null;
-  lastSuccess: number | null = null;
 
   constructor(private readonly o: TrainingRunsOptions) {
     if (o.intervalMs > 0) {
@@ -116,7 +115,6 @@ export class TrainingRuns {
       record.finished_at = new Date().toISOString();
       record.duration_seconds = seconds;
       this.o.metrics.runFinished(status === 'failed' ? 'failure' : 'success', seconds);
-      if (status !== 'failed') this.lastSuccess = Date.now() / 1000;
       this.o.logger.info({ run: record }, `training run ${status}`);
       return record;
     };

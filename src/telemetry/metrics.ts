@@ -45,6 +45,17 @@ export interface GaugeSources {
   lastTrainingTimestamp(): Array<{ modelType: string; seconds: number }>;
 }
 
+const EMPTY_SOURCES: GaugeSources = {
+  uptimeSeconds: () => 0,
+  queueDepth: () => 0,
+  cacheHitRatio: () => null,
+  componentHealth: () => ({ cache: 'healthy', api: 'healthy', model: 'healthy' }),
+  quality: () => [],
+  driftScores: () => [],
+  onlineBufferSize: () => [],
+  lastTrainingTimestamp: () => [],
+};
+
 const METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS']);
 
 /** Per-model handles for the hot path: attribute objects and series made once. */
@@ -90,7 +101,11 @@ export class Telemetry {
   readonly onlineUpdates: Counter;
 
 
-  constructor(private sources: GaugeSources) {
+  private sources: GaugeSources;
+
+  /** Sources not given here read as empty until a later part registers them (`setSources`). */
+  constructor(sources: Partial<GaugeSources> = {}) {
+    this.sources = { ...EMPTY_SOURCES, ...sources };
     this.confidence = new FastHistogram('ml_prediction_confidence', 'Probability of the predicted class, per predicted row', '', CONFIDENCE_BUCKETS);
     this.predictionLatency = new FastHistogram('ml_prediction_latency_seconds', 'Time from receiving a prediction request to its answer', 's', LATENCY_BUCKETS);
     this.apiRequests = new FastCounter('api_requests_total', 'HTTP requests answered, by route template, method and status');

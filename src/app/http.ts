@@ -1,0 +1,125 @@
+/**
+ * The HTTP part: the uWS front end with every route group registered, listening. Started last,
+ * so nothing is served before the parts behind the routes exist; stopped first at shutdown, after
+ * the drain, so in-flight answers still go out.
+ */
+import { performance } from 'node:perf_hooks';
+import { publicConfig, type EngineConfig } from '../config';
+import { adminCheck } from '../http/auth';
+import { registerDriftRoutes } from '../http/drift';
+import { createLearnHandler } from '../http/learn';
+import { registerModelRoutes } from '../http/models';
+import { registerMonitoringRoutes, runtimeInfo } from '../http/monitoring';
+import { HttpServer, type Lifecycle } from '../http/server';
+import { registerTrainRoutes } from '../http/train';
+import type { Logger } from '../telemetry/logger';
+import type { LearningPart } from './learning';
+import type { ModelsPart } from './models';
+import type { ObservabilityPart } from './observability';
+import type { Part } from './parts';
+import type { ServingPart } from './serving';
+import type { TrainingPart } from './training';
+
+export interface HttpPart extends Part {
+  readonly server: HttpServer;
+  readonly port: number;
+}
+
+export interface HttpInputs {
+  config: EngineConfig;
+  startedAt: number;
+  models: ModelsPart;
+  obs: ObservabilityPart;
+  learning: LearningPart;
+  serving: ServingPart;
+  training: TrainingPart;
+}
+
+export async function startHttp(p: HttpInputs, logger: Logger): Promise<HttpPart> {
+  const { config, serving } = p;
+  const server = new HttpServer({
+    batcher: serving.batcher,
+    models: p.models.models,
+    lifecycle: lifecycleOf(p),
+    options: { maxBodyBytes: config.maxBodyBytes, maxRequestRows: config.maxRequestRows, requestTimeoutMs: config.requestTimeoutMs },
+    observer: p.obs.responseObserver,
+    cache: serving.cache.enabled ? serving.cache : null,
+    telemetry: p.obs.record ? p.obs.telemetry : null,
+    store: p.learning.store,
+  });
+  registerRoutes(server, p);
+  if (config.adminToken === null) {
+    logger.warn('no ADMIN_TOKEN configured: mutating endpoints (/learn, /train, model load and rollback, drift update and reset) accept loopback clients only');
+  }
+  let port: number;
+  try {
+    port = await server.listen(config.host, config.port);
+  } catch (err) {
+    server.close();
+    throw err;
+  }
+  logger.info({ host: config.host, port, config: publicConfig(config) }, 'listening');
+  return { name: 'http', server, port, stop: () => server.close() };
+}
+
+function registerRoutes(server: HttpServer, p: HttpInputs): void {
+  const { config, models, learning: l, serving: s, training: t } = p;
+  const admin = adminCheck(config.adminToken);
+  const isDraining = (): boolean => s.state.draining;
+  const options = { maxBodyBytes: config.maxBodyBytes, maxRequestRows: config.maxRequestRows, requestTimeoutMs: config.requestTimeoutMs };
+  server.route('POST', '/learn', createLearnHandler({ models: models.models, batcher: s.batcher, learning: l.learning, store: l.store, responder: server.responder, admin, isDraining, options }));
+  registerDriftRoutes(server, l.drift, l.learning, admin);
+  registerModelRoutes(server, { models: models.models, store: models.versions, swapper: t.swapper, admin, maxUploadBytes: config.modelUploadMaxBytes });
+  if (t.training) registerTrainRoutes(server, t.training, admin);
+  registerMonitoringRoutes(server, {
+    scrape: () => p.obs.telemetry.scrape(),
+    health: s.health,
+    cacheStats: () => s.cache.stats(),
+    systemInfo: () => ({
+      ...runtimeInfo(),
+      engine_uptime_seconds: (performance.now() - p.startedAt) / 1000,
+      listen: { host: config.host, port: server.port },
+      config: publicConfig(config),
+      models: models.models.list.map((m) => models.models.describe(m)),
+      workers: s.pool.stats(),
+      batcher: s.batcher.stats(),
+      learning: l.learning.stats(),
+      native: { uws: 'uWebSockets.js v20.30 (native)', onnxruntime: ortVersion() },
+    }),
+  });
+}
+
+function lifecycleOf(p: HttpInputs): Lifecycle {
+  const { models, serving: s } = p;
+  return {
+    notReadyReasons() {
+      const reasons: string[] = [];
+      if (s.state.draining) reasons.push('draining');
+      if (models.models.list.length === 0) reasons.push('no model loaded');
+      if (!s.pool.isReady()) {
+        const st = s.pool.stats();
+        reasons.push(`workers warming up (${st.warm}/${st.size} warm)`);
+      }
+      return reasons;
+    },
+    isDraining: () => s.state.draining,
+    readinessDetail() {
+      const st = s.pool.stats();
+      return {
+        draining: s.state.draining,
+        models: models.models.list.map((m) => ({ name: m.name, version: m.version })),
+        workers: { size: st.size, warm: st.warm, restarts: st.restarts },
+        queue: { rows: s.batcher.depth, in_flight_batches: s.batcher.busy },
+      };
+    },
+  };
+}
+
+function ortVersion(): string | null {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require('onnxruntime-node/package.json') as { version: string }).version;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,1 @@
+export { startEngine, type Engine } from './engine';

@@ -1,0 +1,109 @@
+/**
+ * The learning part: the drift monitor, the per-model quality windows, the online learner with
+ * its durable feedback log (opened and replayed here), and the store of predictions made with an
+ * id. Training subscribes to the learner's events when it starts; nothing here waits for it.
+ */
+import type { EngineConfig } from '../config';
+import { DriftMonitor, type DriftEvent } from '../drift/monitor';
+import { OnlineLearning } from '../learning/online';
+import { PredictionStore } from '../learning/prediction-store';
+import { QualityWindow } from '../learning/quality-window';
+import { validateSgdOptions } from '../learning/sgd';
+import { DEFAULT_MODEL, ONLINE_MODEL } from '../models/registry';
+import type { Logger } from '../telemetry/logger';
+import type { ModelsPart } from './models';
+import type { ObservabilityPart } from './observability';
+import type { Part } from './parts';
+
+export interface LearningListeners {
+  onDrift(e: DriftEvent): void;
+  onApplied(rows: number): void;
+}
+
+export interface LearningPart extends Part {
+  readonly drift: DriftMonitor;
+  /** Per model name: the sliding window of labelled outcomes behind the quality gauges. */
+  readonly quality: Map<string, QualityWindow>;
+  readonly learning: OnlineLearning;
+  readonly store: PredictionStore;
+  /** Adds a listener to learning events (applied in log order, on the main thread). */
+  subscribe(listener: Partial<LearningListeners>): void;
+}
+
+export async function startLearning(config: EngineConfig, m: ModelsPart, obs: ObservabilityPart, logger: Logger): Promise<LearningPart> {
+  const drift = new DriftMonitor({ detectors: config.detectors, realInput: config.driftRealInput });
+  const quality = new Map<string, QualityWindow>();
+  for (const name of [...m.models.list.map((x) => x.name), ONLINE_MODEL]) quality.set(name, new QualityWindow(config.qualityWindow, config.qualityMinOutcomes));
+  const listeners: Array<Partial<LearningListeners>> = [];
+  const learning = await OnlineLearning.open({
+    stateDir: config.stateDir,
+    sgd: validateSgdOptions({ features: m.features, ...config.sgd }),
+    primaryModel: m.primaryModel,
+    quality,
+    drift,
+    replayCapacity: config.replayBufferRows,
+    commitIntervalMs: config.feedbackCommitIntervalMs,
+    durable: config.feedbackFsync,
+    maxPendingBytes: config.feedbackMaxPendingBytes,
+    checkpointIntervalMs: config.checkpointIntervalS * 1000,
+    onDriftEvent: (e) => {
+      for (const l of listeners) l.onDrift?.(e);
+    },
+    onApplied: (rows) => {
+      for (const l of listeners) l.onApplied?.(rows);
+    },
+    onCheckpointError: (err) => logger.error({ err: err.message }, 'checkpoint failed'),
+  });
+  logger.info({ stateDir: config.stateDir, ...learning.recovery, sgd: learning.learner.options }, 'learning state recovered');
+  m.models.addOnline({
+    features: m.features,
+    weights: learning.weights.buffer,
+    version: () => 'u' + learning.learner.updates,
+    describe: () => {
+      const w = new Float64Array(m.features);
+      const bias = learning.learner.effectiveWeights(w);
+      return { options: learning.learner.options, updates: learning.learner.updates, weights: Array.from(w), bias, state_dir: config.stateDir };
+    },
+  });
+  observeLearning(obs, drift, quality, learning, listeners);
+  return {
+    name: 'learning',
+    drift,
+    quality,
+    learning,
+    store: new PredictionStore(config.predictionIdCapacity, config.predictionIdTtlS * 1000),
+    subscribe: (l) => listeners.push(l),
+    // The final checkpoint: what was acknowledged is in it (the log is flushed first).
+    drain: () => learning.close(),
+    stop: () => learning.close(),
+  };
+}
+
+function observeLearning(
+  obs: ObservabilityPart,
+  drift: DriftMonitor,
+  quality: Map<string, QualityWindow>,
+  learning: OnlineLearning,
+  listeners: Array<Partial<LearningListeners>>,
+): void {
+  const t = obs.telemetry;
+  const updateAttrs = { model_type: ONLINE_MODEL };
+  t.onlineUpdates.add(0, updateAttrs);
+  for (const d of drift.types) for (const severity of ['warning', 'drift']) t.driftDetected.add(0, { detector_type: d, severity });
+  listeners.push({
+    onDrift: (e) => t.driftDetected.add(1, { detector_type: e.detector, severity: e.severity }),
+    onApplied: (rows) => t.onlineUpdates.add(rows, updateAttrs),
+  });
+  t.setSources({
+    quality: () => {
+      const out = [];
+      for (const [model, w] of quality) {
+        const q = w.metrics();
+        if (q) out.push({ model, accuracy: q.accuracy, precision: q.precision, recall: q.recall, f1: q.f1 });
+      }
+      return out;
+    },
+    driftScores: () => Object.entries(drift.scores()).map(([detector, score]) => ({ detector, score })),
+    onlineBufferSize: () => [{ modelType: DEFAULT_MODEL, size: learning.replay.size }],
+  });
+}
