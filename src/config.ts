@@ -4,9 +4,12 @@
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { DetectorType } from './drift/detector';
+import { DETECTOR_TYPES, isDetectorType } from './drift/registry';
 import { TradeflowError } from './errors';
 import { projectRoot } from './paths';
-import { DEFAULT_SGD_OPTIONS } from './learning/sgd';
+import { DEFAULT_SGD_OPTIONS, validateSgdOptions, type SgdOptions } from './learning/sgd';
 
 export interface EngineConfig {
   port: number;
@@ -56,12 +59,18 @@ export interface EngineConfig {
   trainHoldout: number;
   trainOnDrift: string;
   trainDriftMinRows: number;
+  /** Derived and checked at load: DRIFT_DETECTORS as a list of known detector types. */
+  detectors: DetectorType[];
+  /** Derived and checked at load: the SGD_* settings as the online learner takes them. */
+  sgd: Omit<SgdOptions, 'features'>;
 }
+
+type OptionKey = Exclude<keyof EngineConfig, 'detectors' | 'sgd'>;
 
 type Kind = 'int' | 'float' | 'string' | 'path' | 'model' | 'level' | 'bool' | 'choice' | 'duration';
 
 interface Option {
-  key: keyof EngineConfig;
+  key: OptionKey;
   env: string;
   flag: string;
   kind: Kind;
@@ -179,31 +188,38 @@ function parseValue(opt: Option, raw: string, source: string): EngineConfig[keyo
   }
 }
 
-/** Splits `--flag value` and `--flag=value` pairs; anything else is an error. */
+/** `--flag value` and `--flag=value`, every flag known and given a value; nothing else. */
 function parseFlags(argv: readonly string[]): Map<string, string> {
-  const flags = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith('--')) throw invalid(`unexpected argument "${arg}"`);
-    const eq = arg.indexOf('=');
-    const name = eq === -1 ? arg : arg.slice(0, eq);
-    if (!OPTIONS.some((o) => o.flag === name)) throw invalid(`unknown flag "${name}" (see --help)`);
-    let value: string;
-    if (eq !== -1) value = arg.slice(eq + 1);
-    else {
-      const next = argv[i + 1];
-      if (next === undefined) throw invalid(`flag ${name} needs a value`);
-      value = next;
-      i++;
-    }
-    flags.set(name, value);
+  const options = Object.fromEntries(OPTIONS.map((o) => [o.flag.slice(2), { type: 'string' as const }]));
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw invalid(flagError(err as Error & { code?: string }));
   }
+  const flags = new Map<string, string>();
+  for (const [name, value] of Object.entries(values)) if (typeof value === 'string') flags.set('--' + name, value);
   return flags;
+}
+
+/** parseArgs's messages name the flag but speak of "options"; say it the way --help does. */
+function flagError(err: Error & { code?: string }): string {
+  const flag = /'(-[^' ]+)/.exec(err.message)?.[1] ?? '';
+  switch (err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown flag "${flag}" (see --help)`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return `flag ${flag} needs a value`;
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return `unexpected argument "${/'([^']*)'/.exec(err.message)?.[1] ?? ''}"`;
+    default:
+      return err.message;
+  }
 }
 
 export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv = process.env, cpus = os.cpus().length): EngineConfig {
   const flags = parseFlags(argv);
-  const config = {} as Record<keyof EngineConfig, unknown>;
+  const config = {} as Record<OptionKey, unknown>;
   for (const opt of OPTIONS) {
     const flag = flags.get(opt.flag);
     const fromEnv = env[opt.env];
@@ -212,13 +228,46 @@ export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv 
     else config[opt.key] = opt.default(cpus);
   }
   const c = config as unknown as EngineConfig;
+  checkCombinations(c);
+  c.detectors = detectorList(c);
+  c.sgd = sgdSettings(c);
+  return c;
+}
+
+function checkCombinations(c: EngineConfig): void {
   if (c.qualityMinOutcomes > c.qualityWindow) {
     throw invalid(`QUALITY_MIN_OUTCOMES (${c.qualityMinOutcomes}) cannot exceed QUALITY_WINDOW (${c.qualityWindow})`);
   }
   if (c.modelPath === null && c.features === null) {
     throw invalid('MODEL_PATH=none (cold start) needs FEATURES=F, the number of features per row');
   }
-  return c;
+}
+
+function detectorList(c: EngineConfig): DetectorType[] {
+  const names = c.driftDetectors.split(',').map((d) => d.trim()).filter((d) => d !== '');
+  if (names.length === 0) throw invalid('DRIFT_DETECTORS names no detector');
+  const out: DetectorType[] = [];
+  for (const name of names) {
+    if (!isDetectorType(name)) throw invalid(`DRIFT_DETECTORS names "${name}", which is not a detector (known: ${DETECTOR_TYPES.join(', ')})`);
+    // Metrics are labelled by detector_type alone, so each type may appear once.
+    if (out.includes(name)) throw invalid(`DRIFT_DETECTORS names "${name}" twice`);
+    out.push(name);
+  }
+  if (c.trainOnDrift !== 'off' && !(out as string[]).includes(c.trainOnDrift)) {
+    throw invalid(`TRAIN_ON_DRIFT names "${c.trainOnDrift}", which is not among DRIFT_DETECTORS (${out.join(', ')})`);
+  }
+  return out;
+}
+
+/** The SGD settings checked together (e.g. the optimal schedule needs alpha > 0). */
+function sgdSettings(c: EngineConfig): Omit<SgdOptions, 'features'> {
+  const settings = { learningRate: c.sgdLearningRate, alpha: c.sgdAlpha, eta0: c.sgdEta0, powerT: c.sgdPowerT, standardize: c.sgdStandardize };
+  try {
+    const { features: _features, ...checked } = validateSgdOptions({ features: c.features ?? 1, ...settings });
+    return checked;
+  } catch (err) {
+    throw invalid(`the online model settings (SGD_LEARNING_RATE, SGD_ALPHA, SGD_ETA0, SGD_POWER_T) do not fit together: ${(err as Error).message}`);
+  }
 }
 
 /** The configuration without secrets, for logs and /monitoring/system/info. */

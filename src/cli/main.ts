@@ -47,7 +47,9 @@ async function serve(argv: string[]): Promise<void> {
     const msg = err instanceof TradeflowError ? `${err.code}: ${err.message}` : (err as Error).stack ?? String(err);
     logger.fatal({ err: msg }, 'engine failed to start');
     process.stderr.write(`tradeflow: engine failed to start: ${msg}\n`);
-    process.exit(1);
+    // A setting that only shows itself wrong against the model or the state (FEATURES against the
+    // model, a checkpoint of another shape) is a bad setting too: the same exit code as the rest.
+    process.exit(err instanceof TradeflowError && err.code === 'CONFIG_INVALID' ? 2 : 1);
   }
   try {
     await engine.ready();
