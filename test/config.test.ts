@@ -1,5 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MODEL_PATH, loadConfig, publicConfig } from '../src/config';
+import { projectRoot } from '../src/paths';
 
 describe('configuration', () => {
   it('has defaults that serve on a 2-core machine', () => {
@@ -35,5 +38,26 @@ describe('configuration', () => {
     const shown = publicConfig(loadConfig([], { ADMIN_TOKEN: 's3cret' }));
     expect(JSON.stringify(shown)).not.toContain('s3cret');
     expect(shown.ADMIN_TOKEN).toBe('<set>');
+  });
+
+  it('checks the settings that only make sense together at load, naming the variable', () => {
+    expect(() => loadConfig([], { DRIFT_DETECTORS: 'ddm,bogus' })).toThrow(/DRIFT_DETECTORS names "bogus", which is not a detector \(known: ddm, /);
+    expect(() => loadConfig([], { DRIFT_DETECTORS: 'ddm,ddm' })).toThrow(/DRIFT_DETECTORS names "ddm" twice/);
+    expect(() => loadConfig([], { DRIFT_DETECTORS: ' , ' })).toThrow(/DRIFT_DETECTORS names no detector/);
+    expect(() => loadConfig([], { DRIFT_DETECTORS: 'ddm,adwin', TRAIN_ON_DRIFT: 'kswin' })).toThrow(/TRAIN_ON_DRIFT names "kswin", which is not among DRIFT_DETECTORS \(ddm, adwin\)/);
+    expect(() => loadConfig([], { SGD_LEARNING_RATE: 'optimal', SGD_ALPHA: '0' })).toThrow(/SGD_ALPHA.*alpha must be > 0 with learningRate "optimal"/);
+    expect(() => loadConfig([], { SGD_LEARNING_RATE: 'constant', SGD_ETA0: '0' })).toThrow(/eta0 must be > 0/);
+    const c = loadConfig([], { DRIFT_DETECTORS: 'adwin, ddm', TRAIN_ON_DRIFT: 'adwin', SGD_ETA0: '0.05' });
+    expect(c.detectors).toEqual(['adwin', 'ddm']);
+    expect(c.sgd).toMatchObject({ eta0: 0.05, learningRate: c.sgdLearningRate, standardize: c.sgdStandardize });
+  });
+
+  it('makes tradeflow serve exit 2 on a bad setting, naming it, before anything starts', () => {
+    const cli = path.join(projectRoot(), 'dist', 'src', 'cli', 'main.js');
+    for (const env of [{ DRIFT_DETECTORS: 'bogus' }, { TRAIN_ON_DRIFT: 'kswin' }, { PORT: 'x' }]) {
+      const r = spawnSync(process.execPath, [cli, 'serve'], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 30_000 });
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`invalid configuration: .*${Object.keys(env)[0]}`));
+    }
   });
 });
