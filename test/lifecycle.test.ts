@@ -51,17 +51,20 @@ async function listening(s: Served): Promise<void> {
 }
 
 describe('tradeflow serve', () => {
-  it('turns ready, then on SIGTERM turns unready at once, finishes queued work and exits 0', async () => {
-    // One batch in flight per worker, so the second request waits in the queue behind the held one.
-    const s = serve([], { TRADEFLOW_TEST_HOLD_ON_FEATURE: String(HOLD), TRADEFLOW_TEST_HOLD_MS: '4000', BATCHES_PER_WORKER: '1' });
+  it('turns ready, then on SIGTERM turns unready at once, finishes in-flight and queued work and exits 0', async () => {
+    // One batch in flight per worker, so the second request waits in the queue behind the held
+    // one. The held batch stays in its worker until the test sends SIGUSR2 (the release hook);
+    // the hold's own time limit is far beyond the test's timeout, so only the release ends it.
+    const s = serve([], { TRADEFLOW_TEST_HOLD_ON_FEATURE: String(HOLD), TRADEFLOW_TEST_HOLD_MS: '600000', BATCHES_PER_WORKER: '1' });
     await listening(s);
     await waitFor(async () => (await request(s.port, 'GET', '/monitoring/health/readiness')).status === 200, 'readiness');
 
     const heldRow = Array.from(makeRows(1, F, 2));
     heldRow[0] = HOLD;
-    const held = postJson(s.port, { features: heldRow });
+    let answered = 0;
+    const held = postJson(s.port, { features: heldRow }).finally(() => answered++);
     await waitFor(async () => (await request(s.port, 'GET', '/monitoring/health/readiness')).json().queue.in_flight_batches === 1, 'the held batch in flight');
-    const queued = postJson(s.port, { instances: [Array.from(makeRows(1, F, 3)), Array.from(makeRows(1, F, 4))] });
+    const queued = postJson(s.port, { instances: [Array.from(makeRows(1, F, 3)), Array.from(makeRows(1, F, 4))] }).finally(() => answered++);
     await waitFor(async () => (await request(s.port, 'GET', '/monitoring/health/readiness')).json().queue.rows === 2, 'two rows queued');
 
     s.child.kill('SIGTERM');
@@ -73,7 +76,14 @@ describe('tradeflow serve', () => {
     expect(refused.json().error.code).toBe('DRAINING');
     expect(refused.headers['retry-after']).toBe('1');
 
-    // In-flight and queued requests still get their answers.
+    // Draining with work still to do: the batch is still held, the rows still queued, nothing answered.
+    const draining = (await request(s.port, 'GET', '/monitoring/health/readiness')).json();
+    expect(draining.queue).toMatchObject({ in_flight_batches: 1, rows: 2 });
+    expect(answered).toBe(0);
+    expect(s.child.exitCode).toBeNull();
+
+    // Released, the in-flight and the queued requests still get their answers, then it exits.
+    s.child.kill('SIGUSR2');
     expect((await held).status).toBe(200);
     const q = await queued;
     expect(q.status).toBe(200);

@@ -75,6 +75,10 @@ async function serve(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Test hook (src/pool/testing-hooks.ts): a test driving this process from outside lets a held
+  // batch go with SIGUSR2, as an in-process test calls engine.testHooks.release().
+  const hooks = engine.testHooks;
+  if (hooks.worker.holdOnFeature !== null) process.on('SIGUSR2', () => hooks.release());
 }
 
 async function main(): Promise<void> {
