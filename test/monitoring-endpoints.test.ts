@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Engine } from '../src/app';
-import { makeRows, postJson, request, startTestEngine, waitFor } from './helpers/engine';
+import { makeRows, postBinary, postJson, request, startTestEngine, waitFor } from './helpers/engine';
 
 const F = 16;
 const CRASH = 555;
@@ -80,6 +80,63 @@ describe('/monitoring endpoints', () => {
     await postJson(engine.port, { features: row(2) });
     const stats = (await request(engine.port, 'GET', '/monitoring/cache/stats')).json();
     expect(stats).toEqual({ enabled: true, size: 2, capacity: 2, hits: 2, misses: 3, hit_ratio: 0.4, evictions: 1, max_rows_per_request: 1 });
+  });
+
+  it('answers a cache hit with exactly what computing the row answers', async () => {
+    engine = await startTestEngine();
+    const e = engine;
+    const rows = makeRows(1, F, 31);
+    const row = Array.from(rows);
+    const stats = async () => (await request(e.port, 'GET', '/monitoring/cache/stats')).json();
+    const computedRows = () => e.batcher.stats().rowsComputed;
+
+    // JSON: the first request is computed and cached, the second is a hit that computes nothing.
+    const s0 = await stats();
+    const c0 = computedRows();
+    const first = await postJson(e.port, { features: row });
+    expect(first.status).toBe(200);
+    expect(await stats()).toMatchObject({ hits: s0.hits, misses: s0.misses + 1, size: s0.size + 1 });
+    expect(computedRows()).toBe(c0 + 1);
+    const second = await postJson(e.port, { features: row });
+    expect(second.status).toBe(200);
+    expect(await stats()).toMatchObject({ hits: s0.hits + 1, misses: s0.misses + 1 });
+    expect(computedRows()).toBe(c0 + 1);
+    expect(second.headers['content-type']).toBe(first.headers['content-type']);
+    expect(second.body.toString()).toBe(first.body.toString());
+
+    // Binary: the cache keeps rows, not bodies, so the same row sent as float32 hits too.
+    const bin1 = await postBinary(e.port, rows);
+    const bin2 = await postBinary(e.port, rows);
+    expect([bin1.status, bin2.status]).toEqual([200, 200]);
+    expect(await stats()).toMatchObject({ hits: s0.hits + 3, misses: s0.misses + 1 });
+    expect(computedRows()).toBe(c0 + 1);
+    expect(bin2.body.equals(bin1.body)).toBe(true);
+    expect(bin2.body.readFloatLE(0)).toBe(Math.fround(second.json().probabilities[1]));
+
+    // Bypassing the cache (two rows are over max_rows_per_request): the same row computed again.
+    const before = await stats();
+    const pair = await postJson(e.port, { instances: [row, row] });
+    expect(pair.status).toBe(200);
+    expect(computedRows()).toBe(c0 + 3);
+    expect(await stats()).toMatchObject({ hits: before.hits, misses: before.misses });
+    const { model, version, ...cachedRow } = second.json();
+    expect({ model, version }).toEqual({ model: pair.json().model, version: pair.json().version });
+    for (const p of pair.json().predictions) expect(p).toEqual(cachedRow);
+
+    // And an engine without a cache computes the very same bytes.
+    const off = await startTestEngine({ CACHE_CAPACITY: '0' });
+    try {
+      const computed = await postJson(off.port, { features: row });
+      expect(computed.status).toBe(200);
+      expect(off.batcher.stats().rowsComputed).toBe(1);
+      expect(computed.body.toString()).toBe(second.body.toString());
+      const computedBin = await postBinary(off.port, rows);
+      expect(computedBin.headers['x-model-version']).toBe(bin2.headers['x-model-version']);
+      expect(bin2.headers['x-model-version']).toBe(version);
+      expect(computedBin.body.equals(bin2.body)).toBe(true);
+    } finally {
+      await off.shutdown('test end');
+    }
   });
 
   it('CACHE_CAPACITY=0 disables the cache', async () => {
