@@ -132,7 +132,7 @@ export const OPTIONS: readonly Option[] = [
   { key: 'trainHoldout', env: 'TRAIN_HOLDOUT', flag: '--train-holdout', kind: 'float', min: 0.01, max: 0.9, help: 'share of the buffer (the most recent rows) held out to compare candidate and serving model', default: () => 0.2 },
   { key: 'trainOnDrift', env: 'TRAIN_ON_DRIFT', flag: '--train-on-drift', kind: 'string', help: 'detector whose drift triggers a training run on the rows seen since ("off" disables)', default: () => 'off' },
   { key: 'trainDriftMinRows', env: 'TRAIN_DRIFT_MIN_ROWS', flag: '--train-drift-min-rows', kind: 'int', min: 10, max: 100_000_000, help: 'rows needed after a drift before the drift-triggered run', default: () => 500 },
-  { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', kind: 'int', min: 0, max: 600_000, help: 'how long SIGTERM waits for in-flight work', default: () => 10_000 },
+  { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', kind: 'int', min: 0, max: 600_000, help: 'bound on the whole shutdown after SIGTERM (drain, training abort, final checkpoint); exit 3 when reached', default: () => 10_000 },
 ];
 
 function invalid(message: string): TradeflowError {

@@ -92,6 +92,36 @@ describe('tradeflow serve', () => {
     expect(s.logs()).toMatch(/"drained":true/);
   });
 
+  it('bounds the whole shutdown by SHUTDOWN_TIMEOUT_MS: aborts a training run, gives up on a stuck batch, exits 3', async () => {
+    // The batch and the training run are both held far beyond the test's timeout, so only a
+    // bounded shutdown lets the process exit at all.
+    const s = serve([], {
+      TRADEFLOW_TEST_HOLD_ON_FEATURE: String(HOLD),
+      TRADEFLOW_TEST_HOLD_MS: '600000',
+      TRADEFLOW_TEST_HOLD_TRAINING_MS: '600000',
+      SHUTDOWN_TIMEOUT_MS: '1500',
+      TRAIN_MIN_ROWS: '10',
+    });
+    await listening(s);
+    await waitFor(async () => (await request(s.port, 'GET', '/monitoring/health/readiness')).status === 200, 'readiness');
+    const rows = makeRows(40, F, 9);
+    const instances = Array.from({ length: 40 }, (_, i) => Array.from(rows.subarray(i * F, (i + 1) * F)));
+    const learn = await request(s.port, 'POST', '/learn', JSON.stringify({ instances, labels: instances.map((_, i) => i % 2) }), { 'content-type': 'application/json' });
+    expect(learn.status).toBe(202);
+    const train = await request(s.port, 'POST', '/train', '{}', { 'content-type': 'application/json' });
+    expect(train.status).toBe(202);
+    const heldRow = Array.from(makeRows(1, F, 2));
+    heldRow[0] = HOLD;
+    void postJson(s.port, { features: heldRow }).catch(() => undefined);
+    await waitFor(async () => (await request(s.port, 'GET', '/monitoring/health/readiness')).json().queue.in_flight_batches === 1, 'the held batch in flight');
+    expect((await request(s.port, 'GET', '/train')).json().runs[0].status).toBe('running');
+
+    s.child.kill('SIGTERM');
+    expect(await s.exited).toBe(3);
+    expect(s.logs()).toMatch(/training run failed.*the engine is shutting down|the engine is shutting down.*training run failed/);
+    expect(s.logs()).toMatch(/"drained":false/);
+  });
+
   it('refuses to start on a file that is not a model, with a clear message and exit 1', async () => {
     const s = serve(['--model-path', path.join(__dirname, '..', 'package.json')]);
     expect(await s.exited).toBe(1);

@@ -12,12 +12,22 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { ErrorCodes, TradeflowError, isTradeflowError, type ErrorCode } from '../src/errors';
+import { isErrorCode, isTradeflowError, tfError, type ErrorCode } from '../src/errors';
 import { inspectOnnx, servingContract } from '../src/models/onnx-inspect';
 import { checkTrainingInput, trainRun, type TrainOutcome } from '../src/training/train-run';
 import type { TrainingWorkerData, TrainingWorkerReply } from '../src/training/training-protocol';
 
+/**
+ * Test hook (environment only, never configuration): the run sleeps this long before training,
+ * so a test can catch a run in flight (to abort it at shutdown) without depending on speed.
+ */
+function testHold(): void {
+  const ms = Number(process.env['TRADEFLOW_TEST_HOLD_TRAINING_MS'] ?? '');
+  if (Number.isFinite(ms) && ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 async function run(d: TrainingWorkerData): Promise<TrainOutcome> {
+  testHold();
   const { trainRows, holdoutRows } = checkTrainingInput(d.x, d.y, d.rows, d.features, d.settings, d.featureNames);
   let servingP: Float32Array | null = null;
   if (d.servingModel) {
@@ -29,7 +39,7 @@ async function run(d: TrainingWorkerData): Promise<TrainOutcome> {
   const serving = servingP
     ? (x: Float32Array, rows: number): Float32Array => {
         if (rows !== holdoutRows || x.length !== rows * d.features) {
-          throw new TradeflowError('INTERNAL', `the serving model was scored on ${holdoutRows} holdout rows, trainRun asks for ${rows}`);
+          throw tfError('INTERNAL', `the serving model was scored on ${holdoutRows} holdout rows, trainRun asks for ${rows}`);
         }
         return servingP!;
       }
@@ -40,7 +50,7 @@ async function run(d: TrainingWorkerData): Promise<TrainOutcome> {
 /** p(class 1) per row, through the model's own contract (input name, probability output). */
 async function servingProbabilities(bytes: Uint8Array, x: Float32Array, rows: number, features: number): Promise<Float32Array> {
   const fail = (why: string): never => {
-    throw new TradeflowError('MODEL_LOAD_FAILED', `the serving model cannot be compared on the holdout: ${why}`);
+    throw tfError('MODEL_LOAD_FAILED', `the serving model cannot be compared on the holdout: ${why}`);
   };
   let contract;
   try {
@@ -77,7 +87,7 @@ async function servingProbabilities(bytes: Uint8Array, x: Float32Array, rows: nu
 
 function reply(err: unknown): TrainingWorkerReply {
   const e = err instanceof Error ? err : new Error(String(err));
-  const code: ErrorCode = isTradeflowError(e) && e.code in ErrorCodes ? e.code : 'INTERNAL';
+  const code: ErrorCode = isTradeflowError(e) && isErrorCode(e.code) ? e.code : 'INTERNAL';
   return { ok: false, code, message: e.message, stack: e.stack };
 }
 

@@ -75,7 +75,7 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
       () => logger.info({ workers: config.workers, ms: Math.round(performance.now() - startedAt) }, 'ready: every worker is warm'),
       (err: Error) => logger.error({ err: (err as Error).message }, 'workers failed to become ready'),
     );
-    const shutdown = shutdownOnce(stack, serving.state, serving.batcher, logger);
+    const shutdown = shutdownOnce(stack, serving.state, serving.batcher, config.shutdownTimeoutMs, logger);
     return {
       config,
       port: http.port,
@@ -99,20 +99,31 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
       shutdown,
     };
   } catch (err) {
-    await stack.stopAll(false);
+    await stack.stopAll(false, config.shutdownTimeoutMs);
     throw err;
   }
 }
 
-function shutdownOnce(stack: PartStack, state: { draining: boolean; drained: boolean }, batcher: Batcher, logger: Logger): (reason: string) => Promise<{ drained: boolean }> {
+/**
+ * The whole shutdown stays within SHUTDOWN_TIMEOUT_MS: a training run is aborted, queued and
+ * in-flight predictions get what is left of the bound, the feedback log is flushed, and the final
+ * checkpoint is skipped if it would not fit (the log holds everything it would have).
+ */
+function shutdownOnce(
+  stack: PartStack,
+  state: { draining: boolean },
+  batcher: Batcher,
+  timeoutMs: number,
+  logger: Logger,
+): (reason: string) => Promise<{ drained: boolean }> {
   let done: Promise<{ drained: boolean }> | null = null;
   return (reason) => {
     if (done) return done;
     state.draining = true;
-    logger.info({ reason, queuedRows: batcher.depth, inFlight: batcher.busy }, 'draining');
-    done = stack.stopAll(true).then(() => {
-      logger.info({ drained: state.drained }, state.drained ? 'drained; stopped' : 'shutdown timeout reached with work still in flight; stopped');
-      return { drained: state.drained };
+    logger.info({ reason, queuedRows: batcher.depth, inFlight: batcher.busy, timeoutMs }, 'draining');
+    done = stack.stopAll(true, timeoutMs).then((drained) => {
+      logger.info({ drained }, drained ? 'drained; stopped' : 'shutdown bound reached with work still in flight; stopped');
+      return { drained };
     });
     return done;
   };

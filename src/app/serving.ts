@@ -22,7 +22,7 @@ export interface ServingPart extends Part {
   readonly testHooks: TestHooks;
   health(): HealthReport;
   /** Turned on at the start of shutdown: readiness 503, new work refused. */
-  readonly state: { draining: boolean; drained: boolean };
+  readonly state: { draining: boolean };
 }
 
 /** The shared slab stays under this; past it the queue holds fewer rows, and the log says so. */
@@ -71,7 +71,7 @@ export function startServing(config: EngineConfig, m: ModelsPart, obs: Observabi
     maxQueueRows: config.maxQueueRows,
     observer: batchObserver(obs, m, slab),
   });
-  const state = { draining: false, drained: true };
+  const state = { draining: false };
   const health = (): HealthReport => healthOf(config, m, pool, cache, batcher, obs, state.draining);
   observeServing(obs, batcher, cache, health);
   return {
@@ -83,24 +83,12 @@ export function startServing(config: EngineConfig, m: ModelsPart, obs: Observabi
     testHooks,
     health,
     state,
-    drain: () => drainBounded(batcher, config.shutdownTimeoutMs, state),
+    drain: () => batcher.drain(),
     stop: async () => {
       batcher.close();
       await pool.close();
     },
   };
-}
-
-/** Waits for queued and in-flight batches, at most `timeoutMs`; `state.drained` says which came first. */
-async function drainBounded(batcher: Batcher, timeoutMs: number, state: { drained: boolean }): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  state.drained = await Promise.race([
-    batcher.drain().then(() => true),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs);
-    }),
-  ]);
-  clearTimeout(timer);
 }
 
 function batchObserver(obs: ObservabilityPart, m: ModelsPart, slab: SlabViews): BatchObserver {

@@ -26,7 +26,8 @@ export function startTraining(config: EngineConfig, m: ModelsPart, l: LearningPa
     name: 'training',
     swapper,
     training,
-    // A running training run is waited for; its promotion must not race the pool's close.
+    // A run still training is aborted; one already promoting finishes, so the pool is not closed
+    // under a swap.
     drain: async () => {
       training?.close();
       await training?.idle();

@@ -27,6 +27,8 @@ Options:
 ${configHelp()}
   --help                     show this help`;
 
+const EXIT_NOT_DRAINED = 3;
+
 async function serve(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(SERVE_USAGE + '\n');
@@ -65,8 +67,9 @@ async function serve(argv: string[]): Promise<void> {
       process.exit(1);
     }
     stopping = true;
+    // 0: every queued and in-flight request was answered; 3: the shutdown bound came first.
     engine.shutdown(signal).then(
-      () => process.exit(0),
+      ({ drained }) => process.exit(drained ? 0 : EXIT_NOT_DRAINED),
       (err: Error) => {
         logger.error({ err: err.message }, 'error during shutdown');
         process.exit(1);

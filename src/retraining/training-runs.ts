@@ -62,9 +62,12 @@ const MODEL = 'ensemble';
 export class TrainingRuns {
   private readonly runs = new Map<string, TrainRunRecord>();
   private running: Promise<TrainRunRecord> | null = null;
+  /** Aborts the running run's training worker (at shutdown). */
+  private abort: AbortController | null = null;
   private timer: NodeJS.Timeout | null = null;
   /** Examples learned since start; the drift trigger counts rows from a drift on. */
   private examples = 0;
+  private closed = false;
   private driftAt: number | null = null;
 
   constructor(private readonly o: TrainingRunsOptions) {
@@ -118,6 +121,7 @@ export class TrainingRuns {
       this.o.logger.info({ run: record }, `training run ${status}`);
       return record;
     };
+    const abort = (this.abort = new AbortController());
     const done = (async (): Promise<TrainRunRecord> => {
       try {
         const outcome = await runTrainingInWorker(
@@ -131,7 +135,7 @@ export class TrainingRuns {
             ...(this.o.featureNames ? { featureNames: this.o.featureNames } : {}),
             createdAt: record.started_at,
           },
-          { transferInput: true },
+          { transferInput: true, signal: abort.signal },
         );
         record.train_rows = outcome.trainRows;
         record.holdout_rows = outcome.holdoutRows;
@@ -149,6 +153,7 @@ export class TrainingRuns {
         return finish('failed', (err as Error).message);
       } finally {
         this.running = null;
+        this.abort = null;
       }
     })();
     this.running = done;
@@ -196,15 +201,18 @@ export class TrainingRuns {
   /** Called as examples are learned. */
   onExamples(rows: number): void {
     this.examples += rows;
-    if (this.driftAt === null || this.running) return;
+    if (this.driftAt === null || this.running || this.closed) return;
     const since = this.examples - this.driftAt;
     if (since < this.o.driftMinRows) return;
     this.driftAt = null;
     this.start('drift', false, Math.min(since, this.o.replay.size));
   }
 
+  /** No more scheduled runs; a run still training is aborted (its worker terminated) and fails. */
   close(): void {
     if (this.timer) clearInterval(this.timer);
+    this.closed = true;
+    this.abort?.abort(new Error('the engine is shutting down'));
   }
 
   /** Resolves when the current run, if any, has ended. */
