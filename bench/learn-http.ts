@@ -39,7 +39,7 @@ import {
   startEngine,
   stopEngine,
   summarize,
-  WRK,
+  WRK_PATH,
   type EngineProc,
   type Measured,
 } from './lib/engine-proc';
@@ -177,7 +177,7 @@ async function main(flags: Map<string, string>, setBudget: (s: number) => void):
   L.push(`- Source: ${source}`);
   L.push(`- Machine: ${machineLine()}; load average (1 / 5 / 15 min) ${loadAtStart} at the start, ${loadAtEnd} at the end; state directories under ${os.tmpdir()} (filesystem magic 0x${stateFs}${stateFs === 'ef53' ? ', ext4 on a virtual disk' : ''})`);
   L.push(`- Engines: two, started together, identical but for \`FEEDBACK_FSYNC\` (checked on /monitoring/system/info), otherwise defaults (WORKERS=${cfg.WORKERS}, FEEDBACK_COMMIT_INTERVAL_MS=${cfg.FEEDBACK_COMMIT_INTERVAL_MS}, CHECKPOINT_INTERVAL_S=${cfg.CHECKPOINT_INTERVAL_S}, REPLAY_BUFFER_ROWS=${cfg.REPLAY_BUFFER_ROWS}, METRICS_ENABLED=${cfg.METRICS_ENABLED}), no ADMIN_TOKEN (loopback clients)`);
-  L.push(`- Load: wrk (${WRK}, 1 thread, a Lua response() callback counting every status), 127.0.0.1, ${CONNECTIONS} connections, ${durationS} s per run, ${warmupS} s warm-up per engine discarded, ${rounds} rounds interleaved (fsync no-fsync, no-fsync fsync, ...); ${BODIES} distinct seeded bodies of ${ROWS} labelled rows (16 features, 8 significant digits, labels from a noisy rule on the features), ~${fmtCount(bodies.reduce((s, b) => s + b.length, 0) / bodies.length / 1024)} KiB each`);
+  L.push(`- Load: wrk (${WRK_PATH}, 1 thread, a Lua response() callback counting every status), 127.0.0.1, ${CONNECTIONS} connections, ${durationS} s per run, ${warmupS} s warm-up per engine discarded, ${rounds} rounds interleaved (fsync no-fsync, no-fsync fsync, ...); ${BODIES} distinct seeded bodies of ${ROWS} labelled rows (16 features, 8 significant digits, labels from a noisy rule on the features), ~${fmtCount(bodies.reduce((s, b) => s + b.length, 0) / bodies.length / 1024)} KiB each`);
   L.push('');
   L.push('| FEEDBACK_FSYNC | requests/s | rows/s | p50 ms | p95 ms | p99 ms | non-202 / socket err | records per fsync | records per group | engine CPU | other CPU | load avg (1 min) | requests/s per round | other CPU per round | ÷ no-fsync (medians) | ÷ no-fsync per round |');
   L.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | --- |');

@@ -38,11 +38,11 @@ import {
   commandLine,
   stopEngine,
   summarize,
-  WRK,
+  WRK_PATH,
   type EngineProc,
   type Measured,
 } from './lib/engine-proc';
-import { request } from './lib/procs';
+import { request } from './lib/request';
 import { parsePrometheusText, sumSamples } from '../src/telemetry/prometheus-text';
 
 const FLAGS: FlagSpec[] = [
@@ -174,7 +174,7 @@ async function main(flags: Map<string, string>, setBudget: (s: number) => void):
   L.push(`- Source: ${source}`);
   L.push(`- Machine: ${machineLine()}; load average (1 / 5 / 15 min) ${loadAtStart} at the start, ${loadAtEnd} at the end`);
   L.push(`- Engines: two, started together, identical but for \`METRICS_ENABLED\` (checked on /monitoring/system/info); both \`CACHE_CAPACITY=0\`, otherwise defaults (WORKERS=${cfg.WORKERS}, MAX_BATCH_ROWS=${cfg.MAX_BATCH_ROWS}, MAX_QUEUE_DELAY_US=${cfg.MAX_QUEUE_DELAY_US}, ORT_THREADS=${cfg.ORT_THREADS}), model models/ensemble.onnx`);
-  L.push(`- Load: wrk (${WRK}, 1 thread), 127.0.0.1, ${durationS} s per run, ${warmupS} s warm-up per engine and scenario discarded, ${rounds} rounds interleaved (on off, off on, ...); seeded bodies (65,536 distinct 1-row bodies for (a), 512 distinct 64-row bodies for (b)), each engine continuing its own rotation so no body repeats within a scenario`);
+  L.push(`- Load: wrk (${WRK_PATH}, 1 thread), 127.0.0.1, ${durationS} s per run, ${warmupS} s warm-up per engine and scenario discarded, ${rounds} rounds interleaved (on off, off on, ...); seeded bodies (65,536 distinct 1-row bodies for (a), 512 distinct 64-row bodies for (b)), each engine continuing its own rotation so no body repeats within a scenario`);
   L.push('');
   L.push('| scenario | metrics | req/s | rows/s | p50 ms | p95 ms | p99 ms | non-2xx / socket err | engine CPU | req/s per engine core | other CPU | load avg (1 min) | req/s per round | other CPU per round | on ÷ off (medians) | on ÷ off per round |');
   L.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | --- |');

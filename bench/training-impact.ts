@@ -46,11 +46,11 @@ import {
   startEngine,
   stopEngine,
   summarize,
-  WRK,
+  WRK_PATH,
   type EngineProc,
   type Measured,
 } from './lib/engine-proc';
-import { request } from './lib/procs';
+import { request } from './lib/request';
 
 const FLAGS: FlagSpec[] = [
   { name: 'rounds', help: 'measured rounds (one idle and one training window each; default 5)' },
@@ -262,7 +262,7 @@ async function main(flags: Map<string, string>, setBudget: (s: number) => void):
   L.push(`- Machine: ${machineLine()}; load average (1 / 5 / 15 min) ${loadAtStart} at the start, ${loadAtEnd} at the end`);
   L.push(`- Engine: one, \`TRAIN_MARGIN=1\` (every candidate is promoted and hot-swapped in), \`REPLAY_BUFFER_ROWS=50000\`, \`CACHE_CAPACITY=0\` (no answer from the prediction cache), otherwise defaults (WORKERS=${cfg.WORKERS}, TRAIN_HOLDOUT=${cfg.TRAIN_HOLDOUT}, TRAIN_INTERVAL=${cfg.TRAIN_INTERVAL} ms so no scheduled run, MAX_BATCH_ROWS=${cfg.MAX_BATCH_ROWS}), model models/ensemble.onnx (${servedAtStart}) at the start`);
   L.push(`- Buffer: ${Math.ceil(fillRows / LEARN_ROWS)} POST /learn requests of ${LEARN_ROWS} seeded labelled rows, 8 at a time (${Object.entries(filled.statuses).map(([k, v]) => `${k}: ${v}`).join(', ')}) in ${filled.seconds.toFixed(1)} s; replay buffer ${learning.replay_buffer_rows} rows`);
-  L.push(`- Load: wrk (${WRK}, 1 thread), 127.0.0.1, POST /predict JSON 1 row, ${CONNECTIONS} connections, 65,536 distinct seeded bodies rotated; ${durationS} s windows, a ${warmupS} s warm-up window of each kind discarded, ${rounds} rounds interleaved (idle training, training idle, ...)`);
+  L.push(`- Load: wrk (${WRK_PATH}, 1 thread), 127.0.0.1, POST /predict JSON 1 row, ${CONNECTIONS} connections, 65,536 distinct seeded bodies rotated; ${durationS} s windows, a ${warmupS} s warm-up window of each kind discarded, ${rounds} rounds interleaved (idle training, training idle, ...)`);
   L.push(`- Training windows: POST /train right before wrk starts, GET /train/{id} every ${POLL_MS} ms, and as soon as a run is seen to end (status ≠ \`running\`) the next is started, so a run is in progress for the whole window; after the window the last run is waited for, outside any measurement. A run here takes about ${fmtCount(median(allRuns.map((r) => r.duration_seconds ?? NaN)) * 1000)} ms (${allRuns.length} runs in all, each on ${allRuns[0]?.rows ?? '?'} rows), so each window holds several back-to-back runs, each ending in a promotion and a hot swap`);
   L.push('');
   L.push('| window | req/s | p50 ms | p95 ms | p99 ms | non-2xx / socket err | engine CPU | other CPU | load avg (1 min) | training runs per window | window covered by a run | req/s per round | p99 ms per round | other CPU per round |');

@@ -14,9 +14,11 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs, usage, UsageError, withHelp, type FlagSpec } from './args';
 import { featureRow, formatFeature, rng } from './bodies';
-import { cpuSeconds, freePort, installExitHandlers, machineBusySeconds, request, startChild, stopAll, stopChild, tail, waitReady, type Child } from './procs';
-import { fmtCount, fmtMs, fmtRatio, median } from './stats';
-import { parseTimes, wrkScript } from './wrk-script';
+import { cpuSeconds, machineBusySeconds } from './cpu';
+import { freePort, installExitHandlers, startChild, stopAll, stopChild, tail, waitReady, type Child } from './procs';
+import { request } from './request';
+import { fmtCount, fmtMs, fmtRatio, median, summarizeRuns, type RunsSummary } from './stats';
+import { runWrk, type WrkResult, type WrkRun } from './wrk';
 
 /** Repository root, from dist/bench/lib. */
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -38,15 +40,16 @@ export interface EngineProc {
 }
 
 /**
- * `node dist/src/cli/main.js serve` with PORT (free), HOST=127.0.0.1, LOG_LEVEL=warn, a fresh
- * STATE_DIR under the OS temp directory and `env`; resolves once readiness answers 200.
+ * `node <entry> serve` (the built CLI unless told) with PORT (free), HOST=127.0.0.1,
+ * LOG_LEVEL=warn, a fresh STATE_DIR under the OS temp directory and `env`; resolves once
+ * readiness answers 200.
  */
-export async function startEngine(name: string, env: Record<string, string>, workDir: string): Promise<EngineProc> {
+export async function startEngine(name: string, env: Record<string, string>, workDir: string, entry = CLI): Promise<EngineProc> {
   const port = await freePort();
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), `tradeflow-${name.replace(/[^\w-]/g, '_')}-`));
   stateDirs.add(stateDir);
   const full: Record<string, string> = { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', STATE_DIR: stateDir, ...env };
-  const child = startChild(name, process.execPath, [CLI, 'serve'], {
+  const child = startChild(name, process.execPath, [entry, 'serve'], {
     cwd: ROOT,
     env: { ...process.env, ...full },
     logPath: path.join(workDir, `${name.replace(/[^\w-]/g, '_')}.log`),
@@ -61,12 +64,16 @@ export async function stopEngine(e: EngineProc): Promise<void> {
   stateDirs.delete(e.stateDir);
 }
 
-export function assertAlive(e: EngineProc): void {
-  if (e.child.exited) throw new Error(`engine ${e.name} exited (code ${e.child.exitCode}, signal ${e.child.exitSignal})\n${tail(e.child.logPath, 30)}`);
+/** Throws, with the end of its log, when the server died during the benchmark. */
+export function assertAlive(e: { name: string; child: Child }): void {
+  if (e.child.exited) throw new Error(`${e.name} exited (code ${e.child.exitCode}, signal ${e.child.exitSignal})\n${tail(e.child.logPath, 30)}`);
 }
 
-/** Lines of the engine's log at level warn or above (pino: level >= 40), for the report. */
-export function logProblems(e: EngineProc): string[] {
+/**
+ * Lines of the engine's log at `minLevel` or above (pino: 40 warn, 50 error, 60 fatal), and any
+ * line that is not pino's JSON (a stack trace on stderr), for the report.
+ */
+export function logProblems(e: { child: Child }, minLevel = 40): string[] {
   if (!e.child.logPath) return [];
   let text = '';
   try {
@@ -79,7 +86,7 @@ export function logProblems(e: EngineProc): string[] {
     if (line.trim() === '') continue;
     try {
       const o = JSON.parse(line) as { level?: number; msg?: string };
-      if ((o.level ?? 0) >= 40) out.push(`level ${o.level}: ${o.msg ?? line.slice(0, 200)}`);
+      if ((o.level ?? 0) >= minLevel) out.push(`level ${o.level}: ${o.msg ?? line.slice(0, 200)}`);
     } catch {
       out.push(line.slice(0, 200));
     }
@@ -155,97 +162,7 @@ export function makeLearnBodies(rows: number, F: number, count: number, seed: nu
   return bodies;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Load generation: wrk with a generated Lua script rotating pre-built bodies.
-
-export const WRK = '/usr/bin/wrk';
-
-export interface WrkSpec {
-  port: number;
-  path: string;
-  connections: number;
-  durationS: number;
-  bodies: readonly Buffer[];
-  contentType: string;
-  /** First body to send; callers continue where the previous run stopped. */
-  startIndex: number;
-  workDir: string;
-  /** Scratch file name prefix (one bodies file and script per id). */
-  id: string;
-  threads?: number;
-  /**
-   * Count answers per status in Lua (a response() callback: a little more load-generator CPU).
-   * Without it, wrk counts statuses >= 400 only.
-   */
-  countStatuses?: boolean;
-}
-
-export interface WrkResult {
-  durationS: number;
-  responses: number;
-  /** 2xx answers (with countStatuses: answers with the expected status, see `statuses`). */
-  ok: number;
-  /** Answers that are not 2xx (wrk: status >= 400; with countStatuses: every non-2xx). */
-  non2xx: number;
-  /** Answers per status (only with countStatuses). */
-  statuses: Record<string, number> | null;
-  socketErrors: number;
-  okPerS: number;
-  p50Us: number;
-  p95Us: number;
-  p99Us: number;
-  maxUs: number;
-  loadgenCpuS: number;
-}
-
-export async function runWrk(spec: WrkSpec): Promise<WrkResult> {
-  const script = wrkScript(spec);
-  const threads = Math.max(1, Math.min(spec.threads ?? 1, spec.connections));
-  const args = ['-c', 'wrk "$@"; rc=$?; times; exit $rc', 'wrk',
-    '-t', String(threads), '-c', String(spec.connections), '-d', `${spec.durationS}s`, '--timeout', '10s',
-    '-s', script, `http://127.0.0.1:${spec.port}${spec.path}`, '--', String(spec.startIndex), String(threads)];
-  const child = startChild('wrk', 'bash', args, { pipeStdout: true });
-  let out = '';
-  let err = '';
-  child.proc.stdout!.setEncoding('utf8');
-  child.proc.stdout!.on('data', (s: string) => (out += s));
-  child.proc.stderr!.setEncoding('utf8');
-  child.proc.stderr!.on('data', (s: string) => (err += s));
-  const killer = setTimeout(() => {
-    if (child.proc.pid !== undefined && !child.exited) process.kill(-child.proc.pid, 'SIGKILL');
-  }, (spec.durationS + 30) * 1000);
-  await child.exitPromise;
-  clearTimeout(killer);
-  const line = out.split('\n').find((l) => l.startsWith('@@RESULT '));
-  if (child.exitCode !== 0 || !line) throw new Error(`wrk failed (exit ${child.exitCode}, signal ${child.exitSignal}):\n${out}${err}`);
-  const r = JSON.parse(line.slice('@@RESULT '.length)) as Record<string, number> & { counts: Array<Record<string, number>> };
-  const durationS = r.duration_us! / 1e6;
-  const responses = r.requests!;
-  let statuses: Record<string, number> | null = null;
-  let ok = responses - r.status!;
-  let non2xx = r.status!;
-  if (spec.countStatuses) {
-    statuses = {};
-    for (const c of r.counts) for (const [k, v] of Object.entries(c)) statuses[k] = (statuses[k] ?? 0) + v;
-    ok = 0;
-    for (const [k, v] of Object.entries(statuses)) if (k.startsWith('2')) ok += v;
-    non2xx = responses - ok;
-  }
-  return {
-    durationS,
-    responses,
-    ok,
-    non2xx,
-    statuses,
-    socketErrors: r.connect! + r.read! + r.write! + r.timeout!,
-    okPerS: ok / durationS,
-    p50Us: r.p50!,
-    p95Us: r.p95!,
-    p99Us: r.p99!,
-    maxUs: r.max!,
-    loadgenCpuS: parseTimes(out),
-  };
-}
+export { WRK_PATH } from './wrk';
 
 // ---------------------------------------------------------------------------------------------
 // One measured run with CPU accounting.
@@ -261,7 +178,7 @@ export interface Measured {
   load1: number;
 }
 
-export async function measured(e: EngineProc, spec: WrkSpec): Promise<Measured> {
+export async function measured(e: EngineProc, spec: WrkRun): Promise<Measured> {
   assertAlive(e);
   const pid = e.child.proc.pid;
   const load1 = os.loadavg()[0]!;
@@ -293,37 +210,22 @@ export function runLine(label: string, m: Measured, rowsPerRequest: number): str
 // ---------------------------------------------------------------------------------------------
 // Summaries
 
-export interface VariantSummary {
-  reqPerS: number;
+export interface VariantSummary extends RunsSummary {
   rowsPerS: number;
-  p50Us: number;
-  p95Us: number;
-  p99Us: number;
-  non2xx: number;
-  socketErrors: number;
-  responses: number;
   serverCpuPct: number;
   otherCpuPct: number;
   load1: number;
-  perRound: number[];
   /** Median over runs of 2xx answers per second of engine CPU (req/s ÷ engine cores busy). */
   perCpuS: number;
 }
 
 export function summarize(runs: readonly Measured[], rowsPerRequest: number): VariantSummary {
   return {
-    reqPerS: median(runs.map((m) => m.run.okPerS)),
+    ...summarizeRuns(runs.map((m) => m.run)),
     rowsPerS: median(runs.map((m) => m.run.okPerS * rowsPerRequest)),
-    p50Us: median(runs.map((m) => m.run.p50Us)),
-    p95Us: median(runs.map((m) => m.run.p95Us)),
-    p99Us: median(runs.map((m) => m.run.p99Us)),
-    non2xx: runs.reduce((s, m) => s + m.run.non2xx, 0),
-    socketErrors: runs.reduce((s, m) => s + m.run.socketErrors, 0),
-    responses: runs.reduce((s, m) => s + m.run.responses, 0),
     serverCpuPct: median(runs.map((m) => m.serverCpuPct)),
     otherCpuPct: median(runs.map((m) => m.otherCpuPct)),
     load1: median(runs.map((m) => m.load1)),
-    perRound: runs.map((m) => m.run.okPerS),
     perCpuS: median(runs.map((m) => m.run.okPerS / (m.serverCpuPct / 100))),
   };
 }

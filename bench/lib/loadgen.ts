@@ -8,12 +8,10 @@
  * socket errors, and the CPU seconds the load generator itself used.
  */
 import autocannon from 'autocannon';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BodySet } from './bodies';
 import { LatencySample, percentile } from './stats';
-import { startChild, tail } from './procs';
-import { parseTimes, wrkScript } from './wrk-script';
+import { runWrk, type WrkResult } from './wrk';
 
 export type Tool = 'wrk' | 'autocannon';
 
@@ -36,77 +34,24 @@ export interface LoadSpec {
   path?: string;
 }
 
-export interface RunResult {
-  tool: Tool;
-  durationS: number;
-  /** Completed answers, any status. */
-  responses: number;
-  /** 2xx answers. */
-  ok: number;
-  /** Answers with a status >= 400 (wrk) or non-2xx (autocannon). */
-  non2xx: number;
-  /** Connect, read, write errors and timeouts. */
-  socketErrors: number;
-  okPerS: number;
-  p50Us: number;
-  p95Us: number;
-  p99Us: number;
-  maxUs: number;
-  /** CPU seconds (user + system) the load generator used during the run. */
-  loadgenCpuS: number;
-}
+/** What either generator measured; `tool` says which. */
+export type RunResult = Omit<WrkResult, 'statuses'> & { tool: Tool };
 
-export const WRK_PATH = '/usr/bin/wrk';
-
-export function wrkAvailable(): boolean {
-  try {
-    fs.accessSync(WRK_PATH, fs.constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function runWrk(spec: LoadSpec): Promise<RunResult> {
-  const script = wrkScript({ workDir: spec.workDir, id: spec.id, bodies: spec.set.bodies, contentType: spec.set.contentType, path: spec.path ?? '/predict' });
-  const threads = Math.max(1, Math.min(spec.threads, spec.connections));
-  const args = ['-c', 'wrk "$@"; rc=$?; times; exit $rc', 'wrk',
-    '-t', String(threads), '-c', String(spec.connections), '-d', `${spec.durationS}s`, '--timeout', '10s',
-    '-s', script, `http://127.0.0.1:${spec.port}${spec.path ?? '/predict'}`, '--', String(spec.startIndex), String(threads)];
-  const logPath = path.join(spec.workDir, `${spec.id}.wrk.log`);
-  const child = startChild('wrk', 'bash', args, { pipeStdout: true });
-  let out = '';
-  child.proc.stdout!.setEncoding('utf8');
-  child.proc.stdout!.on('data', (s: string) => (out += s));
-  let err = '';
-  child.proc.stderr!.setEncoding('utf8');
-  child.proc.stderr!.on('data', (s: string) => (err += s));
-  const killer = setTimeout(() => child.proc.pid !== undefined && process.kill(-child.proc.pid, 'SIGKILL'), (spec.durationS + 30) * 1000);
-  await child.exitPromise;
-  clearTimeout(killer);
-  fs.appendFileSync(logPath, out + err);
-  const line = out.split('\n').find((l) => l.startsWith('@@RESULT '));
-  if (child.exitCode !== 0 || !line) {
-    throw new Error(`wrk failed (exit ${child.exitCode}, signal ${child.exitSignal}):\n${out}${err}${tail(logPath, 5)}`);
-  }
-  const r = JSON.parse(line.slice('@@RESULT '.length)) as Record<string, number>;
-  const durationS = r.duration_us! / 1e6;
-  const responses = r.requests!;
-  const ok = responses - r.status!;
-  return {
-    tool: 'wrk',
-    durationS,
-    responses,
-    ok,
-    non2xx: r.status!,
-    socketErrors: r.connect! + r.read! + r.write! + r.timeout!,
-    okPerS: ok / durationS,
-    p50Us: r.p50!,
-    p95Us: r.p95!,
-    p99Us: r.p99!,
-    maxUs: r.max!,
-    loadgenCpuS: parseTimes(out),
-  };
+async function runWrkLoad(spec: LoadSpec): Promise<RunResult> {
+  const { statuses: _, ...run } = await runWrk({
+    workDir: spec.workDir,
+    id: spec.id,
+    bodies: spec.set.bodies,
+    contentType: spec.set.contentType,
+    path: spec.path ?? '/predict',
+    port: spec.port,
+    connections: spec.connections,
+    durationS: spec.durationS,
+    startIndex: spec.startIndex,
+    threads: spec.threads,
+    logPath: path.join(spec.workDir, `${spec.id}.wrk.log`),
+  });
+  return { tool: 'wrk', ...run };
 }
 
 /**
@@ -170,5 +115,5 @@ async function runAutocannon(spec: LoadSpec): Promise<RunResult> {
 }
 
 export function runLoad(tool: Tool, spec: LoadSpec): Promise<RunResult> {
-  return tool === 'wrk' ? runWrk(spec) : runAutocannon(spec);
+  return tool === 'wrk' ? runWrkLoad(spec) : runAutocannon(spec);
 }

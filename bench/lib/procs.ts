@@ -1,12 +1,13 @@
 /**
- * Child processes for the HTTP benchmark: every child gets its own process group so the harness
- * can stop it and anything it started; all of them are killed when the harness exits, fails or is
- * interrupted. Also free ports, readiness polling, small HTTP requests and per-process CPU time.
+ * Child processes for the benchmarks and the tests (which import this file from its source):
+ * start one, wait until it serves or until a condition holds, stop it. Every child gets its own
+ * process group, so stopping it also stops anything it started, and a harness that exits, fails
+ * or is interrupted kills whatever is still running (installExitHandlers).
  */
-import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as net from 'node:net';
+import { request } from './request';
 
 export interface Child {
   name: string;
@@ -16,6 +17,19 @@ export interface Child {
   exitCode: number | null;
   exitSignal: NodeJS.Signals | null;
   exitPromise: Promise<void>;
+  /** What the child printed so far (stdout and stderr), when started with `capture`. */
+  output(): string;
+}
+
+export interface ChildOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Append stdout and stderr to this file. */
+  logPath?: string;
+  /** Leave stdout (and stderr, without a log file) as pipes for the caller to read. */
+  pipeStdout?: boolean;
+  /** Keep stdout and stderr in memory, for `output()`. */
+  capture?: boolean;
 }
 
 const children = new Set<Child>();
@@ -33,20 +47,23 @@ function killGroup(c: Child, signal: NodeJS.Signals): void {
   }
 }
 
-/** Starts a child in its own process group, output to `logPath` (or ignored / piped). */
-export function startChild(name: string, cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; logPath?: string; pipeStdout?: boolean }): Child {
-  let logFd: number | null = null;
-  if (opts.logPath) logFd = fs.openSync(opts.logPath, 'a');
+function stdioFor(opts: ChildOptions, logFd: number | null): SpawnOptions['stdio'] {
+  if (opts.capture) return ['ignore', 'pipe', 'pipe'];
   const out = opts.pipeStdout ? 'pipe' : logFd ?? 'ignore';
-  const spawnOpts: SpawnOptions = {
-    cwd: opts.cwd,
-    env: opts.env ?? process.env,
-    detached: true,
-    stdio: ['ignore', out, logFd ?? (opts.pipeStdout ? 'pipe' : 'ignore')],
-  };
-  const proc = spawn(cmd, [...args], spawnOpts);
+  return ['ignore', out, logFd ?? (opts.pipeStdout ? 'pipe' : 'ignore')];
+}
+
+/** Starts a child in its own process group; its output goes to `logPath`, memory, pipes or nowhere. */
+export function startChild(name: string, cmd: string, args: readonly string[], opts: ChildOptions = {}): Child {
+  const logFd = opts.logPath && !opts.capture ? fs.openSync(opts.logPath, 'a') : null;
+  const proc = spawn(cmd, [...args], { cwd: opts.cwd, env: opts.env ?? process.env, detached: true, stdio: stdioFor(opts, logFd) });
   if (logFd !== null) fs.closeSync(logFd);
-  const child: Child = { name, proc, logPath: opts.logPath ?? null, exited: false, exitCode: null, exitSignal: null, exitPromise: Promise.resolve() };
+  let captured = '';
+  if (opts.capture) {
+    proc.stdout!.on('data', (c: Buffer) => (captured += c.toString('utf8')));
+    proc.stderr!.on('data', (c: Buffer) => (captured += c.toString('utf8')));
+  }
+  const child: Child = { name, proc, logPath: opts.logPath ?? null, exited: false, exitCode: null, exitSignal: null, exitPromise: Promise.resolve(), output: () => captured };
   child.exitPromise = new Promise<void>((resolve) => {
     proc.on('exit', (code, signal) => {
       child.exited = true;
@@ -59,6 +76,7 @@ export function startChild(name: string, cmd: string, args: readonly string[], o
       child.exited = true;
       child.exitCode = -1;
       children.delete(child);
+      captured += `spawn error: ${err.message}\n`;
       if (child.logPath) fs.appendFileSync(child.logPath, `spawn error: ${err.message}\n`);
       resolve();
     });
@@ -103,15 +121,26 @@ export function installExitHandlers(onFatal: (err: unknown) => void): void {
   process.on('unhandledRejection', onFatal);
 }
 
+/** The last `lines` lines of a file ('' when there is none). */
 export function tail(path: string | null, lines = 20): string {
   if (!path) return '';
   try {
-    return fs.readFileSync(path, 'utf8').split('\n').slice(-lines - 1).join('\n');
+    return lastLines(fs.readFileSync(path, 'utf8'), lines);
   } catch {
     return '';
   }
 }
 
+function lastLines(text: string, lines: number): string {
+  return text.split('\n').slice(-lines - 1).join('\n');
+}
+
+/** The end of what a child printed: its log file, or what was captured. */
+export function recentOutput(c: Child, lines = 20): string {
+  return c.logPath ? tail(c.logPath, lines) : lastLines(c.output(), lines);
+}
+
+/** A port the OS just handed out (closed again for the caller's server to take). */
 export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -125,37 +154,13 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
-export interface HttpAnswer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
-
-/** One request on a fresh connection to 127.0.0.1. */
-export function request(port: number, method: string, path: string, body?: Buffer, headers: Record<string, string> = {}, timeoutMs = 5000): Promise<HttpAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: '127.0.0.1', port, method, path, agent: false, headers: body ? { ...headers, 'Content-Length': String(body.length) } : headers, timeout: timeoutMs },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out after ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-/** Polls `path` until it answers 200; fails early if the child exits. */
+/** Polls `path` on 127.0.0.1:`port` until it answers 200; fails early if the child exits. */
 export async function waitReady(c: Child, port: number, path: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer yet';
   while (Date.now() < deadline) {
     if (c.exited) {
-      throw new Error(`${c.name} exited (code ${c.exitCode}, signal ${c.exitSignal}) before it was ready\n${tail(c.logPath)}`);
+      throw new Error(`${c.name} exited (code ${c.exitCode}, signal ${c.exitSignal}) before it was ready\n${recentOutput(c)}`);
     }
     try {
       const a = await request(port, 'GET', path, undefined, {}, 1000);
@@ -164,52 +169,20 @@ export async function waitReady(c: Child, port: number, path: string, timeoutMs:
     } catch (err) {
       last = (err as Error).message;
     }
-    await sleep(200);
+    await sleep(50);
   }
-  throw new Error(`${c.name} was not ready on port ${port} within ${timeoutMs / 1000} s (last: ${last})\n${tail(c.logPath)}`);
+  throw new Error(`${c.name} was not ready on port ${port} within ${timeoutMs / 1000} s (last: ${last})\n${recentOutput(c)}`);
+}
+
+/** Polls `check` every `intervalMs` until it is true; fails after `timeoutMs` naming `what`. */
+export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000, intervalMs = 5): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(intervalMs);
+  }
 }
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-let clockTicks: number | null = null;
-
-function ticksPerSecond(): number {
-  if (clockTicks === null) {
-    try {
-      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    } catch {
-      clockTicks = 100;
-    }
-  }
-  return clockTicks;
-}
-
-/** User + system CPU seconds of a live process (all its threads), or NaN. */
-export function cpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name may contain spaces: fields are counted after the closing parenthesis.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond();
-  } catch {
-    return NaN;
-  }
-}
-
-/**
- * CPU seconds the whole machine spent busy (user, nice, system, irq, softirq and steal over all
- * cores) since boot, from /proc/stat; NaN where unavailable.
- */
-export function machineBusySeconds(): number {
-  try {
-    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
-    const f = line.trim().split(/\s+/).slice(1).map(Number);
-    const [user, nice, system, , , irq, softirq, steal] = f;
-    return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / ticksPerSecond();
-  } catch {
-    return NaN;
-  }
 }

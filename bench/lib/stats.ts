@@ -48,3 +48,40 @@ export function fmtMs(us: number): string {
 export function fmtRatio(r: number): string {
   return Number.isFinite(r) ? r.toFixed(2) + '×' : 'n/a';
 }
+
+/** Latency percentiles and error counts: of one run, or over the rounds of a variant. */
+interface LatencyAndErrors {
+  p50Us: number;
+  p95Us: number;
+  p99Us: number;
+  non2xx: number;
+  socketErrors: number;
+  responses: number;
+}
+
+/** The figures of one load-generator run that every HTTP benchmark reports. */
+export interface RunFigures extends LatencyAndErrors {
+  /** 2xx answers per second. */
+  okPerS: number;
+}
+
+/** Over the rounds of one variant: medians of throughput and latency, errors summed. */
+export interface RunsSummary extends LatencyAndErrors {
+  /** Median of the rounds' okPerS. */
+  reqPerS: number;
+  /** okPerS of each round, in order. */
+  perRound: number[];
+}
+
+export function summarizeRuns(runs: readonly RunFigures[]): RunsSummary {
+  return {
+    reqPerS: median(runs.map((r) => r.okPerS)),
+    p50Us: median(runs.map((r) => r.p50Us)),
+    p95Us: median(runs.map((r) => r.p95Us)),
+    p99Us: median(runs.map((r) => r.p99Us)),
+    non2xx: runs.reduce((s, r) => s + r.non2xx, 0),
+    socketErrors: runs.reduce((s, r) => s + r.socketErrors, 0),
+    responses: runs.reduce((s, r) => s + r.responses, 0),
+    perRound: runs.map((r) => r.okPerS),
+  };
+}
