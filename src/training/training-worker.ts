@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
-import { ErrorCodes, TradeflowError } from '../errors';
+import { reviveError, tfError, TradeflowError } from '../errors';
 import { projectRoot } from '../paths';
 import type { TrainingWorkerData, TrainingWorkerReply } from './training-protocol';
 import { withCreatedAt } from './model-card';
@@ -45,7 +45,7 @@ export interface TrainingWorkerOptions {
 /** The compiled worker: under dist/ whether we run from dist/ or from sources (tests). */
 export function trainingWorkerFile(): string {
   const file = path.join(projectRoot(), 'dist', 'workers', 'training.js');
-  if (!fs.existsSync(file)) throw new TradeflowError('INTERNAL', `training worker not built: ${file} is missing (run npm run build)`);
+  if (!fs.existsSync(file)) throw tfError('INTERNAL', `training worker not built: ${file} is missing (run npm run build)`);
   return file;
 }
 
@@ -61,7 +61,7 @@ export function runTrainingInWorker(input: TrainingInput, options: TrainingWorke
       const { data, transferList } = workerInput(input, options.transferInput === true);
       worker = new Worker(trainingWorkerFile(), { workerData: data, transferList, resourceLimits: options.resourceLimits });
     } catch (err) {
-      reject(err instanceof TradeflowError ? err : new TradeflowError('INTERNAL', `cannot start the training worker: ${(err as Error).message}`));
+      reject(err instanceof TradeflowError ? err : tfError('INTERNAL', `cannot start the training worker: ${(err as Error).message}`));
       return;
     }
     let settled = false;
@@ -82,18 +82,18 @@ export function runTrainingInWorker(input: TrainingInput, options: TrainingWorke
           const outcome = reply.outcome;
           resolve(input.createdAt === undefined ? outcome : { ...outcome, card: withCreatedAt(outcome.card, input.createdAt) });
         } else {
-          reject(new TradeflowError(reply.code in ErrorCodes ? reply.code : 'INTERNAL', reply.message));
+          reject(reviveError(reply.code, reply.message));
         }
       }),
     );
     worker.once('messageerror', (err: Error) =>
-      settle(() => reject(new TradeflowError('WORKER_FAILED', `the training worker's answer could not be read: ${err.message}`))),
+      settle(() => reject(tfError('WORKER_FAILED', `the training worker's answer could not be read: ${err.message}`))),
     );
     worker.once('error', (err: Error) =>
-      settle(() => reject(new TradeflowError('WORKER_FAILED', `the training worker crashed: ${err.message}`))),
+      settle(() => reject(tfError('WORKER_FAILED', `the training worker crashed: ${err.message}`))),
     );
     worker.once('exit', (code: number) =>
-      settle(() => reject(new TradeflowError('WORKER_FAILED', `the training worker exited (code ${code}) without an answer`))),
+      settle(() => reject(tfError('WORKER_FAILED', `the training worker exited (code ${code}) without an answer`))),
     );
   });
 }
@@ -101,7 +101,7 @@ export function runTrainingInWorker(input: TrainingInput, options: TrainingWorke
 function abortError(signal: AbortSignal): TradeflowError {
   const reason: unknown = signal.reason;
   const why = reason instanceof Error && reason.name !== 'AbortError' ? `: ${reason.message}` : '';
-  return new TradeflowError('INTERNAL', `the training run was aborted${why}`);
+  return tfError('INTERNAL', `the training run was aborted${why}`);
 }
 
 function workerInput(input: TrainingInput, transfer: boolean): { data: TrainingWorkerData; transferList: ArrayBuffer[] } {
@@ -109,7 +109,7 @@ function workerInput(input: TrainingInput, transfer: boolean): { data: TrainingW
   // Shapes are the worker's to check (it answers with a clear message); only what slicing
   // needs is guarded here.
   if (!Number.isInteger(rows) || rows < 0 || !Number.isInteger(features) || features < 1) {
-    throw new TradeflowError('CONFIG_INVALID', `bad training input shape: ${rows} rows of ${features} features`);
+    throw tfError('TRAINING_DATA_INVALID', `bad training input shape: ${rows} rows of ${features} features`);
   }
   const x = owned(input.x, rows * features, transfer, null);
   const y = owned(input.y, rows, transfer, x.buffer);
