@@ -13,7 +13,7 @@
  * batch (the slot is compacted) and costs no inference.
  */
 import { performance } from 'node:perf_hooks';
-import { TradeflowError } from '../errors';
+import { tfError, type TradeflowError } from '../errors';
 import type { SlabViews } from '../pool/slab';
 
 /** One request's rows in a batch. Implemented by the HTTP layer; the batcher never sees HTTP. */
@@ -109,10 +109,10 @@ export class Batcher {
    * otherwise the client is later completed or failed exactly once (unless it is dead).
    */
   enqueue(model: number, src: Float32Array, rows: number, client: BatchClient): void {
-    if (this.draining) throw new TradeflowError('DRAINING', 'the engine is shutting down and takes no new predictions', { 'Retry-After': '1' });
+    if (this.draining) throw tfError('DRAINING', { refusing: 'predictions' });
     if (this.queuedRows + rows > this.opts.maxQueueRows) {
       this.counters.requestsRejected++;
-      throw new TradeflowError('QUEUE_FULL', `prediction queue is full (${this.queuedRows} rows waiting, limit ${this.opts.maxQueueRows})`, { 'Retry-After': '1' });
+      throw tfError('QUEUE_FULL', { waiting: this.queuedRows, limit: this.opts.maxQueueRows });
     }
     const b = this.target(model, rows);
     const F = this.F;
@@ -150,7 +150,7 @@ export class Batcher {
       break;
     }
     this.counters.requestsRejected++;
-    throw new TradeflowError('QUEUE_FULL', `every batch slot is full (${this.queuedRows} rows waiting); try again shortly`, { 'Retry-After': '1' });
+    throw tfError('QUEUE_FULL', { waiting: this.queuedRows, limit: null });
   }
 
   /** The client went away: its rows are skipped if its batch has not been dispatched yet. */
@@ -254,7 +254,7 @@ export class Batcher {
   private expire(c: BatchClient): void {
     c.dead = true;
     this.counters.requestsExpired++;
-    c.fail(new TradeflowError('DEADLINE_EXCEEDED', 'the request waited in the queue past its deadline and was not computed'));
+    c.fail(tfError('DEADLINE_EXCEEDED'));
   }
 
   private dispatch(b: Batch): void {
@@ -295,7 +295,7 @@ export class Batcher {
         this.finish(b, { model, slot: b.slot, rows, queueWaitSeconds, ok: true });
       },
       (err: Error) => {
-        const failure = new TradeflowError('WORKER_FAILED', `the inference worker failed on this batch: ${err.message}`);
+        const failure = tfError('WORKER_FAILED', `the inference worker failed on this batch: ${err.message}`);
         for (const c of b.clients) if (!c.dead) c.fail(failure);
         this.finish(b, { model, slot: b.slot, rows, queueWaitSeconds, ok: false });
       },

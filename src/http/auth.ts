@@ -5,7 +5,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
-import { TradeflowError } from '../errors';
+import { tfError } from '../errors';
 
 export type AdminCheck = (res: HttpResponse, req: HttpRequest) => void;
 
@@ -22,16 +22,16 @@ export function adminCheck(token: string | null): AdminCheck {
     if (expected === null) {
       const addr = Buffer.from(res.getRemoteAddressAsText()).toString();
       if (!isLoopback(addr)) {
-        throw new TradeflowError('FORBIDDEN', `no ADMIN_TOKEN is configured, so this endpoint only accepts loopback clients (got ${addr})`);
+        throw tfError('FORBIDDEN', `no ADMIN_TOKEN is configured, so this endpoint only accepts loopback clients (got ${addr})`);
       }
       return;
     }
     const header = req.getHeader('authorization');
     const m = /^Bearer\s+(.+)$/i.exec(header);
-    if (!m) throw new TradeflowError('UNAUTHORIZED', 'this endpoint needs "Authorization: Bearer <token>"', { 'WWW-Authenticate': 'Bearer' });
+    if (!m) throw tfError('UNAUTHORIZED');
     const given = Buffer.from(m[1]!.trim());
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new TradeflowError('FORBIDDEN', 'the bearer token is not valid for this endpoint');
+      throw tfError('FORBIDDEN', 'the bearer token is not valid for this endpoint');
     }
   };
 }

@@ -5,7 +5,7 @@
  * run. Chunks of a longer body are copied (uWS neuters them after each callback).
  */
 import type { HttpResponse } from 'uWebSockets.js';
-import { TradeflowError } from '../errors';
+import { tfError, type TradeflowError } from '../errors';
 import type { Exchange, Responder } from './respond';
 
 export type BodyHandler = (body: Uint8Array) => void;
@@ -26,12 +26,12 @@ export function mediaTypeOf(header: string): string {
 
 /** Refuses a malformed or oversized declared `content-length` before any byte is read. */
 export function checkDeclaredLength(contentLength: number, limit: number): void {
-  if (Number.isNaN(contentLength)) throw new TradeflowError('INVALID_HEADER', 'Content-Length is not a number');
+  if (Number.isNaN(contentLength)) throw tfError('INVALID_HEADER', 'Content-Length is not a number');
   if (contentLength > limit) throw tooLarge(limit, contentLength);
 }
 
 export function tooLarge(limit: number, got: number | null): TradeflowError {
-  return new TradeflowError('BODY_TOO_LARGE', got === null ? `request body exceeds the limit of ${limit} bytes` : `request body of ${got} bytes exceeds the limit of ${limit} bytes`);
+  return tfError('BODY_TOO_LARGE', got === null ? `request body exceeds the limit of ${limit} bytes` : `request body of ${got} bytes exceeds the limit of ${limit} bytes`);
 }
 
 /**

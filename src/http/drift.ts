@@ -3,14 +3,14 @@
  * resets go through the feedback log like any feedback, so they survive a crash too.
  */
 import type { DriftMonitor } from '../drift/monitor';
-import { TradeflowError } from '../errors';
+import { tfError, type TradeflowError } from '../errors';
 import type { OnlineLearning } from '../learning/online';
 import type { AdminCheck } from './auth';
 import { readControlBody } from './body';
 import type { HttpServer } from './server';
 
 function invalid(message: string): TradeflowError {
-  return new TradeflowError('INVALID_QUERY', message);
+  return tfError('INVALID_QUERY', message);
 }
 
 /** `prediction`, `actual` (0 or 1) and optional `proba` in [0, 1] from a query string. */

@@ -28,7 +28,7 @@
  * Unknown keys are ignored; a repeated key counts once, with its last value (as JSON.parse).
  * A key that is present with `null` is a wrong type, not an absent key.
  */
-import { TradeflowError } from '../errors';
+import { tfError, type TradeflowError } from '../errors';
 
 export interface DecodedBody {
   /** Which key carried the rows ('none': neither key present). */
@@ -88,13 +88,13 @@ export function decodeJsonBodyReference(
   try {
     text = utf8.decode(body);
   } catch {
-    throw new TradeflowError('INVALID_JSON', 'body is not valid UTF-8');
+    throw tfError('INVALID_JSON', 'body is not valid UTF-8');
   }
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw new TradeflowError('INVALID_JSON', `body is not valid JSON: ${(err as Error).message}`);
+    throw tfError('INVALID_JSON', `body is not valid JSON: ${(err as Error).message}`);
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     throw invalidBody('body must be a JSON object');
@@ -150,7 +150,7 @@ export function decodeJsonBodyReference(
     rowList = v;
   }
   if (rows > maxRows) {
-    throw new TradeflowError('TOO_MANY_ROWS', `body has ${rows} row${rows === 1 ? '' : 's'}, the limit is ${maxRows}`);
+    throw tfError('TOO_MANY_ROWS', `body has ${rows} row${rows === 1 ? '' : 's'}, the limit is ${maxRows}`);
   }
 
   let labels: unknown[] | undefined;
@@ -196,7 +196,7 @@ export function decodeJsonBodyReference(
 
 function decodeRow(row: unknown[], place: string, features: number, out: Float32Array, base: number, text: string): void {
   if (row.length !== features) {
-    throw new TradeflowError(
+    throw tfError(
       'FEATURE_COUNT_MISMATCH',
       `${place} has ${row.length} value${row.length === 1 ? '' : 's'}, expected ${features}`,
     );
@@ -204,12 +204,12 @@ function decodeRow(row: unknown[], place: string, features: number, out: Float32
   for (let j = 0; j < features; j++) {
     const v = row[j];
     if (typeof v !== 'number') {
-      throw new TradeflowError('INVALID_FEATURE_VALUE', `${place}[${j}] must be a number, got ${typeName(v)}`);
+      throw tfError('INVALID_FEATURE_VALUE', `${place}[${j}] must be a number, got ${typeName(v)}`);
     }
     const f = Math.fround(v);
     if (!Number.isFinite(f)) {
       const literal = literalAt(text, place, j) ?? String(v);
-      throw new TradeflowError('NON_FINITE_FEATURE', `${place}[${j}] is ${literal}, outside the float32 range`);
+      throw tfError('NON_FINITE_FEATURE', `${place}[${j}] is ${literal}, outside the float32 range`);
     }
     out[base + j] = f;
   }
@@ -218,15 +218,15 @@ function decodeRow(row: unknown[], place: string, features: number, out: Float32
 // A caller bug, not a client error: caught here so that it cannot look like a bad body.
 function checkArgs(features: number, out: Float32Array, maxRows: number): void {
   if (!Number.isInteger(features) || features < 1 || !Number.isInteger(maxRows) || maxRows < 0) {
-    throw new TradeflowError('INTERNAL', `decodeJsonBody: bad features (${features}) or maxRows (${maxRows})`);
+    throw tfError('INTERNAL', `decodeJsonBody: bad features (${features}) or maxRows (${maxRows})`);
   }
   if (out.length < maxRows * features) {
-    throw new TradeflowError('INTERNAL', `decodeJsonBody: out holds ${out.length} floats, needs ${maxRows * features}`);
+    throw tfError('INTERNAL', `decodeJsonBody: out holds ${out.length} floats, needs ${maxRows * features}`);
   }
 }
 
 function invalidBody(message: string): TradeflowError {
-  return new TradeflowError('INVALID_BODY', message);
+  return tfError('INVALID_BODY', message);
 }
 
 function typeName(v: unknown): string {

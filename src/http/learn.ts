@@ -9,7 +9,7 @@
  */
 import type { HttpRequest } from 'uWebSockets.js';
 import type { Batcher, BatchClient } from '../batching/batcher';
-import { TradeflowError } from '../errors';
+import { tfError, type TradeflowError } from '../errors';
 import type { FeedbackExample, ServedPrediction } from '../learning/feedback-record';
 import type { OnlineLearning } from '../learning/online';
 import type { PredictionStore } from '../learning/prediction-store';
@@ -62,7 +62,7 @@ class ScoreCall implements BatchClient {
 }
 
 function invalid(message: string): TradeflowError {
-  return new TradeflowError('INVALID_BODY', message);
+  return tfError('INVALID_BODY', message);
 }
 
 export function createLearnHandler(deps: LearnDeps) {
@@ -95,8 +95,8 @@ export function createLearnHandler(deps: LearnDeps) {
     }
     if (d.id === undefined) throw invalid('body needs "features" with "label", "instances" with "labels", or "id" with "label"');
     const p = store.get(d.id);
-    if (p === 'unknown') throw new TradeflowError('PREDICTION_ID_NOT_FOUND', `no prediction with id "${d.id}" is known (unknown, already given feedback, or evicted)`);
-    if (p === 'expired') throw new TradeflowError('PREDICTION_ID_EXPIRED', `the prediction with id "${d.id}" is older than the id TTL; send its features with the label instead`);
+    if (p === 'unknown') throw tfError('PREDICTION_ID_NOT_FOUND', { id: d.id });
+    if (p === 'expired') throw tfError('PREDICTION_ID_EXPIRED', { id: d.id });
     let labels: Uint8Array;
     if (d.label !== undefined && d.labelCount === 0) {
       if (p.rows !== 1) throw invalid(`prediction "${d.id}" has ${p.rows} rows: send "labels" with one label per row`);
@@ -118,9 +118,9 @@ export function createLearnHandler(deps: LearnDeps) {
     deps.admin(x.res, req);
     const type = req.getHeader('content-type');
     const contentLength = parseContentLength(req.getHeader('content-length'));
-    if (deps.isDraining()) throw new TradeflowError('DRAINING', 'the engine is shutting down and takes no new feedback', { 'Retry-After': '1' });
+    if (deps.isDraining()) throw tfError('DRAINING', { refusing: 'feedback' });
     const media = mediaTypeOf(type);
-    if (media !== '' && media !== JSON_TYPE) throw new TradeflowError('UNSUPPORTED_MEDIA_TYPE', `Content-Type "${type}" is not supported; /learn takes ${JSON_TYPE}`);
+    if (media !== '' && media !== JSON_TYPE) throw tfError('UNSUPPORTED_MEDIA_TYPE', `Content-Type "${type}" is not supported; /learn takes ${JSON_TYPE}`);
     checkDeclaredLength(contentLength, options.maxBodyBytes);
     const deadline = x.startedAt + options.requestTimeoutMs;
     readBody(

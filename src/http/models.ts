@@ -4,7 +4,7 @@
  * file on the server) and POST /models/{name}/rollback. Loading and rollback are admin-only.
  */
 import { readFile } from 'node:fs/promises';
-import { TradeflowError } from '../errors';
+import { tfError } from '../errors';
 import type { ModelRegistry } from '../models/registry';
 import type { VersionStore } from '../models/version-store';
 import type { ModelSwapper } from '../pool/model-swap';
@@ -47,7 +47,7 @@ export function registerModelRoutes(server: HttpServer, deps: ModelRoutesDeps): 
       const type = mediaTypeOf(req.getHeader('content-type'));
       const length = parseContentLength(req.getHeader('content-length'));
       if (type !== BINARY_TYPE && type !== JSON_TYPE) {
-        throw new TradeflowError('UNSUPPORTED_MEDIA_TYPE', `send the ONNX file as ${BINARY_TYPE}, or ${JSON_TYPE} {"path": "..."} for a file on the server`);
+        throw tfError('UNSUPPORTED_MEDIA_TYPE', `send the ONNX file as ${BINARY_TYPE}, or ${JSON_TYPE} {"path": "..."} for a file on the server`);
       }
       checkDeclaredLength(length, deps.maxUploadBytes);
       readBody(
@@ -63,17 +63,17 @@ export function registerModelRoutes(server: HttpServer, deps: ModelRoutesDeps): 
             try {
               path = (JSON.parse(Buffer.from(body).toString('utf8')) as { path?: unknown }).path;
             } catch (err) {
-              r.corked(x, () => r.error(x, new TradeflowError('INVALID_JSON', `body is not JSON: ${(err as Error).message}`)));
+              r.corked(x, () => r.error(x, tfError('INVALID_JSON', `body is not JSON: ${(err as Error).message}`)));
               return;
             }
             if (typeof path !== 'string' || path === '') {
-              r.corked(x, () => r.error(x, new TradeflowError('INVALID_BODY', 'JSON body needs "path": the ONNX file on the server')));
+              r.corked(x, () => r.error(x, tfError('INVALID_BODY', 'JSON body needs "path": the ONNX file on the server')));
               return;
             }
             bytes = readFile(path).then(
               (b) => ({ bytes: new Uint8Array(b), source: path as string }),
               (err: NodeJS.ErrnoException) => {
-                throw new TradeflowError('MODEL_REJECTED', `cannot read ${path}: ${err.code ?? err.message}`);
+                throw tfError('MODEL_REJECTED', `cannot read ${path}: ${err.code ?? err.message}`);
               },
             );
           }

@@ -6,7 +6,7 @@
  */
 import type { HttpRequest } from 'uWebSockets.js';
 import type { Batcher, BatchClient } from '../batching/batcher';
-import { TradeflowError } from '../errors';
+import { tfError, type TradeflowError } from '../errors';
 import type { ModelRegistry, ServedModel } from '../models/registry';
 import type { SlabViews } from '../pool/slab';
 import type { PredictionCache } from '../cache/prediction-cache';
@@ -49,7 +49,7 @@ function mediaType(header: string): 'json' | 'binary' | null {
 export function parseTimeoutHeader(value: string, fallback: number): number {
   if (value === '') return fallback;
   if (!/^\d{1,7}$/.test(value) || Number(value) < 1 || Number(value) > MAX_TIMEOUT_MS) {
-    throw new TradeflowError('INVALID_HEADER', `X-Request-Timeout-Ms must be a whole number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got "${value}"`);
+    throw tfError('INVALID_HEADER', `X-Request-Timeout-Ms must be a whole number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got "${value}"`);
   }
   return Number(value);
 }
@@ -124,7 +124,7 @@ class AnswerWriter {
       const p0 = probs[2 * r]!;
       const p1 = probs[2 * r + 1]!;
       if (!(p0 >= 0 && p0 <= 1 && p1 >= 0 && p1 <= 1)) {
-        const err = new TradeflowError('INVALID_MODEL_OUTPUT', `model ${m.name} ${m.version} produced an invalid probability for row ${r - first} (${p0}, ${p1})`);
+        const err = tfError('INVALID_MODEL_OUTPUT', `model ${m.name} ${m.version} produced an invalid probability for row ${r - first} (${p0}, ${p1})`);
         this.responder.corked(x, () => this.responder.error(x, err));
         return false;
       }
@@ -229,11 +229,11 @@ export function createPredictHandler(deps: PredictDeps) {
   function decodeBinary(bytes: Uint8Array): Float32Array {
     const rowBytes = 4 * F;
     if (bytes.length === 0 || bytes.length % rowBytes !== 0) {
-      throw new TradeflowError('INVALID_BINARY_BODY', `binary body must be whole rows of ${F} little-endian float32 values (${rowBytes} bytes per row), got ${bytes.length} bytes`);
+      throw tfError('INVALID_BINARY_BODY', `binary body must be whole rows of ${F} little-endian float32 values (${rowBytes} bytes per row), got ${bytes.length} bytes`);
     }
     const rows = bytes.length / rowBytes;
     if (rows > options.maxRequestRows) {
-      throw new TradeflowError('TOO_MANY_ROWS', `request has ${rows} rows, the limit is ${options.maxRequestRows}`);
+      throw tfError('TOO_MANY_ROWS', `request has ${rows} rows, the limit is ${options.maxRequestRows}`);
     }
     const n = rows * F;
     // x86 and arm64 are little-endian; an aligned body is read in place, anything else copied.
@@ -241,7 +241,7 @@ export function createPredictHandler(deps: PredictDeps) {
     for (let i = 0; i < n; i++) {
       const v = src[i]!;
       if (v - v !== 0) {
-        throw new TradeflowError('NON_FINITE_FEATURE', `row ${Math.floor(i / F)}, column ${i % F} is ${v}: features must be finite`);
+        throw tfError('NON_FINITE_FEATURE', `row ${Math.floor(i / F)}, column ${i % F} is ${v}: features must be finite`);
       }
     }
     return src;
@@ -258,8 +258,8 @@ export function createPredictHandler(deps: PredictDeps) {
     };
     // Early refusals come before the body is read; the router answers them and closes the
     // connection behind them.
-    if (deps.isDraining()) throw new TradeflowError('DRAINING', 'the engine is shutting down and takes no new predictions', { 'Retry-After': '1' });
-    if (kind === null) throw new TradeflowError('UNSUPPORTED_MEDIA_TYPE', `Content-Type "${req.getHeader('content-type')}" is not supported; use ${JSON_TYPE} or ${BINARY_TYPE}`);
+    if (deps.isDraining()) throw tfError('DRAINING', { refusing: 'predictions' });
+    if (kind === null) throw tfError('UNSUPPORTED_MEDIA_TYPE', `Content-Type "${req.getHeader('content-type')}" is not supported; use ${JSON_TYPE} or ${BINARY_TYPE}`);
     checkDeclaredLength(contentLength, options.maxBodyBytes);
     const timeoutMs = parseTimeoutHeader(timeoutHeader, options.requestTimeoutMs);
     const deadline = x.startedAt + timeoutMs;
@@ -278,7 +278,7 @@ export function createPredictHandler(deps: PredictDeps) {
           let id: string | undefined;
           if (kind === 'json') {
             const d = decodeJsonBody(bytes, F, staging, options.maxRequestRows);
-            if (d.shape === 'none') throw new TradeflowError('INVALID_BODY', 'body needs "features" (one row) or "instances" (a list of rows)');
+            if (d.shape === 'none') throw tfError('INVALID_BODY', 'body needs "features" (one row) or "instances" (a list of rows)');
             rows = d.rows;
             src = staging;
             format = d.shape;

@@ -3,7 +3,7 @@
  * JSON error shape and the per-answer observer (metrics) live in one place.
  */
 import type { HttpResponse } from 'uWebSockets.js';
-import { TradeflowError } from '../errors';
+import { isTradeflowError, tfError } from '../errors';
 
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK',
@@ -74,7 +74,7 @@ export class Responder {
   }
 
   error(x: Exchange, err: unknown, closeConnection = false): void {
-    const e = err instanceof TradeflowError ? err : new TradeflowError('INTERNAL', `internal error: ${(err as Error)?.message ?? String(err)}`);
+    const e = isTradeflowError(err) ? err : tfError('INTERNAL', `internal error: ${(err as Error)?.message ?? String(err)}`);
     this.send(x, e.status, JSON_TYPE, JSON.stringify(e.toJSON()), e.headers, closeConnection);
   }
 

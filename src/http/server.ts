@@ -5,7 +5,7 @@
  */
 import * as uWS from 'uWebSockets.js';
 import { performance } from 'node:perf_hooks';
-import { TradeflowError } from '../errors';
+import { RETRY_AFTER_HEADERS, tfError } from '../errors';
 import type { ModelRegistry } from '../models/registry';
 import { createPredictHandler, type PredictDeps } from './predict';
 import { Responder, type Exchange, type ResponseObserver } from './respond';
@@ -57,7 +57,7 @@ export class HttpServer {
       .on('GET', '/monitoring/health/readiness', (x) => {
         const reasons = lifecycle.notReadyReasons();
         const body = { status: reasons.length === 0 ? 'ready' : 'not_ready', reasons, ...lifecycle.readinessDetail() };
-        r.json(x, reasons.length === 0 ? 200 : 503, body, reasons.length === 0 ? undefined : { 'Retry-After': '1' });
+        r.json(x, reasons.length === 0 ? 200 : 503, body, reasons.length === 0 ? undefined : RETRY_AFTER_HEADERS);
       });
   }
 
@@ -80,13 +80,12 @@ export class HttpServer {
     });
     try {
       if (route === null) {
-        this.responder.error(x, new TradeflowError('NOT_FOUND', `no route for ${method} ${path}`), hasBody(req));
+        this.responder.error(x, tfError('NOT_FOUND', { method, path }), hasBody(req));
         return;
       }
       const handler = route.methods.get(method);
       if (handler === undefined) {
-        const allow = Router.allow(route);
-        this.responder.error(x, new TradeflowError('METHOD_NOT_ALLOWED', `${method} is not allowed on ${route.template}; allowed: ${allow}`, { Allow: allow }), hasBody(req));
+        this.responder.error(x, tfError('METHOD_NOT_ALLOWED', { method, route: route.template, allow: Router.allow(route) }), hasBody(req));
         return;
       }
       handler(x, req, params);
@@ -102,7 +101,7 @@ export class HttpServer {
       const listen = this.app.listen as unknown as (h: string, p: number, o: number, cb: (s: uWS.us_listen_socket | false) => void) => void;
       listen.call(this.app, host, port, EXCLUSIVE_PORT, (socket) => {
         if (!socket) {
-          reject(new TradeflowError('LISTEN_FAILED', `cannot listen on ${host}:${port} (address in use or not permitted)`));
+          reject(tfError('LISTEN_FAILED', `cannot listen on ${host}:${port} (address in use or not permitted)`));
           return;
         }
         this.listenSocket = socket;

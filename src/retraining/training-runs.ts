@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { TradeflowError } from '../errors';
+import { tfError } from '../errors';
 import type { DriftEvent } from '../drift/monitor';
 import type { ModelRegistry } from '../models/registry';
 import type { ModelSwapper } from '../pool/model-swap';
@@ -83,7 +83,7 @@ export class TrainingRuns {
 
   /** Starts a run; throws TRAINING_IN_PROGRESS while one runs. Resolves when it ends. */
   start(trigger: TrainTrigger, force: boolean, rowsFromEnd: number | null = null): { record: TrainRunRecord; done: Promise<TrainRunRecord> } {
-    if (this.running) throw new TradeflowError('TRAINING_IN_PROGRESS', 'a training run is in progress; one runs at a time');
+    if (this.running) throw tfError('TRAINING_IN_PROGRESS');
     const served = this.o.models.get(MODEL);
     const data = this.o.replay.toArrays();
     let { x, y, rows } = data;
@@ -162,7 +162,7 @@ export class TrainingRuns {
 
   get(id: string): TrainRunRecord {
     const r = this.runs.get(id);
-    if (!r) throw new TradeflowError('TRAINING_RUN_NOT_FOUND', `no training run with id "${id}" (the last ${this.o.historySize} are kept)`);
+    if (!r) throw tfError('TRAINING_RUN_NOT_FOUND', { id, kept: this.o.historySize });
     return r;
   }
 
