@@ -4,36 +4,33 @@
  * equal those of an uninterrupted learner given the same examples in the same order.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { SgdLearner, validateSgdOptions, type SgdOptions } from '../src/learning/sgd';
+import { startChild, stopChild, type Child } from '../bench/lib/procs';
 import { makeRows, request, rowsToArrays, waitFor } from './helpers/engine';
 
 const CLI = path.join(__dirname, '..', 'dist', 'src', 'cli', 'main.js');
 const F = 16;
 const ROWS_PER_REQUEST = 8;
-const children: ChildProcess[] = [];
+const children: Child[] = [];
 const dirs: string[] = [];
 
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+afterEach(async () => {
+  for (const c of children.splice(0)) await stopChild(c, 0);
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function serve(stateDir: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [CLI, 'serve'], {
+async function serve(stateDir: string, env: Record<string, string> = {}): Promise<{ child: Child; port: number }> {
+  const child = startChild('engine', process.execPath, [CLI, 'serve'], {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', STATE_DIR: stateDir, CHECKPOINT_INTERVAL_S: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    capture: true,
   });
   children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d.toString()));
-  child.stderr!.on('data', (d) => (out += d.toString()));
-  await waitFor(() => /"msg":"ready: every worker is warm"/.test(out) || child.exitCode !== null, 'the engine to be ready', 30_000);
-  const m = /"port":(\d+),"config"/.exec(out);
-  if (!m || child.exitCode !== null) throw new Error('engine did not start: ' + out);
+  await waitFor(() => /"msg":"ready: every worker is warm"/.test(child.output()) || child.exited, 'the engine to be ready', 30_000);
+  const m = /"port":(\d+),"config"/.exec(child.output());
+  if (!m || child.exited) throw new Error('engine did not start: ' + child.output());
   return { child, port: Number(m[1]) };
 }
 
@@ -65,10 +62,10 @@ describe('durability', () => {
       }
     })();
     await waitFor(() => acked >= 150, '150 acknowledged requests', 60_000);
-    first.child.kill('SIGKILL');
+    first.child.proc.kill('SIGKILL');
     stop = true;
     await sender;
-    await new Promise((r) => first.child.once('exit', r).exitCode !== null && r(null));
+    await first.child.exitPromise;
 
     const second = await serve(dir);
     const m = (await request(second.port, 'GET', '/models/sgd')).json();
@@ -88,7 +85,6 @@ describe('durability', () => {
     // The restarted engine goes on learning from there.
     const more = await request(second.port, 'POST', '/learn', body(applied), { 'content-type': 'application/json' });
     expect(more.status).toBe(202);
-    second.child.kill('SIGTERM');
-    await new Promise((r) => second.child.once('exit', r));
+    await stopChild(second.child, 15_000);
   });
 });

@@ -29,19 +29,11 @@ import type { Engine } from '../src/app';
 import { makeRows, postBinary, postJson, request, rowsToArrays, startTestEngine, type Reply } from './helpers/engine';
 import { writeEnsembleOnnx } from '../src/training/onnx-writer';
 import { FEATURE_NAMES } from '../src/training/features';
-import {
-  ALERT_RULES,
-  ALERTMANAGER_CONFIG,
-  extractPromQL,
-  loadYaml,
-  PROMETHEUS_CONFIG,
-  queryPrometheus,
-  REPO_ROOT,
-  startAlertmanager,
-  startPrometheus,
-  type Daemon,
-  type QueryResult,
-} from './helpers/prom-tools';
+import { ALERT_RULES, ALERTMANAGER_CONFIG, PROMETHEUS_CONFIG, REPO_ROOT } from './helpers/monitoring-files';
+import { startAlertmanager, startPrometheus, type Daemon } from './helpers/prom-daemons';
+import { queryPrometheus, type QueryResult } from './helpers/prom-query';
+import { extractPromQL } from './helpers/promql';
+import { loadYaml } from './helpers/yaml';
 import { requireTool } from './helpers/requirements';
 
 const prometheusBin = requireTool('prometheus');

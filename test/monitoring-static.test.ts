@@ -11,27 +11,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
+import { allPanels, substituteGrafanaVariables } from './helpers/grafana';
 import {
   ALERT_RULES,
   ALERTMANAGER_CONFIG,
-  allPanels,
   COMPOSE_FILE,
   DASHBOARD,
-  extractPromQL,
-  loadYaml,
-  metricNamesIn,
   MONITORING_DIR,
   PROMETHEUS_CONFIG,
-  queryPrometheus,
   REPO_ROOT,
   RULE_TESTS_DIR,
-  runTool,
-  startAlertmanager,
-  startPrometheus,
-  substituteGrafanaVariables,
-  toolVersion,
-  type Daemon,
-} from './helpers/prom-tools';
+} from './helpers/monitoring-files';
+import { startAlertmanager, startPrometheus, type Daemon } from './helpers/prom-daemons';
+import { queryPrometheus } from './helpers/prom-query';
+import { extractPromQL, metricNamesIn } from './helpers/promql';
+import { runTool, toolVersion } from './helpers/run-tool';
+import { loadYaml } from './helpers/yaml';
 import { requireData, requireTool } from './helpers/requirements';
 
 const promtool = requireTool('promtool');

@@ -63,14 +63,8 @@ export function postBinary(port: number, rows: Float32Array, headers: Record<str
   return request(port, 'POST', '/predict', Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength), { 'content-type': 'application/octet-stream', ...headers });
 }
 
-/** Polls `check` until it is true; fails after `timeoutMs` with `what`. */
-export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+/** Tests wait on conditions with the benches' process helpers (bench/lib/procs.ts). */
+export { waitFor } from '../../bench/lib/procs';
 
 /** Seeded rows of plausible feature values. */
 export function makeRows(rows: number, features: number, seed = 1): Float32Array {
