@@ -51,6 +51,17 @@ function segmentFiles(dir: string): string[] {
   return fs.readdirSync(dir).filter((f) => /^\d{20}\.log$/.test(f)).sort();
 }
 
+/**
+ * Makes the log's next write fail as a failing disk would (EBADF), by swapping its descriptor for
+ * a read-only one on the same file. Not by closing it: the number could be reused by another open.
+ */
+function breakWrites(log: FeedbackLog): void {
+  const inner = log as unknown as { fd: number };
+  const writable = inner.fd;
+  inner.fd = fs.openSync(path.join(log.dir, segmentFiles(log.dir).at(-1)!), 'r');
+  fs.closeSync(writable);
+}
+
 /** Offsets of the frames in one segment file (assumes it is intact). */
 function frameOffsets(file: string): number[] {
   const buf = fs.readFileSync(file);
@@ -193,7 +204,7 @@ describe('FeedbackLog: appends and replay', () => {
     expect((await readAll(await openLog(dir))).length).toBe(50);
   });
 
-  it('rejects at once with QUEUE_FULL above maxPendingBytes, and accepts again once drained', async () => {
+  it('rejects at once with FEEDBACK_BACKLOG above maxPendingBytes, and accepts again once drained', async () => {
     const log = await openLog(tempDir(), { maxPendingBytes: 4096, commitIntervalMs: 60_000 });
     const payload = new Uint8Array(1000);
     const accepted = [1, 2, 3, 4].map(() => log.append(payload)); // 4 × 1016 bytes fit in 4096
@@ -202,7 +213,7 @@ describe('FeedbackLog: appends and replay', () => {
       (err: unknown) => err,
     );
     expect(refused).toBeInstanceOf(TradeflowError);
-    expect(refused).toMatchObject({ code: 'QUEUE_FULL', status: 503, headers: { 'Retry-After': '1' } });
+    expect(refused).toMatchObject({ code: 'FEEDBACK_BACKLOG', status: 503, headers: { 'Retry-After': '1' } });
     expect((refused as Error).message).toMatch(/4064 bytes waiting.*limit 4096/);
     expect(log.stats()).toMatchObject({ rejected: 1, pendingRecords: 4, pendingBytes: 4064 });
     await log.flush();
@@ -210,7 +221,7 @@ describe('FeedbackLog: appends and replay', () => {
     const late = log.append(payload);
     await log.flush();
     expect(await late).toBe(5);
-    await expect(log.append(new Uint8Array(5000))).rejects.toMatchObject({ code: 'BODY_TOO_LARGE' });
+    await expect(log.append(new Uint8Array(5000))).rejects.toMatchObject({ code: 'FEEDBACK_TOO_LARGE', status: 413, message: /5000 bytes .* limit of 4080/ });
   });
 
   it('close() makes every accepted append durable, then refuses new ones', async () => {
@@ -219,10 +230,32 @@ describe('FeedbackLog: appends and replay', () => {
     const pending = [1, 2, 3].map((i) => log.append(enc.encode(text(i))));
     await log.close();
     expect(await Promise.all(pending)).toEqual([1, 2, 3]);
-    await expect(log.append(enc.encode('late'))).rejects.toMatchObject({ code: 'DRAINING' });
-    await expect(log.rotate()).rejects.toMatchObject({ code: 'DRAINING' });
+    // The engine refuses feedback (DRAINING) before it closes the log: a later append is a caller's bug.
+    await expect(log.append(enc.encode('late'))).rejects.toMatchObject({ code: 'INTERNAL', message: /is closed/ });
+    await expect(log.rotate()).rejects.toMatchObject({ code: 'INTERNAL', message: /is closed/ });
     await log.close(); // idempotent
     expect(await readAll(await openLog(dir))).toEqual([1, 2, 3].map((i) => [i, text(i)]));
+  });
+
+  it('after a failed write, rejects that group, what waits and every later append with FEEDBACK_LOG_FAILED', async () => {
+    const dir = tempDir();
+    const log = await openLog(dir, { commitIntervalMs: 60_000 });
+    const first = log.append(enc.encode(text(1)));
+    await log.flush();
+    expect(await first).toBe(1);
+    breakWrites(log);
+    const failed = [2, 3].map((i) => log.append(enc.encode(text(i))).then(() => null, (err: unknown) => err));
+    await log.flush();
+    for (const err of await Promise.all(failed)) {
+      expect(err).toBeInstanceOf(TradeflowError);
+      expect(err).toMatchObject({ code: 'FEEDBACK_LOG_FAILED', status: 500, message: /feedback log in .* failed \(EBADF/ });
+    }
+    // No retry after a failed write: the kernel may have dropped the pages, so a later success could acknowledge lost data.
+    await expect(log.append(enc.encode(text(4)))).rejects.toMatchObject({ code: 'FEEDBACK_LOG_FAILED' });
+    await expect(log.rotate()).rejects.toMatchObject({ code: 'FEEDBACK_LOG_FAILED' });
+    expect(log.stats()).toMatchObject({ appended: 1, lastSeq: 1, pendingRecords: 0 });
+    await log.close();
+    expect(await readAll(await openLog(dir))).toEqual([[1, text(1)]]);
   });
 
   it('validates its options', async () => {

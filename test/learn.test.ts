@@ -4,10 +4,11 @@
  * graceful restart that keeps the state.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Engine } from '../src/app';
+import type { FeedbackLog } from '../src/learning/feedback-log';
 import { SgdLearner, validateSgdOptions } from '../src/learning/sgd';
 import { PredictionStore } from '../src/learning/prediction-store';
 import { makeRows, postJson, request, rowsToArrays, startTestEngine } from './helpers/engine';
@@ -158,6 +159,28 @@ describe('POST /learn', () => {
     expect((await learn(engine.port, { features: row, label: 1 }, { authorization: 'Bearer s3cret-token' })).status).toBe(202);
     const drift = await request(engine.port, 'POST', '/monitoring/drift/reset');
     expect(drift.status).toBe(401);
+  });
+
+  it('answers 500 FEEDBACK_LOG_FAILED once the feedback log cannot be written, and keeps serving predictions', async () => {
+    engine = await startTestEngine({ STATE_DIR: stateDir() });
+    const e = engine;
+    const row = Array.from(makeRows(1, F, 1));
+    expect((await learn(e.port, { features: row, label: 1 })).status).toBe(202);
+    // The log's descriptor is swapped for a read-only one, so its next write fails as a dying disk's would.
+    const log = (e.learning as unknown as { log: FeedbackLog }).log;
+    const inner = log as unknown as { fd: number };
+    const writable = inner.fd;
+    inner.fd = openSync(path.join(log.dir, readdirSync(log.dir).filter((f) => f.endsWith('.log')).sort().at(-1)!), 'r');
+    closeSync(writable);
+    for (const body of [{ features: row, label: 0 }, { features: row, label: 1 }]) {
+      const r = await learn(e.port, body);
+      expect(r.status).toBe(500);
+      expect(r.json().error).toMatchObject({ code: 'FEEDBACK_LOG_FAILED', message: expect.stringMatching(/feedback log .* failed/) });
+    }
+    const drift = await request(e.port, 'POST', '/monitoring/drift/update?prediction=1&actual=0');
+    expect(drift.json().error.code).toBe('FEEDBACK_LOG_FAILED');
+    expect(e.learning.learner.updates).toBe(1);
+    expect((await postJson(e.port, { features: row })).status).toBe(200);
   });
 
   it('keeps the learned state across a graceful restart', async () => {

@@ -48,7 +48,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { TradeflowError } from '../errors';
+import { tfError, type TradeflowError } from '../errors';
 import { fsyncDirectory, fsyncDirectorySync } from '../io/durable-file';
 import { crc32 } from '../io/crc32';
 
@@ -69,7 +69,7 @@ export interface FeedbackLogOptions {
   commitIntervalMs?: number;
   /** false skips every fsync: for benchmarks only, records may be lost on a crash. Default true. */
   durable?: boolean;
-  /** Bytes (frames) waiting to be durable above which `append` rejects at once with QUEUE_FULL. Default 32 MiB. */
+  /** Bytes (frames) waiting to be durable above which `append` rejects at once with FEEDBACK_BACKLOG. Default 32 MiB. */
   maxPendingBytes?: number;
   /** A new segment starts after the group that takes the active one to this size. Default 64 MiB. */
   segmentBytes?: number;
@@ -134,7 +134,7 @@ function resolveOptions(opts: FeedbackLogOptions): ResolvedOptions {
     repair: opts.repair ?? false,
   };
   const bad = (what: string): never => {
-    throw new TradeflowError('CONFIG_INVALID', `feedback log: ${what}`);
+    throw tfError('CONFIG_INVALID', `feedback log: ${what}`);
   };
   if (!(Number.isFinite(o.commitIntervalMs) && o.commitIntervalMs >= 0)) bad(`commitIntervalMs must be a number >= 0, got ${o.commitIntervalMs}`);
   if (!(Number.isSafeInteger(o.maxPendingBytes) && o.maxPendingBytes >= 1024)) bad(`maxPendingBytes must be an integer >= 1024, got ${o.maxPendingBytes}`);
@@ -290,7 +290,7 @@ function closeFd(fd: number): Promise<void> {
 }
 
 function corrupt(file: string, what: string): TradeflowError {
-  return new TradeflowError('INTERNAL', `feedback log segment ${file} is damaged: ${what}`);
+  return tfError('FEEDBACK_LOG_CORRUPT', `feedback log segment ${file} is damaged: ${what}`);
 }
 
 /** Renames `name` aside without overwriting an earlier discarded copy. */
@@ -457,27 +457,21 @@ export class FeedbackLog {
   /**
    * Appends one record; resolves with its seq once it is durable. Records get seqs in the order of
    * their `append` calls, and the promises of a group resolve in seq order, so work chained on them
-   * runs in log order. Rejects at once with QUEUE_FULL (503, Retry-After) when `maxPendingBytes` are
-   * already waiting, DRAINING after `close()`, BODY_TOO_LARGE for a payload that could never fit,
-   * and INTERNAL once the log has failed. The payload is copied before this returns.
+   * runs in log order. Rejects at once with FEEDBACK_BACKLOG (503, Retry-After) when `maxPendingBytes`
+   * are already waiting, FEEDBACK_TOO_LARGE for a payload that could never fit, FEEDBACK_LOG_FAILED
+   * once the log has failed, and INTERNAL after `close()`. The payload is copied before this returns.
    */
   append(payload: Uint8Array): Promise<number> {
     if (this.failure) return Promise.reject(this.failure);
-    if (this.closing) return Promise.reject(new TradeflowError('DRAINING', 'the feedback log is closed'));
+    if (this.closing) return Promise.reject(this.closedError());
     if (payload.length > this.maxRecordBytes) {
-      return Promise.reject(new TradeflowError('BODY_TOO_LARGE', `a feedback record of ${payload.length} bytes is over the feedback log's limit of ${this.maxRecordBytes}`));
+      return Promise.reject(tfError('FEEDBACK_TOO_LARGE', { bytes: payload.length, limit: this.maxRecordBytes }));
     }
     const frame = FRAME_HEADER_BYTES + payload.length;
     const pending = this.pendingBytes();
     if (pending + frame > this.opts.maxPendingBytes) {
       this.counters.rejected++;
-      return Promise.reject(
-        new TradeflowError(
-          'QUEUE_FULL',
-          `the feedback log has ${pending} bytes waiting for the disk (limit ${this.opts.maxPendingBytes}); retry shortly`,
-          { 'Retry-After': '1' },
-        ),
-      );
+      return Promise.reject(tfError('FEEDBACK_BACKLOG', { pendingBytes: pending, limit: this.opts.maxPendingBytes }));
     }
     const g = this.gather;
     if (g.count === 0) g.firstAt = performance.now();
@@ -504,11 +498,11 @@ export class FeedbackLog {
   replay(afterSeq: number, onRecord: (seq: number, payload: Uint8Array) => void): Promise<number> {
     return this.exclusive(async () => {
       this.throwIfUnusable();
-      if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new TradeflowError('INTERNAL', `replay: afterSeq must be an integer >= 0, got ${afterSeq}`);
+      if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw tfError('INTERNAL', `replay: afterSeq must be an integer >= 0, got ${afterSeq}`);
       const first = this.segments[0]!.firstSeq;
       if (afterSeq < first - 1) {
-        throw new TradeflowError(
-          'INTERNAL',
+        throw tfError(
+          'FEEDBACK_LOG_CORRUPT',
           `the feedback log in ${this.dir} starts at seq ${first} but the checkpoint covers seqs up to ${afterSeq} only: ` +
             `records ${afterSeq + 1}..${first - 1} are missing (an older checkpoint restored after the log was truncated?). ` +
             `Restore the matching checkpoint, or move the checkpoint and the feedback directory aside to start from scratch`,
@@ -605,7 +599,13 @@ export class FeedbackLog {
 
   private throwIfUnusable(): void {
     if (this.failure) throw this.failure;
-    if (this.closed) throw new TradeflowError('DRAINING', 'the feedback log is closed');
+    if (this.closed) throw this.closedError();
+  }
+
+  // A closed log is only ever used by a caller that forgot it closed it: the engine stops taking
+  // feedback (DRAINING) before it closes the log.
+  private closedError(): TradeflowError {
+    return tfError('INTERNAL', `the feedback log in ${this.dir} is closed`);
   }
 
   /** Runs file operations one at a time, in call order: commits, rotations, truncations, replay, close. */
@@ -738,8 +738,8 @@ export class FeedbackLog {
   }
 
   private fail(err: Error, group?: Group): void {
-    this.failure ??= new TradeflowError(
-      'INTERNAL',
+    this.failure ??= tfError(
+      'FEEDBACK_LOG_FAILED',
       `the feedback log in ${this.dir} failed (${err.message}); appends are refused until the engine restarts and recovers the log`,
     );
     for (const g of [group, this.gather]) {

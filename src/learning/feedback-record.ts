@@ -7,7 +7,7 @@
  *              | f32 features[rows*F] | u8 labels[rows] | [u8 classes[rows] | f32 p1[rows]]
  *   drift:     u8 prediction | u8 actual | f64 proba (NaN: none)
  */
-import { TradeflowError } from '../errors';
+import { tfError } from '../errors';
 
 export interface ServedPrediction {
   /** The model whose answer this is (`ensemble` or `sgd`). */
@@ -78,7 +78,7 @@ export function encodeRecord(r: LearningRecord, features: number): Uint8Array {
 export function decodeRecord(bytes: Uint8Array, features: number): LearningRecord {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const bad = (why: string): never => {
-    throw new TradeflowError('FEEDBACK_LOG_FAILED', `feedback log record is malformed: ${why}`);
+    throw tfError('FEEDBACK_LOG_CORRUPT', `feedback log record is malformed: ${why}`);
   };
   switch (b[0]) {
     case KIND_DRIFT_RESET:

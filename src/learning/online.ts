@@ -12,7 +12,7 @@
  */
 import * as path from 'node:path';
 import type { DriftEvent, DriftMonitor, MonitorSnapshot, MonitorUpdate, Outcome } from '../drift/monitor';
-import { TradeflowError } from '../errors';
+import { tfError } from '../errors';
 import { readCheckpoint, writeCheckpoint } from './checkpoint';
 import { FeedbackLog } from './feedback-log';
 import { decodeRecord, encodeRecord, type FeedbackExample, type LearningRecord } from './feedback-record';
@@ -91,7 +91,7 @@ export class OnlineLearning {
   static async open(opts: OnlineLearningOptions): Promise<OnlineLearning> {
     const cp = readCheckpoint<LearningCheckpoint>(opts.stateDir, CHECKPOINT_NAME);
     if (cp && cp.features !== opts.sgd.features) {
-      throw new TradeflowError(
+      throw tfError(
         'CONFIG_INVALID',
         `the learning checkpoint in ${opts.stateDir} is for ${cp.features} features but the engine serves ${opts.sgd.features}; use another STATE_DIR`,
       );
@@ -123,16 +123,9 @@ export class OnlineLearning {
    * monitor's update for drift records.
    */
   async submit(record: LearningRecord): Promise<MonitorUpdate | null> {
-    if (this.closed) throw new TradeflowError('DRAINING', 'the engine is shutting down and takes no new feedback', { 'Retry-After': '1' });
-    let seq: number;
-    try {
-      seq = await this.log.append(encodeRecord(record, this.features));
-    } catch (err) {
-      if (err instanceof TradeflowError && err.code === 'QUEUE_FULL') {
-        throw new TradeflowError('FEEDBACK_BACKLOG', 'too much feedback is waiting to be written; try again shortly', { 'Retry-After': '1' });
-      }
-      throw err instanceof TradeflowError ? err : new TradeflowError('FEEDBACK_LOG_FAILED', `could not make the feedback durable: ${(err as Error).message}`);
-    }
+    if (this.closed) throw tfError('DRAINING', { refusing: 'feedback' });
+    // The log's refusals (FEEDBACK_BACKLOG, FEEDBACK_TOO_LARGE, FEEDBACK_LOG_FAILED) are the client's answer as they are.
+    const seq = await this.log.append(encodeRecord(record, this.features));
     return new Promise((resolve) => {
       this.waiting.set(seq, { record, done: resolve });
       this.drainInOrder();
@@ -233,7 +226,7 @@ export class OnlineLearning {
 
   private restore(cp: LearningCheckpoint): void {
     if (cp.schema !== CHECKPOINT_SCHEMA) {
-      throw new TradeflowError('CONFIG_INVALID', `learning checkpoint schema ${cp.schema} is not supported (expected ${CHECKPOINT_SCHEMA})`);
+      throw tfError('CHECKPOINT_CORRUPT', `learning checkpoint schema ${cp.schema} is not supported (expected ${CHECKPOINT_SCHEMA})`);
     }
     this.appliedSeq = cp.seq;
     for (const [name, q] of Object.entries(cp.quality)) this.opts.quality.get(name)?.restore(q);
