@@ -83,13 +83,13 @@ describe('drift detectors: degenerate streams', () => {
     expect(adwin.update(100)).toBe('drift'); // sample 32: the first test
   });
 
-  it.each(DETECTOR_TYPES)('%s refuses a non-finite value (INVALID_QUERY) and keeps its state', (type) => {
+  it.each(DETECTOR_TYPES)('%s refuses a non-finite value (DRIFT_INPUT_INVALID) and keeps its state', (type) => {
     const d = make(type);
     run(d, streamFor(type).slice(0, 50));
     const before = JSON.stringify(d.snapshot());
     for (const bad of [NaN, Infinity, -Infinity]) {
       const err = thrown(() => d.update(bad));
-      expect(err.code).toBe('INVALID_QUERY');
+      expect(err.code).toBe('DRIFT_INPUT_INVALID');
       expect(err.message).toContain(type);
     }
     expect(JSON.stringify(d.snapshot())).toBe(before);
@@ -186,7 +186,7 @@ describe('drift detectors: reset and snapshots', () => {
     ];
     for (const [snap, msg] of cases) {
       const err = thrown(() => d.restore(snap));
-      expect(err.code).toBe('CONFIG_INVALID');
+      expect(err.code).toBe('CHECKPOINT_CORRUPT');
       expect(err.message).toMatch(msg);
       expect(JSON.stringify(d.snapshot())).toBe(before);
     }

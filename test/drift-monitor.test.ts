@@ -134,7 +134,7 @@ describe('drift monitor', () => {
     expect(Object.keys(m.scores())).toEqual(m.types);
   });
 
-  it('refuses a bad outcome with INVALID_QUERY naming the field, and changes nothing', () => {
+  it('refuses a bad outcome with DRIFT_INPUT_INVALID naming the field, and changes nothing', () => {
     const m = new DriftMonitor();
     m.update({ prediction: 0, actual: 0 });
     const before = JSON.stringify(m.snapshot());
@@ -151,7 +151,7 @@ describe('drift monitor', () => {
       try {
         m.update(o as Outcome);
       } catch (err) {
-        expect((err as TradeflowError).code).toBe('INVALID_QUERY');
+        expect((err as TradeflowError).code).toBe('DRIFT_INPUT_INVALID');
       }
     }
     expect(JSON.stringify(m.snapshot())).toBe(before);

@@ -3,7 +3,7 @@
  * the snapshot envelope. Subclasses keep their own numbers and the update loop, which is the
  * hot path, free of anything else.
  */
-import { TradeflowError } from '../errors';
+import { tfError } from '../errors';
 import {
   stateOf,
   type DetectorSnapshot,
@@ -17,7 +17,7 @@ import { publicParams } from './params';
 import { openSnapshot, StateReader } from './snapshot-json';
 
 export function rejectInput(type: DetectorType, x: unknown): never {
-  throw new TradeflowError('INVALID_QUERY', `drift detector ${type}: input must be a finite number, got ${String(x)}`);
+  throw tfError('DRIFT_INPUT_INVALID', `drift detector ${type}: input must be a finite number, got ${String(x)}`);
 }
 
 export abstract class BaseDetector<P> implements DriftDetector {

@@ -5,7 +5,7 @@
  * `onEvent` into `ml_drift_detected_total{detector_type,severity}` and `scores()` into
  * `ml_drift_score{detector_type}`.
  */
-import { TradeflowError } from '../errors';
+import { tfError } from '../errors';
 import type { DetectorSnapshot, DetectorType, DriftDetector, DriftState, ParamValue } from './detector';
 import { createDetector, DEFAULT_MONITOR_DETECTORS, DETECTORS, detectorType, restoreDetector } from './registry';
 
@@ -121,7 +121,7 @@ class Tracked {
 }
 
 function invalid(msg: string): never {
-  throw new TradeflowError('INVALID_QUERY', msg);
+  throw tfError('DRIFT_INPUT_INVALID', msg);
 }
 
 function checkClass(name: string, v: unknown): number {
@@ -139,16 +139,16 @@ export class DriftMonitor {
   constructor(options: DriftMonitorOptions = {}) {
     const realInput = options.realInput ?? 'error';
     if (realInput !== 'error' && realInput !== 'proba') {
-      throw new TradeflowError('CONFIG_INVALID', `drift monitor: realInput must be "error" or "proba", got ${JSON.stringify(realInput)}`);
+      throw tfError('CONFIG_INVALID', `drift monitor: realInput must be "error" or "proba", got ${JSON.stringify(realInput)}`);
     }
     this.realInput = realInput;
     const configs = (options.detectors ?? DEFAULT_MONITOR_DETECTORS).map((c) => (typeof c === 'string' ? { type: c } : c));
-    if (configs.length === 0) throw new TradeflowError('CONFIG_INVALID', 'drift monitor: no detectors configured');
+    if (configs.length === 0) throw tfError('CONFIG_INVALID', 'drift monitor: no detectors configured');
     const seen = new Set<DetectorType>();
     this.tracked = configs.map((c) => {
       const type = detectorType(c.type);
       // Metrics are labelled by detector_type alone, so each type may appear once.
-      if (seen.has(type)) throw new TradeflowError('CONFIG_INVALID', `drift monitor: detector ${type} is configured twice`);
+      if (seen.has(type)) throw tfError('CONFIG_INVALID', `drift monitor: detector ${type} is configured twice`);
       seen.add(type);
       return new Tracked(createDetector(type, c.params ?? {}));
     });
@@ -260,15 +260,15 @@ export class DriftMonitor {
    * Restores what a checkpoint holds for the detectors configured now. A detector the
    * checkpoint lacks, or holds with other parameters, starts fresh and is listed in `skipped`
    * (the configuration may have changed between runs). A malformed checkpoint throws
-   * CONFIG_INVALID and changes nothing.
+   * CHECKPOINT_CORRUPT and changes nothing.
    */
   restore(s: unknown): RestoreReport {
     const snap = s as Partial<MonitorSnapshot> | null;
     if (typeof snap !== 'object' || snap === null || snap.version !== 1 || typeof snap.detectors !== 'object' || snap.detectors === null) {
-      throw new TradeflowError('CONFIG_INVALID', 'drift snapshot: not a drift monitor checkpoint (version 1)');
+      throw tfError('CHECKPOINT_CORRUPT', 'drift snapshot: not a drift monitor checkpoint (version 1)');
     }
     if (!Number.isSafeInteger(snap.outcomes) || (snap.outcomes as number) < 0) {
-      throw new TradeflowError('CONFIG_INVALID', 'drift snapshot: outcomes is not a whole number');
+      throw tfError('CHECKPOINT_CORRUPT', 'drift snapshot: outcomes is not a whole number');
     }
     const report: RestoreReport = { restored: [], skipped: [] };
     const staged: Array<{ t: Tracked; d: DriftDetector; ts: TrackedSnapshot }> = [];
@@ -314,7 +314,7 @@ export class DriftMonitor {
 
 function checkCounts(type: DetectorType, ts: TrackedSnapshot): void {
   const bad = (what: string): never => {
-    throw new TradeflowError('CONFIG_INVALID', `drift snapshot: ${type}.${what}`);
+    throw tfError('CHECKPOINT_CORRUPT', `drift snapshot: ${type}.${what}`);
   };
   if (typeof ts !== 'object' || ts === null) bad('is not an object');
   if (!Number.isSafeInteger(ts.warnings) || ts.warnings < 0) bad('warnings is not a whole number');

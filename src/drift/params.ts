@@ -3,7 +3,7 @@
  * we accept and the help text, so constructors, the registry (strings from a CLI or the
  * environment) and the README never disagree.
  */
-import { TradeflowError } from '../errors';
+import { tfError } from '../errors';
 import type { ParamValue } from './detector';
 
 interface Base {
@@ -45,7 +45,7 @@ export interface DetectorSpec<P> {
 type Input = { readonly [name: string]: ParamValue | null | undefined };
 
 function bad(detector: string, msg: string): never {
-  throw new TradeflowError('CONFIG_INVALID', `drift detector ${detector}: ${msg}`);
+  throw tfError('CONFIG_INVALID', `drift detector ${detector}: ${msg}`);
 }
 
 const INT_RE = /^[+-]?\d+$/;

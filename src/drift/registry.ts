@@ -2,7 +2,7 @@
  * Detectors by name: what exists, what each one expects, and construction from parameters given
  * as strings (command line, environment) or typed values (configuration objects).
  */
-import { TradeflowError } from '../errors';
+import { tfError } from '../errors';
 import { ADWIN, ADWIN_SPEC } from './adwin';
 import { DDM, DDM_SPEC } from './ddm';
 import type { DetectorType, DriftDetector, InputKind, ParamValue } from './detector';
@@ -55,7 +55,7 @@ export function isDetectorType(name: string): name is DetectorType {
 /** The type, or CONFIG_INVALID listing the known ones. */
 export function detectorType(name: string): DetectorType {
   if (!isDetectorType(name)) {
-    throw new TradeflowError('CONFIG_INVALID', `unknown drift detector "${name}" (known: ${DETECTOR_TYPES.join(', ')})`);
+    throw tfError('CONFIG_INVALID', `unknown drift detector "${name}" (known: ${DETECTOR_TYPES.join(', ')})`);
   }
   return name;
 }
@@ -93,7 +93,7 @@ export function createDetector(type: string, params: Record<string, ParamValue> 
 export function restoreDetector(snapshot: unknown, options: CreateOptions = {}): DriftDetector {
   const s = snapshot as { type?: unknown; params?: unknown } | null;
   if (typeof s !== 'object' || s === null || typeof s.type !== 'string') {
-    throw new TradeflowError('CONFIG_INVALID', 'drift snapshot: not a detector snapshot');
+    throw tfError('CHECKPOINT_CORRUPT', 'drift snapshot: not a detector snapshot');
   }
   const params = typeof s.params === 'object' && s.params !== null ? (s.params as Record<string, ParamValue>) : {};
   const d = createDetector(s.type, params, options);

@@ -4,7 +4,7 @@
  * Restoring checks every field: a checkpoint from another version or a hand-edited file must
  * fail with a message naming the field, never leave a detector half-restored.
  */
-import { TradeflowError } from '../errors';
+import { tfError } from '../errors';
 import type { DetectorSnapshot, DetectorType, ParamValue } from './detector';
 
 export type JsonNumber = number | 'Infinity' | '-Infinity';
@@ -16,7 +16,7 @@ export function encodeNumber(x: number): JsonNumber {
 }
 
 function fail(what: string, why: string): never {
-  throw new TradeflowError('CONFIG_INVALID', `drift snapshot: ${what} ${why}`);
+  throw tfError('CHECKPOINT_CORRUPT', `drift snapshot: ${what} ${why}`);
 }
 
 /** Reads a snapshot's `state` object after checking its type and parameters. */

@@ -18,7 +18,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TradeflowError } from '../errors';
+import { tfError, type TradeflowError } from '../errors';
 import { crc32 } from '../io/crc32';
 import { isTempName, removeLeftoverTemps, writeFileAtomic } from '../io/durable-file';
 
@@ -37,7 +37,7 @@ interface CheckpointHeader {
 
 function checkName(name: string): void {
   if (name.length === 0 || name !== path.basename(name) || name.startsWith('.') || isTempName(name)) {
-    throw new TradeflowError('INTERNAL', `checkpoint name "${name}" must be a plain file name (no directory, no leading dot, no ".tmp-")`);
+    throw tfError('INTERNAL', `checkpoint name "${name}" must be a plain file name (no directory, no leading dot, no ".tmp-")`);
   }
 }
 
@@ -51,7 +51,7 @@ function hex8(n: number): string {
  */
 function finiteOnly(key: string, value: unknown): unknown {
   if (typeof value === 'number' && !Number.isFinite(value)) {
-    throw new TradeflowError('INTERNAL', `checkpoint state has a non-finite number (${value}) at key "${key}"; refusing to write it`);
+    throw tfError('CHECKPOINT_FAILED', `checkpoint state has a non-finite number (${value}) at key "${key}"; refusing to write it`);
   }
   return value;
 }
@@ -59,7 +59,7 @@ function finiteOnly(key: string, value: unknown): unknown {
 /** Serialises a checkpoint into its on-disk bytes (exported for tests and tools). */
 export function encodeCheckpoint(state: unknown, writtenAt = new Date()): Buffer {
   const json = JSON.stringify(state, finiteOnly);
-  if (json === undefined) throw new TradeflowError('INTERNAL', 'checkpoint state is not JSON-serialisable (undefined, a function or a symbol)');
+  if (json === undefined) throw tfError('INTERNAL', 'checkpoint state is not JSON-serialisable (undefined, a function or a symbol)');
   const body = Buffer.from(json, 'utf8');
   const header: CheckpointHeader = {
     format: CHECKPOINT_FORMAT,
@@ -74,8 +74,8 @@ export function encodeCheckpoint(state: unknown, writtenAt = new Date()): Buffer
 /** Parses checkpoint bytes; throws a TradeflowError that names `file` and what is wrong. */
 export function decodeCheckpoint<T>(bytes: Buffer, file: string): T {
   const corrupt = (what: string): TradeflowError =>
-    new TradeflowError(
-      'INTERNAL',
+    tfError(
+      'CHECKPOINT_CORRUPT',
       `checkpoint ${file} is unusable: ${what}. The engine will not start from a state it cannot verify; ` +
         `restore the file from a backup, or move it aside to start without it.`,
     );
@@ -117,7 +117,7 @@ export async function writeCheckpoint(dir: string, name: string, state: unknown)
   try {
     await writeFileAtomic(dir, name, bytes);
   } catch (err) {
-    throw new TradeflowError('INTERNAL', `could not write checkpoint ${path.join(dir, name)}: ${(err as Error).message}`);
+    throw tfError('CHECKPOINT_FAILED', `could not write checkpoint ${path.join(dir, name)}: ${(err as Error).message}`);
   }
 }
 
@@ -136,7 +136,7 @@ export function readCheckpoint<T>(dir: string, name: string): T | null {
     bytes = fs.readFileSync(file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new TradeflowError('INTERNAL', `could not read checkpoint ${file}: ${(err as Error).message}`);
+    throw tfError('CHECKPOINT_FAILED', `could not read checkpoint ${file}: ${(err as Error).message}`);
   }
   return decodeCheckpoint<T>(bytes, file);
 }

@@ -36,7 +36,7 @@
  *
  * Deterministic: no randomness, no clock, a fixed order of floating-point operations.
  */
-import { TradeflowError } from '../errors';
+import { isTradeflowError, tfError } from '../errors';
 
 export type LearningRate = 'constant' | 'optimal' | 'invscaling';
 
@@ -106,7 +106,7 @@ export interface SgdSnapshot {
 const OPTION_KEYS: readonly (keyof SgdOptions)[] = ['features', 'learningRate', 'alpha', 'eta0', 'powerT', 'standardize'];
 
 function invalid(message: string): never {
-  throw new TradeflowError('CONFIG_INVALID', `sgd: ${message}`);
+  throw tfError('CONFIG_INVALID', `sgd: ${message}`);
 }
 
 function finiteNumber(name: string, v: unknown): number {
@@ -325,7 +325,7 @@ export class SgdLearner {
     const p = this.margin(x, off);
     if (p - p !== 0) {
       // NaN or an infinity: some feature was not finite. Refused before anything changes.
-      throw new TradeflowError('NON_FINITE_FEATURE', `sgd: row ${row} has a non-finite feature; nothing was learned from it`);
+      throw tfError('NON_FINITE_FEATURE', `sgd: row ${row} has a non-finite feature; nothing was learned from it`);
     }
     const f = this.f;
     const w = this.w;
@@ -426,7 +426,18 @@ export class SgdLearner {
     };
   }
 
+  /** Rebuilds a learner from `snapshot()`; anything wrong with the snapshot, its options included, is CHECKPOINT_CORRUPT. */
   static restore(s: SgdSnapshot): SgdLearner {
+    try {
+      return SgdLearner.restoreChecked(s);
+    } catch (err) {
+      // The checks are the options' own; from a snapshot, a bad value means a bad checkpoint, not a bad setting.
+      if (isTradeflowError(err) && err.code === 'CONFIG_INVALID') throw tfError('CHECKPOINT_CORRUPT', err.message);
+      throw err;
+    }
+  }
+
+  private static restoreChecked(s: SgdSnapshot): SgdLearner {
     if (s === null || typeof s !== 'object' || s.kind !== 'sgd' || s.format !== 1) {
       invalid('snapshot is not an sgd snapshot of format 1');
     }
