@@ -2,7 +2,7 @@
  * The models the engine serves, by name. A request names a model (default `ensemble`, or `sgd`
  * on a cold start); the batcher and the workers know it by its index.
  */
-import { TradeflowError } from '../errors';
+import { tfError } from '../errors';
 import type { LoadedModel, ModelDescriptor } from './model-loader';
 
 /** The online model as the registry sees it: weights live elsewhere, versions move. */
@@ -82,15 +82,15 @@ export class ModelRegistry {
   }
 
   forget(id: number): void {
-    if (this.current.includes(id)) throw new Error(`version ${id} is serving`);
+    if (this.current.includes(id)) throw tfError('INTERNAL', `model version id ${id} is serving and cannot be forgotten`);
     this.versions.delete(id);
   }
 
   /** The flip of a swap: from the next batch on, `name` runs version `id`. */
   setServing(name: string, id: number): void {
     const m = this.get(name);
-    const v = this.versions.get(id);
-    if (!v || m.kind !== 'onnx') throw new Error(`cannot serve version ${id} as ${name}`);
+    if (m.kind !== 'onnx') throw tfError('UNSUPPORTED_OPERATION', `model ${name} is learned online; it has no versions to serve`);
+    if (!this.versions.has(id)) throw tfError('INTERNAL', `model version id ${id} is not registered; it cannot serve as ${name}`);
     this.current[m.index] = id;
   }
 
@@ -133,7 +133,7 @@ export class ModelRegistry {
 
   private push(m: ServedModel): ServedModel {
     if (this.list.length > 0 && m.features !== this.features) {
-      throw new TradeflowError('MODEL_LOAD_FAILED', `model ${m.name} takes ${m.features} features but the engine serves ${this.features}`);
+      throw tfError('MODEL_LOAD_FAILED', `model ${m.name} takes ${m.features} features but the engine serves ${this.features}`);
     }
     this.list.push(m);
     this.byNameMap.set(m.name, m);
@@ -144,7 +144,7 @@ export class ModelRegistry {
     const m = this.byNameMap.get(name);
     if (!m) {
       const known = this.list.map((x) => x.name).join(', ') || 'none';
-      throw new TradeflowError('UNKNOWN_MODEL', `unknown model "${name}"; served models: ${known}`);
+      throw tfError('UNKNOWN_MODEL', `unknown model "${name}"; served models: ${known}`);
     }
     return m;
   }

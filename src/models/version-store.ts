@@ -7,11 +7,28 @@
  *   STATE_DIR/models/<name>/serving.json          which version serves, and the history of swaps
  *
  * Every file is replaced atomically (src/io/durable-file.ts); temp files a crash left behind are
- * removed when the store is opened.
+ * removed when the store is opened. Every failure to read or write the store is MODEL_STORE_FAILED
+ * naming the file: model loads and rollbacks answer it to the client, and a raw errno would say
+ * neither which file nor that it is the store's.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { isTradeflowError, tfError, type TradeflowError } from '../errors';
 import { removeLeftoverTemps, writeFileAtomic } from '../io/durable-file';
+
+function storeFailed(what: string, err: unknown): TradeflowError {
+  if (isTradeflowError(err)) return err;
+  return tfError('MODEL_STORE_FAILED', `model version store: cannot ${what}: ${(err as Error).message}`);
+}
+
+/** Runs a store operation, naming what it was doing if it fails. */
+async function storeOp<T>(what: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    throw storeFailed(what, err);
+  }
+}
 
 export interface ServingRecord {
   version: string;
@@ -39,9 +56,13 @@ export class VersionStore {
     try {
       entries = fs.readdirSync(root, { withFileTypes: true });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw storeFailed(`open ${root}`, err);
     }
-    for (const e of entries) if (e.isDirectory()) removeLeftoverTemps(path.join(root, e.name));
+    try {
+      for (const e of entries) if (e.isDirectory()) removeLeftoverTemps(path.join(root, e.name));
+    } catch (err) {
+      throw storeFailed(`remove the temp files a crash left in ${root}`, err);
+    }
   }
 
   private dir(name: string): string {
@@ -49,11 +70,12 @@ export class VersionStore {
   }
 
   private readServing(name: string): ServingFile {
+    const file = path.join(this.dir(name), 'serving.json');
     try {
-      return JSON.parse(fs.readFileSync(path.join(this.dir(name), 'serving.json'), 'utf8')) as ServingFile;
+      return JSON.parse(fs.readFileSync(file, 'utf8')) as ServingFile;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { serving: null, history: [] };
-      throw new Error(`cannot read ${path.join(this.dir(name), 'serving.json')}: ${(err as Error).message}`);
+      throw storeFailed(`read ${file}`, err);
     }
   }
 
@@ -63,7 +85,7 @@ export class VersionStore {
     if (s.serving === null) return null;
     const file = path.join(this.dir(name), `${s.serving}.onnx`);
     if (!fs.existsSync(file)) return null;
-    return { version: s.serving, bytes: fs.readFileSync(file), file };
+    return { version: s.serving, bytes: this.readBytes(file), file };
   }
 
   has(name: string, version: string): boolean {
@@ -71,14 +93,24 @@ export class VersionStore {
   }
 
   bytes(name: string, version: string): Uint8Array {
-    return fs.readFileSync(path.join(this.dir(name), `${version}.onnx`));
+    return this.readBytes(path.join(this.dir(name), `${version}.onnx`));
+  }
+
+  private readBytes(file: string): Uint8Array {
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw storeFailed(`read ${file}`, err);
+    }
   }
 
   /** Stores a version's bytes and card (before it serves: a crash then leaves a spare file, not a gap). */
   async save(name: string, version: string, bytes: Uint8Array, card: Record<string, unknown>): Promise<void> {
     const dir = this.dir(name);
-    if (!this.has(name, version)) await writeFileAtomic(dir, `${version}.onnx`, bytes);
-    await writeFileAtomic(dir, `${version}.card.json`, JSON.stringify(card, null, 2) + '\n');
+    await storeOp(`save ${name} version ${version} in ${dir}`, async () => {
+      if (!this.has(name, version)) await writeFileAtomic(dir, `${version}.onnx`, bytes);
+      await writeFileAtomic(dir, `${version}.card.json`, JSON.stringify(card, null, 2) + '\n');
+    });
   }
 
   card(name: string, version: string): Record<string, unknown> | null {
@@ -100,8 +132,9 @@ export class VersionStore {
     s.serving = record.version;
     s.history.push(record);
     if (s.history.length > 1000) s.history.splice(0, s.history.length - 1000);
-    await writeFileAtomic(this.dir(name), 'serving.json', JSON.stringify(s, null, 2) + '\n');
-    await this.prune(name, s);
+    const dir = this.dir(name);
+    await storeOp(`record that ${name} ${record.version} serves, in ${dir}`, () => writeFileAtomic(dir, 'serving.json', JSON.stringify(s, null, 2) + '\n'));
+    await storeOp(`drop old versions of ${name} from ${dir}`, () => this.prune(name, s));
   }
 
   /** The record under which the serving version serves. */
