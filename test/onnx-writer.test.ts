@@ -138,7 +138,7 @@ describe('writeEnsembleOnnx', () => {
     expect(check.status).toBe(0);
   });
 
-  it('refuses inconsistent parameters with MODEL_LOAD_FAILED', () => {
+  it('refuses inconsistent parameters with INTERNAL', () => {
     const bad: [string, EnsembleOnnxInput][] = [
       ['no branch', input(model, { logreg: undefined, mlp: undefined })],
       ['short weights', input(model, { logreg: { weights: new Float64Array(F - 1), bias: 0 } })],
@@ -156,7 +156,7 @@ describe('writeEnsembleOnnx', () => {
         error = err;
       }
       expect(error, why).toBeInstanceOf(TradeflowError);
-      expect((error as TradeflowError).code, why).toBe('MODEL_LOAD_FAILED');
+      expect((error as TradeflowError).code, why).toBe('INTERNAL');
     }
   });
 });

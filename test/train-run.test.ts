@@ -265,7 +265,7 @@ describe('trainRun: refusals', () => {
   };
 
   it('too few rows: a clear error, and trainabilityProblem says the same beforehand', () => {
-    expectError(() => trainRun(x, y, 150, F, {}, null), 'CONFIG_INVALID', /too few labelled rows to train: 150, at least 200 are needed/);
+    expectError(() => trainRun(x, y, 150, F, {}, null), 'TRAINING_DATA_INVALID', /too few labelled rows to train: 150, at least 200 are needed/);
     expect(trainabilityProblem(y, 150)).toMatch(/150, at least 200/);
     expect(trainabilityProblem(y, 150, { minRows: 100 })).toBeNull();
     expect(trainabilityProblem(y, ROWS)).toBeNull();
@@ -274,7 +274,7 @@ describe('trainRun: refusals', () => {
 
   it('training rows of one class only', () => {
     const ones = new Uint8Array(ROWS).fill(1);
-    expectError(() => trainRun(x, ones, ROWS, F, {}, null), 'CONFIG_INVALID', /all 1600 training rows have the same label \(UP\)/);
+    expectError(() => trainRun(x, ones, ROWS, F, {}, null), 'TRAINING_DATA_INVALID', /all 1600 training rows have the same label \(UP\)/);
   });
 
   it('bad settings, shapes and values', () => {
@@ -282,14 +282,14 @@ describe('trainRun: refusals', () => {
     expectError(() => trainRun(x, y, ROWS, F, { mlpHidden: 2.5 }, null), 'CONFIG_INVALID', /mlpHidden must be a whole number/);
     expectError(() => trainRun(x, y, ROWS, F, { epochs: 3 } as never, null), 'CONFIG_INVALID', /unknown training setting "epochs"/);
     expectError(() => trainRun(x, y, ROWS, F, { margin: -0.1 }, null), 'CONFIG_INVALID', /margin must be in \[0, 1\]/);
-    expectError(() => trainRun(x, y, ROWS + 1, F, {}, null), 'CONFIG_INVALID', /x holds 12000/);
-    expectError(() => trainRun(x, y, ROWS, F, {}, null, ['a', 'b']), 'CONFIG_INVALID', /2 feature names for 6 features/);
+    expectError(() => trainRun(x, y, ROWS + 1, F, {}, null), 'TRAINING_DATA_INVALID', /x holds 12000/);
+    expectError(() => trainRun(x, y, ROWS, F, {}, null, ['a', 'b']), 'TRAINING_DATA_INVALID', /2 feature names for 6 features/);
     const bad = x.slice();
     bad[7 * F + 2] = NaN;
-    expectError(() => trainRun(bad, y, ROWS, F, {}, null), 'CONFIG_INVALID', /row 7, feature 2 is NaN/);
+    expectError(() => trainRun(bad, y, ROWS, F, {}, null), 'TRAINING_DATA_INVALID', /row 7, feature 2 is NaN/);
     const y3 = y.slice();
     y3[5] = 2;
-    expectError(() => trainRun(x, y3, ROWS, F, {}, null), 'CONFIG_INVALID', /label of row 5 is 2/);
+    expectError(() => trainRun(x, y3, ROWS, F, {}, null), 'TRAINING_DATA_INVALID', /label of row 5 is 2/);
   });
 });
 
@@ -370,7 +370,7 @@ describe('runTrainingInWorker', () => {
 
   it('rejects with the worker\'s error: too few rows', async () => {
     const err = await rejection(runTrainingInWorker({ x, y, rows: 120, features: F, settings: {}, servingModel: null }));
-    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.code).toBe('TRAINING_DATA_INVALID');
     expect(err.message).toMatch(/too few labelled rows to train: 120/);
   });
 

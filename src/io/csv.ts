@@ -7,7 +7,7 @@
  * needs exactly that.
  */
 import * as fs from 'node:fs';
-import { TradeflowError } from '../errors';
+import { tfError } from '../errors';
 
 export interface LabelledCsvOptions {
   /** Name of the label column. */
@@ -31,7 +31,7 @@ export interface LabelledCsv {
 }
 
 function fail(message: string): never {
-  throw new TradeflowError('INVALID_FEATURE_VALUE', message);
+  throw tfError('CSV_INVALID', message);
 }
 
 function unquote(s: string): string {
@@ -100,14 +100,14 @@ class Parser {
     }
     const known = `columns: ${header.join(', ')}`;
     this.labelIndex = header.indexOf(this.opts.labelColumn);
-    if (this.labelIndex < 0) throw new TradeflowError('CONFIG_INVALID', `${this.source}: unknown label column "${this.opts.labelColumn}" (${known})`);
+    if (this.labelIndex < 0) throw tfError('CONFIG_INVALID', `${this.source}: unknown label column "${this.opts.labelColumn}" (${known})`);
     const drop = new Set(this.opts.dropColumns ?? []);
     for (const name of drop) {
-      if (!seen.has(name)) throw new TradeflowError('CONFIG_INVALID', `${this.source}: unknown column to drop "${name}" (${known})`);
-      if (name === this.opts.labelColumn) throw new TradeflowError('CONFIG_INVALID', `${this.source}: "${name}" is the label column and cannot be dropped`);
+      if (!seen.has(name)) throw tfError('CONFIG_INVALID', `${this.source}: unknown column to drop "${name}" (${known})`);
+      if (name === this.opts.labelColumn) throw tfError('CONFIG_INVALID', `${this.source}: "${name}" is the label column and cannot be dropped`);
     }
     this.featureIndex = header.map((_, i) => i).filter((i) => i !== this.labelIndex && !drop.has(header[i]!));
-    if (this.featureIndex.length === 0) throw new TradeflowError('CONFIG_INVALID', `${this.source}: no feature columns left (${known})`);
+    if (this.featureIndex.length === 0) throw tfError('CONFIG_INVALID', `${this.source}: no feature columns left (${known})`);
     this.width = this.featureIndex.length;
     this.header = header;
     this.grow();
@@ -127,7 +127,7 @@ class Parser {
     if (this.header === null) fail(`${this.source}: empty file (no header line)`);
     if (this.count === 0) fail(`${this.source}: no data rows after the header`);
     if (this.positives === 0) {
-      throw new TradeflowError(
+      throw tfError(
         'CONFIG_INVALID',
         `${this.source}: the positive label "${this.opts.positive}" never appears in column "${this.opts.labelColumn}" ` +
           `(values seen: ${[...this.otherLabels].map((v) => `"${v}"`).join(', ')})`,
@@ -169,7 +169,7 @@ export async function readLabelledCsv(path: string, opts: LabelledCsvOptions): P
     }
   } catch (err) {
     stream.destroy();
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new TradeflowError('CONFIG_INVALID', `${path}: no such file`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw tfError('CONFIG_INVALID', `${path}: no such file`);
     throw err;
   }
   if (carry !== '') p.line(carry);

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { TradeflowError } from '../errors';
+import { isTradeflowError, tfError } from '../errors';
 import { inspectOnnx, servingContract, type OnnxModelInfo, type ServingContract } from './onnx-inspect';
 import { OnnxScorer } from './onnx-scorer';
 import { firstNonFinite, warmupRows, type Scorer } from './scorer';
@@ -38,7 +38,7 @@ export async function readModelFile(path: string): Promise<Uint8Array> {
   try {
     return await readFile(path);
   } catch (err) {
-    throw new TradeflowError('MODEL_LOAD_FAILED', `cannot read model file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw tfError('MODEL_LOAD_FAILED', `cannot read model file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
 }
 
@@ -77,12 +77,12 @@ export async function checkWarmup(scorer: Scorer, features: number, source: stri
   try {
     await scorer.score(input, rows, probabilities, labels);
   } catch (err) {
-    if (err instanceof TradeflowError) throw err;
-    throw new TradeflowError('MODEL_LOAD_FAILED', `model ${source} failed on its warm-up batch: ${(err as Error).message}`);
+    if (isTradeflowError(err)) throw err;
+    throw tfError('MODEL_LOAD_FAILED', `model ${source} failed on its warm-up batch: ${(err as Error).message}`);
   }
   const bad = firstNonFinite(probabilities, rows);
   if (bad !== -1) {
-    throw new TradeflowError(
+    throw tfError(
       'MODEL_LOAD_FAILED',
       `model ${source} produced an invalid probability on warm-up row ${bad} (${probabilities[2 * bad]}, ${probabilities[2 * bad + 1]}): probabilities must be finite and within [0, 1]`,
     );

@@ -5,7 +5,7 @@
  * and says precisely what it found when they do not fit.
  */
 import { onnx } from 'onnx-proto';
-import { TradeflowError } from '../errors';
+import { tfError } from '../errors';
 
 export interface TensorInfo {
   name: string;
@@ -61,7 +61,7 @@ const ELEM_TYPES: Record<number, string> = {
 };
 
 function fail(message: string): never {
-  throw new TradeflowError('MODEL_LOAD_FAILED', message);
+  throw tfError('MODEL_LOAD_FAILED', message);
 }
 
 /** Throws MODEL_LOAD_FAILED on bytes that are not an ONNX model. */

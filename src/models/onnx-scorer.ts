@@ -1,6 +1,6 @@
 /** Scores rows with an onnxruntime session, reading the model's contract rather than assuming it. */
 import * as ort from 'onnxruntime-node';
-import { TradeflowError } from '../errors';
+import { tfError } from '../errors';
 import type { ServingContract } from './onnx-inspect';
 import { argmaxClass, type Scorer } from './scorer';
 
@@ -36,7 +36,7 @@ export class OnnxScorer implements Scorer {
         graphOptimizationLevel: 'all',
       });
     } catch (err) {
-      throw new TradeflowError('MODEL_LOAD_FAILED', `onnxruntime could not load the model: ${(err as Error).message}`);
+      throw tfError('MODEL_LOAD_FAILED', `onnxruntime could not load the model: ${(err as Error).message}`);
     }
     return new OnnxScorer(session, contract);
   }

@@ -6,7 +6,7 @@
  * it. The prediction cache drops the old version's entries at the flip. A version's sessions are
  * released in the workers only once no batch on it is in flight.
  */
-import { TradeflowError } from '../errors';
+import { tfError } from '../errors';
 import type { PredictionCache } from '../cache/prediction-cache';
 import { loadOnnxModel, type LoadedModel } from '../models/model-loader';
 import type { ModelRegistry } from '../models/registry';
@@ -54,9 +54,9 @@ export class ModelSwapper {
     const run = this.chain.then(async () => {
       this.onnxModel(name);
       const target = this.store.rollbackTarget(name);
-      if (!target) throw new TradeflowError('NO_PREVIOUS_VERSION', `model ${name} has no earlier version to roll back to`);
+      if (!target) throw tfError('NO_PREVIOUS_VERSION', `model ${name} has no earlier version to roll back to`);
       if (!this.store.has(name, target.version)) {
-        throw new TradeflowError('NO_PREVIOUS_VERSION', `version ${target.version} of ${name} is no longer kept (MODEL_VERSIONS_KEEP)`);
+        throw tfError('NO_PREVIOUS_VERSION', `version ${target.version} of ${name} is no longer kept (MODEL_VERSIONS_KEEP)`);
       }
       return this.swap(name, this.store.bytes(name, target.version), `rollback to ${target.version}`, { reason: 'rollback' }, target.previous);
     });
@@ -66,7 +66,7 @@ export class ModelSwapper {
 
   private onnxModel(name: string) {
     const m = this.models.get(name);
-    if (m.kind !== 'onnx') throw new TradeflowError('UNSUPPORTED_OPERATION', `model ${name} is learned online; it cannot be loaded or rolled back`);
+    if (m.kind !== 'onnx') throw tfError('UNSUPPORTED_OPERATION', `model ${name} is learned online; it cannot be loaded or rolled back`);
     return m;
   }
 
@@ -77,10 +77,10 @@ export class ModelSwapper {
     try {
       loaded = await loadOnnxModel(name, bytes, source, { featuresHint: served.features, intraOpNumThreads: this.ortThreads });
     } catch (err) {
-      throw new TradeflowError('MODEL_REJECTED', `${name} was not swapped; version ${before.version} keeps serving: ${(err as Error).message}`);
+      throw tfError('MODEL_REJECTED', `${name} was not swapped; version ${before.version} keeps serving: ${(err as Error).message}`);
     }
     if (loaded.contract.features !== served.features) {
-      throw new TradeflowError('MODEL_REJECTED', `${name} was not swapped: the new model takes ${loaded.contract.features} features, the engine serves ${served.features}; version ${before.version} keeps serving`);
+      throw tfError('MODEL_REJECTED', `${name} was not swapped: the new model takes ${loaded.contract.features} features, the engine serves ${served.features}; version ${before.version} keeps serving`);
     }
     await this.store.save(name, loaded.version, bytes, { ...(opts.card ?? {}), name, version: loaded.version, sha256: loaded.sha256, source, loaded_at: loaded.loadedAt, features: loaded.contract.features, input: loaded.contract.inputName, outputs: loaded.info.outputs.map((o) => o.name) });
     const id = this.models.register(loaded);
@@ -89,7 +89,7 @@ export class ModelSwapper {
     } catch (err) {
       this.models.forget(id);
       await this.pool.release(id);
-      throw new TradeflowError('MODEL_REJECTED', `${name} was not swapped: a worker could not load it (${(err as Error).message}); version ${before.version} keeps serving`);
+      throw tfError('MODEL_REJECTED', `${name} was not swapped: a worker could not load it (${(err as Error).message}); version ${before.version} keeps serving`);
     }
     this.models.setServing(name, id);
     this.cache.onVersion(served.index, loaded.version);

@@ -4,7 +4,7 @@
  * on a chosen batch, or hold a batch in flight until the test releases it, so queueing, deadline,
  * abort and drain behaviour can be tested without depending on the machine's speed.
  */
-import { TradeflowError } from '../errors';
+import { tfError } from '../errors';
 import type { WorkerTestHooks } from './worker-protocol';
 
 export interface TestHooks {
@@ -19,7 +19,7 @@ function numberVar(name: string, env: NodeJS.ProcessEnv): number | null {
   const raw = env[name];
   if (raw === undefined || raw === '') return null;
   const v = Number(raw);
-  if (!Number.isFinite(v)) throw new TradeflowError('CONFIG_INVALID', `${name} must be a number, got "${raw}"`);
+  if (!Number.isFinite(v)) throw tfError('CONFIG_INVALID', `${name} must be a number, got "${raw}"`);
   return v;
 }
 

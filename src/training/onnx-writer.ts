@@ -12,7 +12,7 @@
  * which is what lets a test check that the bundled model is reproducible.
  */
 import { onnx } from 'onnx-proto';
-import { TradeflowError } from '../errors';
+import { tfError } from '../errors';
 import type { Standardizer } from './standardize';
 import type { LogregModel } from './logreg';
 import type { MlpModel } from './mlp';
@@ -50,7 +50,7 @@ const FLOAT = onnx.TensorProto.DataType.FLOAT;
 const INT64 = onnx.TensorProto.DataType.INT64;
 const RESERVED_METADATA = ['model_name', 'class_labels', 'feature_names'];
 
-/** The encoded ONNX model. Throws TradeflowError MODEL_LOAD_FAILED on inconsistent parameters. */
+/** The encoded ONNX model. Throws INTERNAL on inconsistent parameters. */
 export function writeEnsembleOnnx(input: EnsembleOnnxInput): Uint8Array {
   validate(input);
   const F = input.featureNames.length;
@@ -154,9 +154,10 @@ function intAttr(name: string, value: number): onnx.IAttributeProto {
   return { name, type: onnx.AttributeProto.AttributeType.INT, i: value };
 }
 
+// The trainer checks its rows before it trains, so parameters the writer cannot write are its bug.
 function validate(input: EnsembleOnnxInput): void {
   const fail = (why: string): never => {
-    throw new TradeflowError('MODEL_LOAD_FAILED', `cannot write the ensemble ONNX model: ${why}`);
+    throw tfError('INTERNAL', `cannot write the ensemble ONNX model: ${why}`);
   };
   const F = input.featureNames.length;
   if (F < 1) fail('no feature names');

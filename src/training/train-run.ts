@@ -7,7 +7,7 @@
  * byte-identical ONNX.
  */
 import { onnx } from 'onnx-proto';
-import { TradeflowError } from '../errors';
+import { tfError } from '../errors';
 import { DEFAULT_CLASS_LABELS, writeEnsembleOnnx } from './onnx-writer';
 import { ensembleProba, trainEnsemble, type EnsembleModel, type EnsembleSettings } from './ensemble';
 import { DEFAULT_LOGREG_SETTINGS } from './logreg';
@@ -89,7 +89,12 @@ export const MODEL_NAME = 'ensemble';
 const INTEGER_KEYS = new Set<keyof TrainSettings>(['seed', 'minRows', 'logregEpochs', 'mlpHidden', 'mlpEpochs', 'mlpBatchSize']);
 
 function invalid(message: string): never {
-  throw new TradeflowError('CONFIG_INVALID', message);
+  throw tfError('CONFIG_INVALID', message);
+}
+
+/** The rows, not the settings, are what is wrong: the run fails, no setting needs fixing. */
+function untrainable(message: string): never {
+  throw tfError('TRAINING_DATA_INVALID', message);
 }
 
 /**
@@ -223,8 +228,9 @@ export function trainRun(
 
 /**
  * Everything `trainRun` refuses, checked up front: the settings, the shapes, the values and
- * `trainabilityProblem`. Throws TradeflowError CONFIG_INVALID; answers the resolved settings
- * and the split. The worker calls it before it spends time loading the serving model.
+ * `trainabilityProblem`. Throws CONFIG_INVALID for the settings and TRAINING_DATA_INVALID for the
+ * rows; answers the resolved settings and the split. The worker calls it before it spends time
+ * loading the serving model.
  */
 export function checkTrainingInput(
   x: Float32Array,
@@ -237,7 +243,7 @@ export function checkTrainingInput(
   const s = resolveTrainSettings(settings);
   checkInput(x, y, rows, features, featureNames);
   const problem = trainabilityProblem(y, rows, s);
-  if (problem !== null) invalid(problem);
+  if (problem !== null) untrainable(problem);
   return { settings: s, ...holdoutSplit(rows, s.holdoutFraction) };
 }
 
@@ -275,28 +281,28 @@ export function decide(
 }
 
 function checkInput(x: Float32Array, y: Uint8Array, rows: number, features: number, featureNames?: string[]): void {
-  if (!Number.isInteger(features) || features < 1) invalid(`the number of features must be a positive whole number, got ${features}`);
-  if (!Number.isInteger(rows) || rows < 0) invalid(`the number of rows must be a whole number ≥ 0, got ${rows}`);
-  if (x.length < rows * features) invalid(`${rows} rows of ${features} features need ${rows * features} values, x holds ${x.length}`);
-  if (y.length < rows) invalid(`${rows} rows need ${rows} labels, y holds ${y.length}`);
+  if (!Number.isInteger(features) || features < 1) untrainable(`the number of features must be a positive whole number, got ${features}`);
+  if (!Number.isInteger(rows) || rows < 0) untrainable(`the number of rows must be a whole number ≥ 0, got ${rows}`);
+  if (x.length < rows * features) untrainable(`${rows} rows of ${features} features need ${rows * features} values, x holds ${x.length}`);
+  if (y.length < rows) untrainable(`${rows} rows need ${rows} labels, y holds ${y.length}`);
   if (featureNames !== undefined) {
-    if (featureNames.length !== features) invalid(`${featureNames.length} feature names for ${features} features`);
+    if (featureNames.length !== features) untrainable(`${featureNames.length} feature names for ${features} features`);
     for (const name of featureNames) {
-      if (name.length === 0 || name.includes(',')) invalid(`feature name ${JSON.stringify(name)} is empty or contains a comma`);
+      if (name.length === 0 || name.includes(',')) untrainable(`feature name ${JSON.stringify(name)} is empty or contains a comma`);
     }
   }
   for (let i = 0; i < rows; i++) {
-    if (y[i]! > 1) invalid(`label of row ${i} is ${y[i]}; labels are 0 (${DEFAULT_CLASS_LABELS[0]}) or 1 (${DEFAULT_CLASS_LABELS[1]})`);
+    if (y[i]! > 1) untrainable(`label of row ${i} is ${y[i]}; labels are 0 (${DEFAULT_CLASS_LABELS[0]}) or 1 (${DEFAULT_CLASS_LABELS[1]})`);
   }
   const n = rows * features;
   for (let k = 0; k < n; k++) {
-    if (!Number.isFinite(x[k]!)) invalid(`row ${Math.floor(k / features)}, feature ${k % features} is ${x[k]}`);
+    if (!Number.isFinite(x[k]!)) untrainable(`row ${Math.floor(k / features)}, feature ${k % features} is ${x[k]}`);
   }
 }
 
 function checkServing(p: Float32Array, rows: number): Float32Array {
   const fail = (why: string): never => {
-    throw new TradeflowError('MODEL_LOAD_FAILED', `the serving model cannot be compared on the holdout: ${why}`);
+    throw tfError('MODEL_LOAD_FAILED', `the serving model cannot be compared on the holdout: ${why}`);
   };
   if (p.length !== rows) fail(`it gave ${p.length} probabilities for ${rows} rows`);
   for (let i = 0; i < rows; i++) {
