@@ -24,7 +24,7 @@ export interface DetectorSnapshot {
 export interface DriftDetector {
   readonly type: DetectorType;
   readonly input: InputKind;
-  /** Feeds one value; answers the state after it. Throws INVALID_QUERY on a non-finite value. */
+  /** Feeds one value; answers the state after it. Throws DRIFT_INPUT_INVALID on a non-finite value. */
   update(x: number): DriftState;
   readonly state: DriftState;
   /** River's two flags. EDDM can report both at once; `state` then says 'drift'. */

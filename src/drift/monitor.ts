@@ -161,7 +161,7 @@ export class DriftMonitor {
   }
 
   /**
-   * Feeds one outcome to every detector. Validates it first (INVALID_QUERY naming the field),
+   * Feeds one outcome to every detector. Validates it first (DRIFT_INPUT_INVALID naming the field),
    * so a bad outcome changes nothing.
    */
   update(outcome: Outcome): MonitorUpdate {
