@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { TradeflowError } from '../errors';
 import { readLabelledCsv } from '../io/csv';
 import { DEFAULT_SGD_OPTIONS, SgdLearner, validateSgdOptions } from '../learning/sgd';
+import { runCommand } from './command';
 import { CSV_FLAGS, csvSource, type CsvSource } from './csv-flags';
 import { parseFlags, UsageError, wholeNumber } from './flags';
 
@@ -219,25 +220,10 @@ export function formatEval(r: EvalResult): string {
   ].join('\n');
 }
 
-/** `tradeflow eval ...`; answers the exit code. */
-export async function evalCommand(argv: string[], stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    stdout.write(EVAL_USAGE + '\n');
-    return 0;
-  }
-  let args: EvalArgs;
-  try {
-    args = parseEvalArgs(argv);
-  } catch (err) {
-    stderr.write(`tradeflow eval: ${(err as Error).message}\n`);
-    return 2;
-  }
-  try {
+/** `tradeflow eval ...`; answers the exit code (2: bad arguments, 1: the run failed). */
+export function evalCommand(argv: string[], stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): Promise<number> {
+  return runCommand('tradeflow eval', EVAL_USAGE, argv, { stdout, stderr }, parseEvalArgs, async (args) => {
     const r = await runEval(args);
-    stdout.write((args.json ? JSON.stringify(r) : formatEval(r)) + '\n');
-    return 0;
-  } catch (err) {
-    stderr.write(`tradeflow eval: ${(err as Error).message}\n`);
-    return 1;
-  }
+    return args.json ? JSON.stringify(r) : formatEval(r);
+  });
 }

@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { readLabelledCsv } from '../io/csv';
 import { resolveTrainSettings, trainRun, type HoldoutMetrics, type TrainSettings } from '../training/train-run';
 import { withCreatedAt } from '../training/model-card';
+import { runCommand } from './command';
 import { CSV_FLAGS, csvSource, type CsvSource } from './csv-flags';
 import { parseFlags, UsageError, wholeNumber } from './flags';
 
@@ -152,23 +153,6 @@ export function formatTrain(r: TrainCliResult): string {
 }
 
 /** `tradeflow train ...`; answers the exit code (2: bad arguments, 1: the run failed). */
-export async function trainCommand(argv: string[], stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    stdout.write(TRAIN_USAGE + '\n');
-    return 0;
-  }
-  let args: TrainArgs;
-  try {
-    args = parseTrainArgs(argv);
-  } catch (err) {
-    stderr.write(`tradeflow train: ${(err as Error).message}\n`);
-    return 2;
-  }
-  try {
-    stdout.write(formatTrain(await runTrain(args)) + '\n');
-    return 0;
-  } catch (err) {
-    stderr.write(`tradeflow train: ${(err as Error).message}\n`);
-    return 1;
-  }
+export function trainCommand(argv: string[], stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): Promise<number> {
+  return runCommand('tradeflow train', TRAIN_USAGE, argv, { stdout, stderr }, parseTrainArgs, async (args) => formatTrain(await runTrain(args)));
 }
