@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { DetectorType } from './drift/detector';
 import { DETECTOR_TYPES, isDetectorType } from './drift/registry';
-import { TradeflowError } from './errors';
+import { tfError, type TradeflowError } from './errors';
 import { projectRoot } from './paths';
 import { DEFAULT_SGD_OPTIONS, validateSgdOptions, type SgdOptions } from './learning/sgd';
 
@@ -136,7 +136,7 @@ export const OPTIONS: readonly Option[] = [
 ];
 
 function invalid(message: string): TradeflowError {
-  return new TradeflowError('CONFIG_INVALID', message);
+  return tfError('CONFIG_INVALID', message);
 }
 
 function parseValue(opt: Option, raw: string, source: string): EngineConfig[keyof EngineConfig] {
