@@ -3,7 +3,7 @@
  * set they need `Authorization: Bearer <token>`; with none set, they are taken from loopback
  * clients only (the engine says so at start).
  */
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { tfError } from '../errors';
 
@@ -16,8 +16,16 @@ export function isLoopback(address: string): boolean {
 }
 
 /** Throws 401/403 unless the request may mutate state. Read synchronously from `req`. */
+/**
+ * Tokens are compared as SHA-256 digests: equal lengths always, so neither the comparison's time
+ * nor an early length check tells a client how long the token is or how much of it it guessed.
+ */
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
 export function adminCheck(token: string | null): AdminCheck {
-  const expected = token === null ? null : Buffer.from(token);
+  const expected = token === null ? null : digest(token);
   return (res, req) => {
     if (expected === null) {
       const addr = Buffer.from(res.getRemoteAddressAsText()).toString();
@@ -29,8 +37,7 @@ export function adminCheck(token: string | null): AdminCheck {
     const header = req.getHeader('authorization');
     const m = /^Bearer\s+(.+)$/i.exec(header);
     if (!m) throw tfError('UNAUTHORIZED');
-    const given = Buffer.from(m[1]!.trim());
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    if (!timingSafeEqual(digest(m[1]!.trim()), expected)) {
       throw tfError('FORBIDDEN', 'the bearer token is not valid for this endpoint');
     }
   };

@@ -107,6 +107,7 @@ const TOOLS = {
   // Debian installs the Alertmanager daemon as prometheus-alertmanager.
   alertmanager: { names: ['prometheus-alertmanager', 'alertmanager'], debian: 'prometheus-alertmanager' },
   python3: { names: ['python3'], debian: 'python3' },
+  ip: { names: ['ip'], debian: 'iproute2' },
 } as const;
 
 export type ToolName = keyof typeof TOOLS;
@@ -177,4 +178,18 @@ export function requireElec2(): Requirement {
 export function requireBuilt(relative: string): Requirement {
   const file = path.join(REPO_ROOT, 'dist', relative);
   return requireData(file, 'build first (npm run build; npm test builds before it runs vitest)', `the build's ${relative}`);
+}
+
+/**
+ * Network namespaces the test makes itself (root and iproute2's `ip netns`), for a client that
+ * reaches the engine from an address other than loopback without any traffic leaving the machine.
+ */
+export function requireNetns(): Requirement {
+  return memoized('netns', () => {
+    const ip = requireTool('ip');
+    const name = `tf-probe-${process.pid}`;
+    const ok = ip.value !== null && spawnSync(ip.value, ['netns', 'add', name]).status === 0;
+    if (ok) spawnSync(ip.value!, ['netns', 'del', name]);
+    return new Requirement('network namespaces (ip netns add, as root)', 'run as root with Debian\'s iproute2 (apt-get install -y iproute2)', ok ? ip.value : null);
+  });
 }
