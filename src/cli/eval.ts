@@ -6,7 +6,7 @@
  */
 import * as http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { tfError } from '../errors';
+import { reviveError, tfError, type TradeflowError } from '../errors';
 import { readLabelledCsv } from '../io/csv';
 import { DEFAULT_SGD_OPTIONS, SgdLearner, validateSgdOptions } from '../learning/sgd';
 import { runCommand } from './command';
@@ -190,7 +190,7 @@ export async function runEval(a: EvalArgs): Promise<EvalResult> {
       for (let i = start; i < end; i++) rows.push(Array.from(data.rows.subarray(i * F, (i + 1) * F)));
       const id = `${run}-${k}`;
       const p = await post(agent, url, '/predict', JSON.stringify({ instances: rows, id, model: a.model }), {});
-      if (p.status !== 200) throw tfError('INTERNAL', `/predict answered ${p.status} for rows ${start}..${end - 1}: ${p.text}`);
+      if (p.status !== 200) throw engineError('/predict', p, start, end);
       const predictions = (JSON.parse(p.text) as { predictions: Array<{ class: number }> }).predictions;
       const labels: number[] = [];
       for (let i = start; i < end; i++) {
@@ -198,7 +198,7 @@ export async function runEval(a: EvalArgs): Promise<EvalResult> {
         labels.push(data.labels[i]!);
       }
       const l = await post(agent, url, '/learn', JSON.stringify({ id, labels }), auth);
-      if (l.status !== 202) throw tfError('INTERNAL', `/learn answered ${l.status} for rows ${start}..${end - 1}: ${l.text}`);
+      if (l.status !== 202) throw engineError('/learn', l, start, end);
     }
   } finally {
     agent.destroy();
@@ -226,4 +226,15 @@ export function evalCommand(argv: string[], stdout: NodeJS.WritableStream, stder
     const r = await runEval(args);
     return args.json ? JSON.stringify(r) : formatEval(r);
   });
+}
+
+/** The engine refused a request: report its own code (the tool did nothing wrong). */
+function engineError(route: string, r: { status: number; text: string }, start: number, end: number): TradeflowError {
+  let code: unknown;
+  try {
+    code = (JSON.parse(r.text) as { error?: { code?: unknown } }).error?.code;
+  } catch {
+    // not our error body: reported as INTERNAL below, with the text
+  }
+  return reviveError(code, `${route} answered ${r.status} for rows ${start}..${end - 1}: ${r.text}`);
 }
