@@ -6,7 +6,7 @@
  */
 import * as http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { reviveError, tfError, type TradeflowError } from '../errors';
+import { reviveError, type TradeflowError } from '../errors';
 import { readLabelledCsv } from '../io/csv';
 import { DEFAULT_SGD_OPTIONS, SgdLearner, validateSgdOptions } from '../learning/sgd';
 import { runCommand } from './command';
