@@ -19,20 +19,13 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 import * as path from 'node:path';
+import { projectRoot } from '../../src/paths';
 
 /** True under CI, where nothing may be skipped for want of a tool or data. */
 export const IN_CI = ((v) => v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false')(process.env.CI);
 
-/** The repository root (the folder holding package.json), found from this file. */
-export const REPO_ROOT = (() => {
-  let dir = __dirname;
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${__dirname}`);
-    dir = up;
-  }
-  return dir;
-})();
+/** The repository root (the folder holding package.json). */
+export const REPO_ROOT = projectRoot();
 
 /** The part of vitest's test context that skips the running test. */
 interface SkipContext {
