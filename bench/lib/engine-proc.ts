@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { projectRoot } from '../../src/paths';
 import { parseArgs, usage, UsageError, withHelp, type FlagSpec } from './args';
 import { featureRow, formatFeature, rng } from './bodies';
 import { cpuSeconds, machineBusySeconds } from './cpu';
@@ -21,7 +22,8 @@ import { fmtCount, fmtMs, fmtRatio, median, summarizeRuns, type RunsSummary } fr
 import { runWrk, type WrkResult, type WrkRun } from './wrk';
 
 /** Repository root, from dist/bench/lib. */
-export const ROOT = path.resolve(__dirname, '..', '..', '..');
+// From dist/bench/lib (benchmarks) or bench/lib (tests run from sources) alike.
+export const ROOT = projectRoot();
 export const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 export const READINESS = '/monitoring/health/readiness';
 
