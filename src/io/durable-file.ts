@@ -9,6 +9,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { checkDiskFault } from './disk-faults';
 
 const TEMP_MARK = '.tmp-';
 let tempCounter = 0;
@@ -31,6 +32,7 @@ function ignorable(err: unknown): boolean {
 export async function fsyncDirectory(dir: string): Promise<void> {
   const fh = await fs.promises.open(dir, 'r');
   try {
+    checkDiskFault('fsync', dir);
     await fh.sync();
   } catch (err) {
     if (!ignorable(err)) throw err;
@@ -43,6 +45,7 @@ export async function fsyncDirectory(dir: string): Promise<void> {
 export function fsyncDirectorySync(dir: string): void {
   const fd = fs.openSync(dir, 'r');
   try {
+    checkDiskFault('fsync', dir);
     fs.fsyncSync(fd);
   } catch (err) {
     if (!ignorable(err)) throw err;
@@ -67,13 +70,17 @@ export async function writeFileAtomic(dir: string, name: string, data: Uint8Arra
   const target = path.join(dir, name);
   const temp = path.join(dir, `${name}${TEMP_MARK}${process.pid}-${++tempCounter}`);
   try {
+    checkDiskFault('open', temp);
     const fh = await fs.promises.open(temp, 'wx');
     try {
+      checkDiskFault('write', temp);
       await fh.writeFile(data);
+      checkDiskFault('fsync', temp);
       await fh.sync();
     } finally {
       await fh.close();
     }
+    checkDiskFault('rename', target);
     await fs.promises.rename(temp, target);
   } catch (err) {
     await fs.promises.rm(temp, { force: true }).catch(() => undefined);
