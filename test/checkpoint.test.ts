@@ -149,6 +149,7 @@ describe('checkpoint', () => {
     const bad = encodeCheckpoint({}).toString('utf8').split('\n')[0]!;
     const header = JSON.parse(bad) as Record<string, unknown>;
     header.bytes = body.length;
+    header.json = body.length;
     header.crc32 = crc32(body).toString(16).padStart(8, '0');
     fs.writeFileSync(file, Buffer.concat([Buffer.from(JSON.stringify(header) + '\n'), body]));
     expect(errorOf(() => readCheckpoint(dir, NAME)).message).toMatch(/not valid JSON/);
@@ -168,5 +169,68 @@ describe('checkpoint', () => {
     const dir = tempDir();
     await expect(writeCheckpoint(dir, '../escape.ckpt', {})).rejects.toThrow(/plain file name/);
     expect(() => readCheckpoint(dir, 'a/b')).toThrow(/plain file name/);
+  });
+
+  it('stores typed arrays as raw arrays (version 2), bit for bit, and refuses non-finite floats in them', async () => {
+    const dir = tempDir();
+    const f32 = Float32Array.of(0.1, -0, 3.4028234663852886e38, 1.401298464324817e-45);
+    const f64 = Float64Array.of(0.1 + 0.2, -1 / 3, 5e-324);
+    const st = { seq: 9, nested: { rows: f32, labels: Uint8Array.of(0, 1, 255) }, w: f64, list: [Uint32Array.of(7, 2 ** 32 - 1), Int32Array.of(-5)] };
+    await writeCheckpoint(dir, NAME, st);
+    const bytes = fs.readFileSync(path.join(dir, NAME));
+    const header = JSON.parse(bytes.subarray(0, bytes.indexOf(0x0a)).toString('utf8')) as { version: number; json: number; arrays: Array<{ type: string; length: number }> };
+    expect(header.version).toBe(2);
+    expect(header.arrays).toEqual([
+      { type: 'f32', length: 4 },
+      { type: 'u8', length: 3 },
+      { type: 'f64', length: 3 },
+      { type: 'u32', length: 2 },
+      { type: 'i32', length: 1 },
+    ]);
+    // The float32 bytes are in the file as they are in memory: no text between them.
+    expect(bytes.indexOf(Buffer.from(f32.buffer))).toBeGreaterThan(0);
+    const back = readCheckpoint<typeof st>(dir, NAME)!;
+    expect(back.nested.rows).toBeInstanceOf(Float32Array);
+    expect(Buffer.from(back.nested.rows.buffer).equals(Buffer.from(f32.buffer))).toBe(true);
+    expect(Object.is(back.nested.rows[1], -0)).toBe(true);
+    expect(back.nested.labels).toEqual(Uint8Array.of(0, 1, 255));
+    expect(back.w).toEqual(f64);
+    expect(back.list[0]).toEqual(Uint32Array.of(7, 2 ** 32 - 1));
+    expect(back.list[1]).toEqual(Int32Array.of(-5));
+    await expect(writeCheckpoint(dir, NAME, { rows: Float32Array.of(1, Number.NaN) })).rejects.toThrow(/non-finite number \(NaN\) at key "rows\[1\]"/);
+    await expect(writeCheckpoint(dir, NAME, { a: { $array: 0 } })).rejects.toThrow(/reserved key/);
+    expect(readCheckpoint<typeof st>(dir, NAME)!.seq).toBe(9);
+  });
+
+  it('reads a version 1 checkpoint (the whole state as JSON), as older engines wrote it', () => {
+    const dir = tempDir();
+    const body = Buffer.from(JSON.stringify(state(3)), 'utf8');
+    const header = { format: 'tradeflow-checkpoint', version: 1, bytes: body.length, crc32: crc32(body).toString(16).padStart(8, '0'), writtenAt: '2026-11-01T00:00:00.000Z' };
+    fs.writeFileSync(path.join(dir, NAME), Buffer.concat([Buffer.from(JSON.stringify(header) + '\n'), body]));
+    expect(readCheckpoint<State>(dir, NAME)).toEqual(state(3));
+    // A version 1 file cannot name arrays: one that does is damaged, not a state.
+    const forged = Buffer.from(JSON.stringify({ a: { $array: 0 } }));
+    const h2 = { ...header, bytes: forged.length, crc32: crc32(forged).toString(16).padStart(8, '0') };
+    fs.writeFileSync(path.join(dir, NAME), Buffer.concat([Buffer.from(JSON.stringify(h2) + '\n'), forged]));
+    expect(errorOf(() => readCheckpoint(dir, NAME)).message).toMatch(/reference to array 0 that the header does not have/);
+  });
+
+  it('refuses a version 2 checkpoint whose array table does not match its bytes', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, NAME);
+    await writeCheckpoint(dir, NAME, { rows: new Float32Array(8) });
+    const good = fs.readFileSync(file);
+    const nl = good.indexOf(0x0a);
+    const header = JSON.parse(good.subarray(0, nl).toString('utf8')) as Record<string, unknown>;
+    const body = good.subarray(nl + 1);
+    const rewrite = (h: Record<string, unknown>): void => fs.writeFileSync(file, Buffer.concat([Buffer.from(JSON.stringify(h) + '\n'), body]));
+    rewrite({ ...header, arrays: [{ type: 'f32', length: 9 }] });
+    expect(errorOf(() => readCheckpoint(dir, NAME)).message).toMatch(/array 0 runs past the end of the state/);
+    rewrite({ ...header, arrays: [{ type: 'f32', length: 7 }] });
+    expect(errorOf(() => readCheckpoint(dir, NAME)).message).toMatch(/take \d+ bytes but the state holds \d+/);
+    rewrite({ ...header, arrays: [{ type: 'f16', length: 8 }] });
+    expect(errorOf(() => readCheckpoint(dir, NAME)).message).toMatch(/array 0 of the header has a bad type or length/);
+    rewrite({ ...header, json: undefined });
+    expect(errorOf(() => readCheckpoint(dir, NAME)).message).toMatch(/lacks the sizes/);
   });
 });

@@ -11,13 +11,15 @@
  * state before a crash, for every acknowledged record.
  */
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { DriftEvent, DriftMonitor, MonitorSnapshot, MonitorUpdate, Outcome } from '../drift/monitor';
 import { tfError } from '../errors';
-import { readCheckpoint, writeCheckpoint } from './checkpoint';
+import { readCheckpoint } from './checkpoint';
+import { CheckpointWriter } from './checkpoint-writer';
 import { FeedbackLog } from './feedback-log';
 import { decodeRecord, encodeRecord, type FeedbackExample, type LearningRecord } from './feedback-record';
 import type { QualityWindow } from './quality-window';
-import { ReplayBuffer, type ReplaySnapshot } from './replay-buffer';
+import { ReplayBuffer, type ReplaySnapshot, type ReplaySnapshotV1 } from './replay-buffer';
 import { SgdLearner, type SgdOptions, type SgdSnapshot } from './sgd';
 import { SharedWeights } from './shared-weights';
 
@@ -48,8 +50,24 @@ interface LearningCheckpoint {
   sgd: SgdSnapshot;
   quality: Record<string, { outcomes: string }>;
   drift: MonitorSnapshot | null;
-  replay: ReplaySnapshot;
+  /** Typed arrays in checkpoints of format 2, base64 in format 1 (see checkpoint.ts). */
+  replay: ReplaySnapshot | ReplaySnapshotV1;
   counters: { examples: number; records: number };
+}
+
+/** What the checkpoints since open did (GET /monitoring/system/info, learning.checkpoints). */
+export interface CheckpointStats {
+  written: number;
+  failed: number;
+  /** Seq the last written checkpoint covers. */
+  last_seq: number;
+  /** Wall-clock start of the last written checkpoint, in ms since the epoch. */
+  last_started_at_ms: number | null;
+  /** From snapshot to log truncation, of the last written checkpoint. */
+  last_duration_ms: number | null;
+  /** The part of it that ran on the main thread (the snapshot): what a checkpoint costs the event loop. */
+  last_snapshot_ms: number | null;
+  last_error: string | null;
 }
 
 export interface RecoveryInfo {
@@ -69,6 +87,16 @@ export class OnlineLearning {
   private records = 0;
   private timer: NodeJS.Timeout | null = null;
   private checkpointing: Promise<void> | null = null;
+  private readonly writer = new CheckpointWriter();
+  private readonly checkpoints: CheckpointStats = {
+    written: 0,
+    failed: 0,
+    last_seq: 0,
+    last_started_at_ms: null,
+    last_duration_ms: null,
+    last_snapshot_ms: null,
+    last_error: null,
+  };
   private closed = false;
   recovery: RecoveryInfo = { checkpointSeq: 0, replayed: 0, lastSeq: 0 };
 
@@ -195,17 +223,33 @@ export class OnlineLearning {
     this.weights.publish(this.effective, bias, this.learner.updates);
   }
 
-  /** Writes the full state atomically, then drops the log it covers. One at a time. */
+  /**
+   * Writes the full state atomically, then drops the log it covers. One at a time. Only the
+   * snapshot runs here; the encoding and the write run in the checkpoint writer's thread. A failure
+   * (the disk full, an I/O error) leaves the previous checkpoint and the whole log as they were.
+   */
   checkpoint(): Promise<void> {
     if (this.checkpointing) return this.checkpointing;
+    const c = this.checkpoints;
     this.checkpointing = (async () => {
+      const startedAt = Date.now();
+      const t0 = performance.now();
       const state = this.snapshot();
+      const snapshotMs = performance.now() - t0;
       await this.log.rotate();
-      await writeCheckpoint(this.opts.stateDir, CHECKPOINT_NAME, state);
+      await this.writer.write(this.opts.stateDir, CHECKPOINT_NAME, state);
+      // Only once the checkpoint is durable: a failed one truncates nothing.
       await this.log.truncateThrough(state.seq);
-    })().finally(() => {
-      this.checkpointing = null;
-    });
+      Object.assign(c, { written: c.written + 1, last_seq: state.seq, last_started_at_ms: startedAt, last_duration_ms: performance.now() - t0, last_snapshot_ms: snapshotMs, last_error: null });
+    })()
+      .catch((err: Error) => {
+        c.failed++;
+        c.last_error = err.message;
+        throw err;
+      })
+      .finally(() => {
+        this.checkpointing = null;
+      });
     return this.checkpointing;
   }
 
@@ -244,6 +288,7 @@ export class OnlineLearning {
       replay_buffer_rows: this.replay.size,
       replay_buffer_capacity: this.replay.capacity,
       recovery: this.recovery,
+      checkpoints: { ...this.checkpoints },
       log: this.log.stats(),
     };
   }
@@ -255,7 +300,12 @@ export class OnlineLearning {
     if (this.timer) clearInterval(this.timer);
     await this.log.flush();
     this.drainInOrder();
-    await this.checkpoint();
-    await this.log.close();
+    try {
+      // If it fails, nothing acknowledged is lost: the log still holds it, for the next start.
+      await this.checkpoint();
+    } finally {
+      await this.log.close();
+      await this.writer.close();
+    }
   }
 }
