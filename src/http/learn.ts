@@ -17,7 +17,7 @@ import type { ModelRegistry, ServedModel } from '../models/registry';
 import type { SlabViews } from '../pool/slab';
 import type { AdminCheck } from './auth';
 import { checkDeclaredLength, mediaTypeOf, parseContentLength, readBody } from './body';
-import { decodeJsonBody } from './json-body';
+import { decodeJsonBody, type DecodedBody } from './json-body';
 import { JSON_TYPE, type Exchange, type Responder } from './respond';
 
 export interface LearnDeps {
@@ -65,60 +65,43 @@ function invalid(message: string): TradeflowError {
   return tfError('INVALID_BODY', message);
 }
 
-export function createLearnHandler(deps: LearnDeps) {
-  const { models, batcher, learning, store, responder, options } = deps;
-  const F = models.features;
-  const staging = new Float32Array(options.maxRequestRows * F);
-  const labelsOut = new Uint8Array(options.maxRequestRows);
-  const ensemble: ServedModel | null = models.has('ensemble') ? models.get('ensemble') : null;
+/** Feedback as decoded from one request: what the log will keep, and what was served for it. */
+interface Parsed {
+  example: Omit<FeedbackExample, 'served'>;
+  /** The answer given to an earlier prediction named by id; null: the rows are scored now. */
+  served: ServedPrediction | null;
+  id: string | null;
+}
 
-  function score(model: ServedModel, features: Float32Array, rows: number, deadline: number): Promise<ServedPrediction> {
-    return new Promise((resolve, reject) => {
-      const call = new ScoreCall(rows, deadline, ({ classes, p1 }) => resolve({ model: model.name, classes, p1 }), reject);
-      batcher.enqueue(model.index, features, rows, call);
-    });
-  }
-
-  /** The feedback as the log will keep it, or a 4xx. Synchronous: reads the request bytes. */
-  function parse(bytes: Uint8Array): { example: Omit<FeedbackExample, 'served'>; served: ServedPrediction | null; id: string | null } {
-    const d = decodeJsonBody(bytes, F, staging, options.maxRequestRows, { labelsOut });
-    if (d.shape === 'features' || d.shape === 'instances') {
-      let labels: Uint8Array;
-      if (d.shape === 'features') {
-        if (d.label === undefined) throw invalid('"features" needs "label" (0 or 1)');
-        labels = Uint8Array.of(d.label);
-      } else {
-        if (d.labelCount === 0) throw invalid('"instances" needs "labels": one 0 or 1 per row');
-        labels = labelsOut.slice(0, d.rows);
-      }
-      return { example: { kind: 'feedback', rows: d.rows, features: staging.slice(0, d.rows * F), labels }, served: null, id: null };
-    }
-    if (d.id === undefined) throw invalid('body needs "features" with "label", "instances" with "labels", or "id" with "label"');
-    const p = store.get(d.id);
-    if (p === 'unknown') throw tfError('PREDICTION_ID_NOT_FOUND', { id: d.id });
-    if (p === 'expired') throw tfError('PREDICTION_ID_EXPIRED', { id: d.id });
-    let labels: Uint8Array;
-    if (d.label !== undefined && d.labelCount === 0) {
-      if (p.rows !== 1) throw invalid(`prediction "${d.id}" has ${p.rows} rows: send "labels" with one label per row`);
-      labels = Uint8Array.of(d.label);
-    } else if (d.labelCount > 0 && d.label === undefined) {
-      if (d.labelCount !== p.rows) throw invalid(`"labels" has ${d.labelCount} entries but prediction "${d.id}" has ${p.rows} rows`);
-      labels = labelsOut.slice(0, d.labelCount);
-    } else {
-      throw invalid('feedback by "id" needs exactly one of "label" or "labels"');
-    }
-    return {
-      example: { kind: 'feedback', rows: p.rows, features: p.features, labels },
-      served: { model: p.model, classes: p.classes, p1: p.p1 },
-      id: d.id,
-    };
-  }
-
+export function createLearnHandler(deps: LearnDeps): (x: Exchange, req: HttpRequest) => void {
+  const handler = new LearnHandler(deps);
   return function learn(x: Exchange, req: HttpRequest): void {
-    deps.admin(x.res, req);
+    handler.accept(x, req);
+  };
+}
+
+/** Built once with the handler; the steps of a request are methods, so a request allocates no closures for them. */
+class LearnHandler {
+  private readonly F: number;
+  private readonly staging: Float32Array;
+  private readonly labelsOut: Uint8Array;
+  private readonly ensemble: ServedModel | null;
+
+  constructor(private readonly deps: LearnDeps) {
+    const { models, options } = deps;
+    this.F = models.features;
+    this.staging = new Float32Array(options.maxRequestRows * this.F);
+    this.labelsOut = new Uint8Array(options.maxRequestRows);
+    this.ensemble = models.has('ensemble') ? models.get('ensemble') : null;
+  }
+
+  /** Checks the caller and the headers, then reads the body. */
+  accept(x: Exchange, req: HttpRequest): void {
+    const { responder, options } = this.deps;
+    this.deps.admin(x.res, req);
     const type = req.getHeader('content-type');
     const contentLength = parseContentLength(req.getHeader('content-length'));
-    if (deps.isDraining()) throw tfError('DRAINING', { refusing: 'feedback' });
+    if (this.deps.isDraining()) throw tfError('DRAINING', { refusing: 'feedback' });
     const media = mediaTypeOf(type);
     if (media !== '' && media !== JSON_TYPE) throw tfError('UNSUPPORTED_MEDIA_TYPE', `Content-Type "${type}" is not supported; /learn takes ${JSON_TYPE}`);
     checkDeclaredLength(contentLength, options.maxBodyBytes);
@@ -127,28 +110,88 @@ export function createLearnHandler(deps: LearnDeps) {
       x.res,
       contentLength,
       options.maxBodyBytes,
-      (bytes) => {
-        let parsed: ReturnType<typeof parse>;
-        try {
-          parsed = parse(bytes);
-        } catch (err) {
-          responder.corked(x, () => responder.error(x, err));
-          return;
-        }
-        const { example, id } = parsed;
-        const served: Promise<ServedPrediction | null> =
-          parsed.served !== null || ensemble === null ? Promise.resolve(parsed.served) : score(ensemble, example.features, example.rows, deadline);
-        served
-          .then((s) => learning.submit({ ...example, served: s }))
-          .then(
-            () => {
-              if (id !== null) store.delete(id);
-              responder.corked(x, () => responder.json(x, 202, { accepted: example.rows, durable: true, sgd_updates: learning.learner.updates }));
-            },
-            (err) => responder.corked(x, () => responder.error(x, err)),
-          );
-      },
+      (bytes) => this.onBody(x, bytes, deadline),
       (err) => responder.corked(x, () => responder.error(x, err, true)),
     );
-  };
+  }
+
+  private onBody(x: Exchange, bytes: Uint8Array, deadline: number): void {
+    const { responder } = this.deps;
+    let parsed: Parsed;
+    try {
+      parsed = this.parse(bytes);
+    } catch (err) {
+      responder.corked(x, () => responder.error(x, err));
+      return;
+    }
+    this.apply(x, parsed, deadline);
+  }
+
+  /** Scores the rows if they need it, then submits the feedback and answers once it is durable. */
+  private apply(x: Exchange, parsed: Parsed, deadline: number): void {
+    const { learning, store, responder } = this.deps;
+    const { example, id } = parsed;
+    const ensemble = this.ensemble;
+    const served: Promise<ServedPrediction | null> =
+      parsed.served !== null || ensemble === null ? Promise.resolve(parsed.served) : this.score(ensemble, example.features, example.rows, deadline);
+    served
+      .then((s) => learning.submit({ ...example, served: s }))
+      .then(
+        () => {
+          if (id !== null) store.delete(id);
+          responder.corked(x, () => responder.json(x, 202, { accepted: example.rows, durable: true, sgd_updates: learning.learner.updates }));
+        },
+        (err) => responder.corked(x, () => responder.error(x, err)),
+      );
+  }
+
+  private score(model: ServedModel, features: Float32Array, rows: number, deadline: number): Promise<ServedPrediction> {
+    return new Promise((resolve, reject) => {
+      const call = new ScoreCall(rows, deadline, ({ classes, p1 }) => resolve({ model: model.name, classes, p1 }), reject);
+      this.deps.batcher.enqueue(model.index, features, rows, call);
+    });
+  }
+
+  /** The feedback as the log will keep it, or a 4xx. Synchronous: reads the request bytes. */
+  private parse(bytes: Uint8Array): Parsed {
+    const d = decodeJsonBody(bytes, this.F, this.staging, this.deps.options.maxRequestRows, { labelsOut: this.labelsOut });
+    if (d.shape === 'features' || d.shape === 'instances') return this.withFeatures(d);
+    if (d.id === undefined) throw invalid('body needs "features" with "label", "instances" with "labels", or "id" with "label"');
+    return this.byId(d, d.id);
+  }
+
+  /** Feedback that brings its rows: copied out of the staging buffer, which the next request reuses. */
+  private withFeatures(d: DecodedBody): Parsed {
+    let labels: Uint8Array;
+    if (d.shape === 'features') {
+      if (d.label === undefined) throw invalid('"features" needs "label" (0 or 1)');
+      labels = Uint8Array.of(d.label);
+    } else {
+      if (d.labelCount === 0) throw invalid('"instances" needs "labels": one 0 or 1 per row');
+      labels = this.labelsOut.slice(0, d.rows);
+    }
+    return { example: { kind: 'feedback', rows: d.rows, features: this.staging.slice(0, d.rows * this.F), labels }, served: null, id: null };
+  }
+
+  /** Feedback on an earlier prediction: its rows and the answer given come from the store. */
+  private byId(d: DecodedBody, id: string): Parsed {
+    const p = this.deps.store.get(id);
+    if (p === 'unknown') throw tfError('PREDICTION_ID_NOT_FOUND', { id });
+    if (p === 'expired') throw tfError('PREDICTION_ID_EXPIRED', { id });
+    let labels: Uint8Array;
+    if (d.label !== undefined && d.labelCount === 0) {
+      if (p.rows !== 1) throw invalid(`prediction "${id}" has ${p.rows} rows: send "labels" with one label per row`);
+      labels = Uint8Array.of(d.label);
+    } else if (d.labelCount > 0 && d.label === undefined) {
+      if (d.labelCount !== p.rows) throw invalid(`"labels" has ${d.labelCount} entries but prediction "${id}" has ${p.rows} rows`);
+      labels = this.labelsOut.slice(0, d.labelCount);
+    } else {
+      throw invalid('feedback by "id" needs exactly one of "label" or "labels"');
+    }
+    return {
+      example: { kind: 'feedback', rows: p.rows, features: p.features, labels },
+      served: { model: p.model, classes: p.classes, p1: p.p1 },
+      id,
+    };
+  }
 }

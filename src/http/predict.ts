@@ -39,7 +39,9 @@ type Format = 'features' | 'instances' | 'binary';
 /** Largest per-request deadline a client may ask for, in ms. */
 const MAX_TIMEOUT_MS = 3_600_000;
 
-function mediaType(header: string): 'json' | 'binary' | null {
+type MediaKind = 'json' | 'binary';
+
+function mediaType(header: string): MediaKind | null {
   const t = mediaTypeOf(header);
   if (t === '' || t === JSON_TYPE) return 'json';
   if (t === BINARY_TYPE) return 'binary';
@@ -192,48 +194,138 @@ class Scratch {
   }
 }
 
-export function createPredictHandler(deps: PredictDeps) {
-  const { batcher, models, responder, options, cache, telemetry } = deps;
-  const F = models.features;
-  const staging = new Float32Array(options.maxRequestRows * F);
-  const writer = new AnswerWriter(models, responder, cache, telemetry, deps.store);
-  const metricsOf = new Map<string, ModelMetrics>();
-  for (const m of models.list) {
-    if (telemetry) metricsOf.set(m.name, telemetry.model(m.name));
-    cache?.onVersion(m.index, m.version);
-  }
+export function createPredictHandler(deps: PredictDeps): (x: Exchange, req: HttpRequest) => void {
+  const handler = new PredictHandler(deps);
+  return function predict(x: Exchange, req: HttpRequest): void {
+    handler.accept(x, req);
+  };
+}
+
+/**
+ * Built once with the handler. A request allocates what it needs itself (its answer, its batch
+ * entry, the body callbacks in accept) and nothing per step: the steps are methods, not closures.
+ */
+class PredictHandler {
+  private readonly F: number;
+  private readonly staging: Float32Array;
+  private readonly writer: AnswerWriter;
+  private readonly metricsOf = new Map<string, ModelMetrics>();
   // Results of cache hits, laid out like a slab slot so one writer serves both.
-  const hitProbs = new Float32Array(2 * (cache ? cache.maxRowsPerRequest : 0));
-  const hitLabels = new Int32Array(cache ? cache.maxRowsPerRequest : 0);
+  private readonly hitProbs: Float32Array;
+  private readonly hitLabels: Int32Array;
+
+  constructor(private readonly deps: PredictDeps) {
+    const { models, responder, options, cache, telemetry } = deps;
+    this.F = models.features;
+    this.staging = new Float32Array(options.maxRequestRows * this.F);
+    this.writer = new AnswerWriter(models, responder, cache, telemetry, deps.store);
+    for (const m of models.list) {
+      if (telemetry) this.metricsOf.set(m.name, telemetry.model(m.name));
+      cache?.onVersion(m.index, m.version);
+    }
+    this.hitProbs = new Float32Array(2 * (cache ? cache.maxRowsPerRequest : 0));
+    this.hitLabels = new Int32Array(cache ? cache.maxRowsPerRequest : 0);
+  }
+
+  /** Checks the headers, then reads the body; the answer is written when the body is in (or its batch is back). */
+  accept(x: Exchange, req: HttpRequest): void {
+    const { batcher, responder, options } = this.deps;
+    const kind = mediaType(req.getHeader('content-type'));
+    const contentLength = parseContentLength(req.getHeader('content-length'));
+    const timeoutHeader = req.getHeader('x-request-timeout-ms');
+    const modelHeader = req.getHeader('x-model');
+    let call: PredictCall | null = null;
+    x.onAbort = () => {
+      if (call) batcher.clientGone(call);
+    };
+    const media = this.refuseEarly(req, kind, contentLength);
+    const deadline = x.startedAt + parseTimeoutHeader(timeoutHeader, options.requestTimeoutMs);
+    readBody(
+      x.res,
+      contentLength,
+      options.maxBodyBytes,
+      (bytes) => {
+        if (x.aborted) return;
+        try {
+          call = this.dispatch(x, bytes, media, modelHeader, deadline);
+        } catch (err) {
+          responder.corked(x, () => responder.error(x, err));
+        }
+      },
+      (err) => responder.corked(x, () => responder.error(x, err, true)),
+    );
+  }
+
+  // Refusals that come before the body is read; the router answers them and closes the
+  // connection behind them.
+  private refuseEarly(req: HttpRequest, kind: MediaKind | null, contentLength: number): MediaKind {
+    if (this.deps.isDraining()) throw tfError('DRAINING', { refusing: 'predictions' });
+    if (kind === null) throw tfError('UNSUPPORTED_MEDIA_TYPE', `Content-Type "${req.getHeader('content-type')}" is not supported; use ${JSON_TYPE} or ${BINARY_TYPE}`);
+    checkDeclaredLength(contentLength, this.deps.options.maxBodyBytes);
+    return kind;
+  }
+
+  /** Decodes the body and answers it from the cache or queues its rows: the call in the batch, if any. */
+  private dispatch(x: Exchange, bytes: Uint8Array, kind: MediaKind, modelHeader: string, deadline: number): PredictCall | null {
+    const { models } = this.deps;
+    if (kind === 'binary') {
+      const src = this.decodeBinary(bytes);
+      return this.enqueue(x, 'binary', modelHeader || models.defaultModel.name, undefined, src, src.length / this.F, deadline);
+    }
+    const d = decodeJsonBody(bytes, this.F, this.staging, this.deps.options.maxRequestRows);
+    if (d.shape === 'none') throw tfError('INVALID_BODY', 'body needs "features" (one row) or "instances" (a list of rows)');
+    return this.enqueue(x, d.shape, d.model ?? (modelHeader || models.defaultModel.name), d.id, this.staging, d.rows, deadline);
+  }
+
+  private enqueue(x: Exchange, format: Format, modelName: string, id: string | undefined, src: Float32Array, rows: number, deadline: number): PredictCall | null {
+    const model = this.deps.models.get(modelName);
+    const a: Answer = { x, format, model, mm: this.metricsOf.get(model.name) ?? null, id };
+    const keys = this.fromCache(a, src, rows);
+    if (keys === true) return null;
+    const call = new PredictCall(a, this.writer, rows, deadline, keys);
+    try {
+      // The batcher copies the rows into its slab now: `src` may be uWS's buffer.
+      this.deps.batcher.enqueue(model.index, src, rows, call);
+    } catch (err) {
+      call.dead = true;
+      throw err;
+    }
+    return call;
+  }
 
   /** Answers from the cache when every row hits; else returns the rows' keys for the insert. */
-  function fromCache(a: Answer, src: Float32Array, rows: number): string[] | null | true {
+  private fromCache(a: Answer, src: Float32Array, rows: number): string[] | null | true {
+    const { cache, telemetry } = this.deps;
     if (!cache || !cache.applies(rows) || a.model.kind !== 'onnx') return null;
     const keys: string[] = [];
     // Keys name the version serving now; a hit is answered as that version.
     const version = a.model.version;
-    for (let r = 0; r < rows; r++) keys.push(cache.key(a.model.index, version, src, r, F));
+    for (let r = 0; r < rows; r++) keys.push(cache.key(a.model.index, version, src, r, this.F));
     for (let r = 0; r < rows; r++) {
       const v = cache.get(keys[r]!);
       telemetry?.recordCacheLookup(v !== undefined);
       if (v === undefined) return keys;
-      hitProbs[2 * r] = v.p0;
-      hitProbs[2 * r + 1] = v.p1;
-      hitLabels[r] = v.cls;
+      this.hitProbs[2 * r] = v.p0;
+      this.hitProbs[2 * r + 1] = v.p1;
+      this.hitLabels[r] = v.cls;
     }
-    if (writer.write(a, hitProbs, hitLabels, 0, rows, version, src) && telemetry && a.mm) telemetry.countRows(a.mm, rows, 0, hitProbs, hitLabels);
+    if (this.writer.write(a, this.hitProbs, this.hitLabels, 0, rows, version, src) && telemetry && a.mm) {
+      telemetry.countRows(a.mm, rows, 0, this.hitProbs, this.hitLabels);
+    }
     return true;
   }
 
   /** The rows of a binary body, read in place when aligned (valid during the body callback only). */
-  function decodeBinary(bytes: Uint8Array): Float32Array {
+  private decodeBinary(bytes: Uint8Array): Float32Array {
+    const F = this.F;
+    const maxRows = this.deps.options.maxRequestRows;
     const rowBytes = 4 * F;
     if (bytes.length === 0 || bytes.length % rowBytes !== 0) {
       throw tfError('INVALID_BINARY_BODY', `binary body must be whole rows of ${F} little-endian float32 values (${rowBytes} bytes per row), got ${bytes.length} bytes`);
     }
     const rows = bytes.length / rowBytes;
-    if (rows > options.maxRequestRows) {
-      throw tfError('TOO_MANY_ROWS', `request has ${rows} rows, the limit is ${options.maxRequestRows}`);
+    if (rows > maxRows) {
+      throw tfError('TOO_MANY_ROWS', `request has ${rows} rows, the limit is ${maxRows}`);
     }
     const n = rows * F;
     // x86 and arm64 are little-endian; an aligned body is read in place, anything else copied.
@@ -246,63 +338,4 @@ export function createPredictHandler(deps: PredictDeps) {
     }
     return src;
   }
-
-  return function predict(x: Exchange, req: HttpRequest): void {
-    const kind = mediaType(req.getHeader('content-type'));
-    const contentLength = parseContentLength(req.getHeader('content-length'));
-    const timeoutHeader = req.getHeader('x-request-timeout-ms');
-    const modelHeader = req.getHeader('x-model');
-    let call: PredictCall | null = null;
-    x.onAbort = () => {
-      if (call) batcher.clientGone(call);
-    };
-    // Early refusals come before the body is read; the router answers them and closes the
-    // connection behind them.
-    if (deps.isDraining()) throw tfError('DRAINING', { refusing: 'predictions' });
-    if (kind === null) throw tfError('UNSUPPORTED_MEDIA_TYPE', `Content-Type "${req.getHeader('content-type')}" is not supported; use ${JSON_TYPE} or ${BINARY_TYPE}`);
-    checkDeclaredLength(contentLength, options.maxBodyBytes);
-    const timeoutMs = parseTimeoutHeader(timeoutHeader, options.requestTimeoutMs);
-    const deadline = x.startedAt + timeoutMs;
-
-    readBody(
-      x.res,
-      contentLength,
-      options.maxBodyBytes,
-      (bytes) => {
-        if (x.aborted) return;
-        try {
-          let rows: number;
-          let src: Float32Array;
-          let format: Format;
-          let modelName: string;
-          let id: string | undefined;
-          if (kind === 'json') {
-            const d = decodeJsonBody(bytes, F, staging, options.maxRequestRows);
-            if (d.shape === 'none') throw tfError('INVALID_BODY', 'body needs "features" (one row) or "instances" (a list of rows)');
-            rows = d.rows;
-            src = staging;
-            format = d.shape;
-            modelName = d.model ?? (modelHeader || models.defaultModel.name);
-            id = d.id;
-          } else {
-            src = decodeBinary(bytes);
-            rows = src.length / F;
-            format = 'binary';
-            modelName = modelHeader || models.defaultModel.name;
-          }
-          const model = models.get(modelName);
-          const a: Answer = { x, format, model, mm: metricsOf.get(model.name) ?? null, id };
-          const keys = fromCache(a, src, rows);
-          if (keys === true) return;
-          call = new PredictCall(a, writer, rows, deadline, keys);
-          // The batcher copies the rows into its slab now: `src` may be uWS's buffer.
-          batcher.enqueue(model.index, src, rows, call);
-        } catch (err) {
-          if (call) call.dead = true;
-          responder.corked(x, () => responder.error(x, err));
-        }
-      },
-      (err) => responder.corked(x, () => responder.error(x, err, true)),
-    );
-  };
 }
