@@ -110,7 +110,7 @@ const ERRORS = {
   INTERNAL: { status: 500, scope: 'http', doc: 'a bug in the engine; the message says where' },
   WORKER_FAILED: { status: 500, scope: 'http', doc: 'the worker running this batch failed; it is replaced, other batches are unaffected' },
   INVALID_MODEL_OUTPUT: { status: 500, scope: 'http', doc: 'the model produced a probability outside [0, 1] for this request' },
-  FEEDBACK_LOG_FAILED: { status: 500, scope: 'http', doc: 'a write or fsync of the feedback log failed; feedback and drift updates are refused until a restart recovers the log' },
+  FEEDBACK_LOG_FAILED: { status: 500, scope: 'http', doc: 'after a disk fault the feedback log read back records it had acknowledged and found them damaged; feedback and drift updates are refused until a restart, whose recovery checks the log' },
   MODEL_STORE_FAILED: { status: 500, scope: 'http', doc: 'the model versions under `STATE_DIR/models` cannot be read or written' },
   QUEUE_FULL: {
     status: 503,
@@ -130,6 +130,11 @@ const ERRORS = {
   },
   DRAINING: {
     status: 503,
+  FEEDBACK_LOG_UNAVAILABLE: {
+    status: 503,
+    scope: 'http',
+    doc: 'a write or fsync of the feedback log failed (disk full, I/O error in `STATE_DIR`): this feedback or drift update was not acknowledged and is not kept; the log rolls over to a fresh segment and takes them again once the disk does, without a restart',
+  },
     scope: 'http',
     doc: 'the engine is shutting down',
     message: (p: { refusing: DrainRefusal }) => `the engine is shutting down and takes no new ${p.refusing}`,

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TradeflowError } from '../src/errors';
 import { crc32 } from '../src/io/crc32';
+import { DISK_FAULTS_ENV, type DiskFaultRule } from '../src/io/disk-faults';
 import { FRAME_HEADER_BYTES, FeedbackLog, SEGMENT_HEADER_BYTES, segmentName, type FeedbackLogOptions } from '../src/learning/feedback-log';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -24,6 +25,7 @@ async function openLog(dir: string, opts?: FeedbackLogOptions): Promise<Feedback
 }
 
 afterEach(async () => {
+  delete process.env[DISK_FAULTS_ENV];
   for (const log of logs.splice(0)) await log.close().catch(() => undefined);
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
@@ -237,7 +239,7 @@ describe('FeedbackLog: appends and replay', () => {
     expect(await readAll(await openLog(dir))).toEqual([1, 2, 3].map((i) => [i, text(i)]));
   });
 
-  it('after a failed write, rejects that group, what waits and every later append with FEEDBACK_LOG_FAILED', async () => {
+  it('after a failed write, refuses that group with FEEDBACK_LOG_UNAVAILABLE and rolls over to a fresh segment for the next', async () => {
     const dir = tempDir();
     const log = await openLog(dir, { commitIntervalMs: 60_000 });
     const first = log.append(enc.encode(text(1)));
@@ -248,19 +250,149 @@ describe('FeedbackLog: appends and replay', () => {
     await log.flush();
     for (const err of await Promise.all(failed)) {
       expect(err).toBeInstanceOf(TradeflowError);
-      expect(err).toMatchObject({ code: 'FEEDBACK_LOG_FAILED', status: 500, message: /feedback log in .* failed \(EBADF/ });
+      expect(err).toMatchObject({ code: 'FEEDBACK_LOG_UNAVAILABLE', status: 503, headers: { 'Retry-After': '1' }, message: /feedback log in .* could not write or fsync \(EBADF.*not acknowledged/ });
     }
-    // No retry after a failed write: the kernel may have dropped the pages, so a later success could acknowledge lost data.
-    await expect(log.append(enc.encode(text(4)))).rejects.toMatchObject({ code: 'FEEDBACK_LOG_FAILED' });
-    await expect(log.rotate()).rejects.toMatchObject({ code: 'FEEDBACK_LOG_FAILED' });
-    expect(log.stats()).toMatchObject({ appended: 1, lastSeq: 1, pendingRecords: 0 });
+    expect(log.stats()).toMatchObject({ appended: 1, lastSeq: 1, pendingRecords: 0, state: 'unavailable', faults: 1, rollovers: 0 });
+    // The next group rolls over first (the descriptor that failed is never written again) and takes
+    // the next seq: the refused records never had one.
+    const after = log.append(enc.encode('after'));
+    await log.flush();
+    expect(await after).toBe(2);
+    expect(log.stats()).toMatchObject({ state: 'ok', fault: null, rollovers: 1, segments: 2 });
+    expect(segmentFiles(dir)).toEqual([segmentName(1), segmentName(2)]);
     await log.close();
-    expect(await readAll(await openLog(dir))).toEqual([[1, text(1)]]);
+    expect(await readAll(await openLog(dir))).toEqual([[1, text(1)], [2, 'after']]);
   });
 
   it('validates its options', async () => {
     await expect(FeedbackLog.open(tempDir(), { maxPendingBytes: 10 })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
     await expect(FeedbackLog.open(tempDir(), { commitIntervalMs: -1 })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+  });
+});
+
+/** Turns the given disk faults on (none: off) for this process; returns the hits so far. */
+function faults(control: string, rules: Array<Omit<DiskFaultRule, 'errno'> & { errno?: string }>): number {
+  process.env[DISK_FAULTS_ENV] = control;
+  fs.writeFileSync(control + '.new', JSON.stringify({ faults: rules.map((r) => ({ errno: 'EIO', ...r })) }));
+  fs.renameSync(control + '.new', control);
+  return fs.existsSync(control + '.hits') ? fs.readFileSync(control + '.hits', 'utf8').trim().split('\n').length : 0;
+}
+
+const refusal = (p: Promise<number>): Promise<unknown> => p.then((seq) => ({ seq }), (err: unknown) => err);
+
+describe('FeedbackLog: disk faults (injected, src/io/disk-faults.ts)', () => {
+  it('ENOSPC part-way through a write: the group is refused, its bytes are cut at once, and a restart finds only what was acknowledged', async () => {
+    const dir = tempDir();
+    const control = path.join(tempDir(), 'faults.json');
+    const log = await openLog(dir);
+    for (let i = 1; i <= 3; i++) expect(await log.append(enc.encode(text(i)))).toBe(i);
+    const file = path.join(dir, segmentName(1));
+    const acknowledged = fs.statSync(file).size;
+    faults(control, [{ op: 'write', path: '/feedback-', errno: 'ENOSPC', partialBytes: 20 }].map((r) => ({ ...r, path: dir })));
+    const err = await refusal(log.append(enc.encode('refused')));
+    expect(err).toMatchObject({ code: 'FEEDBACK_LOG_UNAVAILABLE', status: 503, message: /ENOSPC: no space left on device, write/ });
+    // 20 bytes reached the file, and were cut before the refusal was answered.
+    expect(fs.statSync(file).size).toBe(acknowledged);
+    // A kill -9 now: a new process opening the directory sees records 1..3 only.
+    const other = await openLog(dir);
+    expect(await readAll(other)).toEqual([1, 2, 3].map((i) => [i, text(i)]));
+    await other.close();
+    faults(control, []);
+    expect(await log.append(enc.encode('four'))).toBe(4);
+    await log.close();
+    expect(await readAll(await openLog(dir))).toEqual([[1, text(1)], [2, text(2)], [3, text(3)], [4, 'four']]);
+  });
+
+  it('EIO on fdatasync: refused while it lasts (each group retries the roll-over), taken again without a restart once it clears', async () => {
+    const dir = tempDir();
+    const control = path.join(tempDir(), 'faults.json');
+    const log = await openLog(dir);
+    expect(await log.append(enc.encode(text(1)))).toBe(1);
+    faults(control, [{ op: 'fsync', path: dir }]);
+    for (let i = 0; i < 3; i++) expect(await refusal(log.append(enc.encode(`refused ${i}`)))).toMatchObject({ code: 'FEEDBACK_LOG_UNAVAILABLE', message: /EIO/ });
+    expect(log.stats()).toMatchObject({ state: 'unavailable', appended: 1, lastSeq: 1, fault: expect.stringMatching(/EIO/) });
+    // The records were written before the fsync failed; the cut removed them, or the roll-over will.
+    const hits = faults(control, []);
+    expect(hits).toBeGreaterThanOrEqual(3);
+    expect(await log.append(enc.encode(text(2)))).toBe(2);
+    expect(log.stats()).toMatchObject({ state: 'ok', appended: 2, rollovers: 1, faults: expect.any(Number) });
+    await log.close();
+    const again = await openLog(dir);
+    expect(await readAll(again)).toEqual([[1, text(1)], [2, text(2)]]);
+    expect(segmentFiles(dir)).toEqual([segmentName(1), segmentName(2)]);
+  });
+
+  it('a roll-over that cannot create its segment (ENOSPC on open, EIO on the directory fsync) is retried by the next group', async () => {
+    const dir = tempDir();
+    const control = path.join(tempDir(), 'faults.json');
+    const log = await openLog(dir);
+    expect(await log.append(enc.encode(text(1)))).toBe(1);
+    faults(control, [{ op: 'write', path: dir }]);
+    await expect(log.append(enc.encode('x'))).rejects.toMatchObject({ code: 'FEEDBACK_LOG_UNAVAILABLE' });
+    faults(control, [{ op: 'open', path: dir, errno: 'ENOSPC' }]);
+    await expect(log.append(enc.encode('y'))).rejects.toMatchObject({ code: 'FEEDBACK_LOG_UNAVAILABLE', message: /roll over .*ENOSPC/ });
+    faults(control, [{ op: 'fsync', path: dir }]);
+    await expect(log.append(enc.encode('z'))).rejects.toMatchObject({ code: 'FEEDBACK_LOG_UNAVAILABLE' });
+    // A checkpoint's rotation meanwhile fails with the fault too, and deletes nothing.
+    await expect(log.rotate()).rejects.toMatchObject({ code: 'FEEDBACK_LOG_UNAVAILABLE' });
+    expect(segmentFiles(dir)).toEqual([segmentName(1)]);
+    faults(control, []);
+    expect(await log.append(enc.encode(text(2)))).toBe(2);
+    await log.close();
+    expect(await readAll(await openLog(dir))).toEqual([[1, text(1)], [2, text(2)]]);
+    expect(fs.readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('a fault right after a rotation replaces the empty segment instead of adding one', async () => {
+    const dir = tempDir();
+    const control = path.join(tempDir(), 'faults.json');
+    const log = await openLog(dir);
+    expect(await log.append(enc.encode(text(1)))).toBe(1);
+    await log.rotate();
+    faults(control, [{ op: 'write', path: segmentName(2) }]);
+    await expect(log.append(enc.encode('x'))).rejects.toMatchObject({ code: 'FEEDBACK_LOG_UNAVAILABLE' });
+    faults(control, []);
+    expect(await log.append(enc.encode(text(2)))).toBe(2);
+    expect(segmentFiles(dir)).toEqual([segmentName(1), segmentName(2)]);
+    await log.close();
+    expect(await readAll(await openLog(dir))).toEqual([[1, text(1)], [2, text(2)]]);
+  });
+
+  it('the segment being full when its rotation fails: the group stays acknowledged, the next one rolls over', async () => {
+    const dir = tempDir();
+    const control = path.join(tempDir(), 'faults.json');
+    const log = await openLog(dir, { segmentBytes: 256 });
+    faults(control, [{ op: 'open', path: dir, errno: 'ENOSPC' }]);
+    const seqs: number[] = [];
+    for (let i = 1; log.stats().state === 'ok'; i++) {
+      seqs.push(await log.append(enc.encode(text(i))));
+      await log.flush(); // after the rotation that follows the group
+    }
+    expect(log.stats()).toMatchObject({ state: 'unavailable', segments: 1, appended: seqs.length });
+    await expect(log.append(enc.encode('waits'))).rejects.toMatchObject({ code: 'FEEDBACK_LOG_UNAVAILABLE' });
+    faults(control, []);
+    expect(await log.append(enc.encode('next'))).toBe(seqs.length + 1);
+    await log.close();
+    expect((await readAll(await openLog(dir))).map(([s]) => s)).toEqual([...seqs, seqs.length + 1]);
+  });
+
+  it('acknowledged records found damaged when the roll-over reads them back: FEEDBACK_LOG_FAILED until a restart, which refuses to start', async () => {
+    const dir = tempDir();
+    const control = path.join(tempDir(), 'faults.json');
+    const log = await openLog(dir);
+    for (let i = 1; i <= 3; i++) await log.append(enc.encode(text(i)));
+    faults(control, [{ op: 'write', path: dir }]);
+    await expect(log.append(enc.encode('x'))).rejects.toMatchObject({ code: 'FEEDBACK_LOG_UNAVAILABLE' });
+    const file = path.join(dir, segmentName(1));
+    const bytes = fs.readFileSync(file);
+    bytes[frameOffsets(file)[1]! + FRAME_HEADER_BYTES]! ^= 0x10;
+    fs.writeFileSync(file, bytes);
+    faults(control, []);
+    await expect(log.append(enc.encode('y'))).rejects.toMatchObject({ code: 'FEEDBACK_LOG_FAILED', status: 500, message: /read back differs .*checksum mismatch/ });
+    await expect(log.append(enc.encode('z'))).rejects.toMatchObject({ code: 'FEEDBACK_LOG_FAILED' });
+    expect(log.stats()).toMatchObject({ state: 'failed' });
+    await log.close();
+    await expect(FeedbackLog.open(dir)).rejects.toMatchObject({ code: 'FEEDBACK_LOG_CORRUPT' });
   });
 });
 
@@ -301,21 +433,56 @@ describe('FeedbackLog: recovery', () => {
     }
   });
 
-  it('stops at a frame whose payload fails its checksum, even when later frames are intact', async () => {
+  it('refuses a bad frame in the last segment that intact frames follow (damage, not a torn write), naming the segment and the byte; repair keeps the records before it', async () => {
     const dir = await logWith(5);
     const file = path.join(dir, segmentName(1));
-    const third = frameOffsets(file)[2]!;
+    const offsets = frameOffsets(file);
+    const third = offsets[2]!;
     const bytes = fs.readFileSync(file);
     bytes[third + FRAME_HEADER_BYTES + 3]! ^= 0x01;
     fs.writeFileSync(file, bytes);
-    const log = await openLog(dir);
-    expect(log.recovery.truncated).toMatchObject({ offset: third, sealed: false });
+    const err = await FeedbackLog.open(dir).then(
+      () => null,
+      (e: unknown) => e as TradeflowError,
+    );
+    expect(err).toMatchObject({ code: 'FEEDBACK_LOG_CORRUPT' });
+    expect(err!.message).toContain(file);
+    expect(err!.message).toContain(`checksum mismatch in the frame expected to hold seq 3 at byte ${third}, and an intact record follows it (seq 4 at byte ${offsets[3]})`);
+    expect(err!.message).toMatch(/FEEDBACK_REPAIR=true \(--feedback-repair\) to keep the 2 records before it \(seqs 1..2\)/);
+    expect(fs.readFileSync(file).equals(bytes)).toBe(true); // refused: nothing touched
+
+    const log = await openLog(dir, { repair: true });
+    expect(log.recovery.truncated).toMatchObject({ segment: segmentName(1), offset: third, sealed: false, acknowledged: true, copiedTo: `${segmentName(1)}.discarded` });
     expect(log.recovery.truncated!.reason).toMatch(/checksum mismatch.*seq 3/);
+    expect(fs.readFileSync(path.join(dir, `${segmentName(1)}.discarded`)).equals(bytes)).toBe(true);
     expect(log.lastSeq).toBe(2);
     expect(await readAll(log)).toEqual([[1, text(1)], [2, text(2)]]);
     expect(await log.append(enc.encode('new third'))).toBe(3);
     await log.close();
-    expect(await readAll(await openLog(dir))).toEqual([[1, text(1)], [2, text(2)], [3, 'new third']]);
+    const again = await openLog(dir);
+    expect(again.recovery.truncated).toBeNull();
+    expect(await readAll(again)).toEqual([[1, text(1)], [2, text(2)], [3, 'new third']]);
+  });
+
+  it('finds intact frames after damage to a length field, and takes a zero-filled or cut tail for a torn write', async () => {
+    const dir = await logWith(6);
+    const file = path.join(dir, segmentName(1));
+    const offsets = frameOffsets(file);
+    const bytes = fs.readFileSync(file);
+    bytes.writeUInt32LE(0xfffffff0, offsets[1]!); // frame 2's length: the scan cannot step over it
+    fs.writeFileSync(file, bytes);
+    await expect(FeedbackLog.open(dir)).rejects.toThrow(new RegExp(`length field .* at byte ${offsets[1]}, and an intact record follows it \\(seq 3 at byte ${offsets[2]}\\)`));
+
+    // Zeros over the last two frames (pages a crash never wrote): torn, cut without a flag.
+    const torn = await logWith(6);
+    const tornFile = path.join(torn, segmentName(1));
+    const t = fs.readFileSync(tornFile);
+    const at = frameOffsets(tornFile)[4]!;
+    t.fill(0, at);
+    fs.writeFileSync(tornFile, t);
+    const log = await openLog(torn);
+    expect(log.recovery.truncated).toMatchObject({ offset: at, acknowledged: false, copiedTo: null });
+    expect(log.lastSeq).toBe(4);
   });
 
   it('refuses damage in a sealed segment, and with repair keeps what precedes it', async () => {
@@ -334,11 +501,12 @@ describe('FeedbackLog: recovery', () => {
     );
     expect(err).toBeInstanceOf(TradeflowError);
     expect(err!.message).toContain(files[1]!);
-    expect(err!.message).toMatch(/checksum mismatch.*sealed segment/);
+    expect(err!.message).toMatch(new RegExp(`checksum mismatch .* at byte ${SEGMENT_HEADER_BYTES}, in a sealed segment: .*FEEDBACK_REPAIR=true`));
     expect(segmentFiles(dir)).toEqual(files); // refused: nothing touched
 
     const log = await openLog(dir, { repair: true });
-    expect(log.recovery.truncated).toMatchObject({ segment: files[1], offset: SEGMENT_HEADER_BYTES, sealed: true });
+    expect(log.recovery.truncated).toMatchObject({ segment: files[1], offset: SEGMENT_HEADER_BYTES, sealed: true, acknowledged: true, copiedTo: `${files[1]}.discarded` });
+    expect(fs.readFileSync(path.join(dir, `${files[1]}.discarded`)).equals(bytes)).toBe(true);
     expect(log.recovery.discardedSegments).toEqual(files.slice(2).map((f) => `${f}.discarded`));
     expect(segmentFiles(dir)).toEqual(files.slice(0, 2));
     expect(log.lastSeq).toBe(firstSeqOfSealed - 1);

@@ -161,7 +161,7 @@ describe('POST /learn', () => {
     expect(drift.status).toBe(401);
   });
 
-  it('answers 500 FEEDBACK_LOG_FAILED once the feedback log cannot be written, and keeps serving predictions', async () => {
+  it('answers 503 FEEDBACK_LOG_UNAVAILABLE (Retry-After) when a write of the feedback log fails, serves predictions meanwhile, and learns again after the roll-over', async () => {
     engine = await startTestEngine({ STATE_DIR: stateDir() });
     const e = engine;
     const row = Array.from(makeRows(1, F, 1));
@@ -172,15 +172,18 @@ describe('POST /learn', () => {
     const writable = inner.fd;
     inner.fd = openSync(path.join(log.dir, readdirSync(log.dir).filter((f) => f.endsWith('.log')).sort().at(-1)!), 'r');
     closeSync(writable);
-    for (const body of [{ features: row, label: 0 }, { features: row, label: 1 }]) {
-      const r = await learn(e.port, body);
-      expect(r.status).toBe(500);
-      expect(r.json().error).toMatchObject({ code: 'FEEDBACK_LOG_FAILED', message: expect.stringMatching(/feedback log .* failed/) });
-    }
-    const drift = await request(e.port, 'POST', '/monitoring/drift/update?prediction=1&actual=0');
-    expect(drift.json().error.code).toBe('FEEDBACK_LOG_FAILED');
+    const r = await learn(e.port, { features: row, label: 0 });
+    expect(r.status).toBe(503);
+    expect(r.headers['retry-after']).toBe('1');
+    expect(r.json().error).toMatchObject({ code: 'FEEDBACK_LOG_UNAVAILABLE', message: expect.stringMatching(/feedback log .* could not write .*not acknowledged/) });
     expect(e.learning.learner.updates).toBe(1);
     expect((await postJson(e.port, { features: row })).status).toBe(200);
+    // The next record rolls the log over to a fresh segment (a new descriptor) and is learned.
+    expect((await learn(e.port, { features: row, label: 0 })).status).toBe(202);
+    const drift = await request(e.port, 'POST', '/monitoring/drift/update?prediction=1&actual=0');
+    expect(drift.status).toBe(200);
+    expect(e.learning.learner.updates).toBe(2);
+    expect(e.learning.stats().log).toMatchObject({ state: 'ok', faults: 1, rollovers: 1 });
   });
 
   it('keeps the learned state across a graceful restart', async () => {

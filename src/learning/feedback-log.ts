@@ -26,31 +26,51 @@
  *
  * Recovery (`open`) reads every segment and stops at the first frame that is cut short, has a length
  * over the limit, a checksum mismatch or an unexpected seq:
- * - in the last segment it is a torn write from a crash (no record at or after it was acknowledged,
- *   because acknowledgement waits for fsync, and the write after an fsync starts no earlier than the
- *   fsync's end), or media damage; either way the file is truncated there, so the log ends at the
- *   last good frame and later appends are clean. Frames after a bad one are never applied even when
- *   they look intact: the learner is order dependent, so applying records around a hole would build
- *   a state no run ever had. `recovery` says what was cut so that the engine can log it.
- * - in a sealed segment it cannot be a crash (sealed segments were fsynced before the next began):
- *   acknowledged feedback is damaged, and `open` refuses with an error naming the file and offset,
- *   unless opened with `repair: true`, which truncates there and renames every later segment to
- *   `<name>.discarded`.
+ * - in the last segment, when no intact frame follows it, it is a torn write from a crash (no record
+ *   at or after it was acknowledged, because acknowledgement waits for fsync, and the write after an
+ *   fsync starts no earlier than the fsync's end): the file is truncated there, so the log ends at
+ *   the last good frame and later appends are clean. `recovery` says what was cut so that the engine
+ *   can log it.
+ * - in the last segment with an intact frame after it (a valid checksum and a later seq), or in a
+ *   sealed segment (sealed segments were fsynced before the next began), it cannot be a crash of the
+ *   process: acknowledged feedback is damaged, and `open` refuses with an error naming the file and
+ *   the byte offset, unless opened with `repair: true` (FEEDBACK_REPAIR), which copies the damaged
+ *   segment to `<name>.discarded`, truncates it there and renames every later segment to
+ *   `<name>.discarded`. Frames after a bad one are never applied even when they look intact: the
+ *   learner is order dependent, so applying records around a hole would build a state no run ever
+ *   had. (A power loss during a write can leave the last, unacknowledged group with a hole and intact
+ *   frames after it, since pages reach the disk in any order; that is refused too, as it cannot be
+ *   told from damage, and the repair then drops only what was never acknowledged.)
  * A last segment whose header is cut short or zero-filled (crash while creating it) is re-initialised.
  * A bad header anywhere else, a header that disagrees with its name, or a gap between segments is an
  * error (no repair: those are not crash artefacts).
  *
- * Failure: if a write or fsync fails, that group and everything waiting reject, and so does every
- * later append: after a failed fsync the kernel may have dropped the dirty pages, so retrying could
- * acknowledge data that is not on disk. Restarting recovers from what is on disk. A rejected append
- * may still be found by that recovery (written but not known to be durable).
+ * Disk faults (ENOSPC, EIO) on a write, an fsync or a new segment: the group that failed and nothing
+ * else is refused, with FEEDBACK_LOG_UNAVAILABLE (503, Retry-After); nothing in it was acknowledged.
+ * The log then rolls over before it writes again, because after a failed fsync the kernel may have
+ * dropped the dirty pages, or marked them clean, so writing on into the same file could acknowledge
+ * data that never reaches the disk:
+ *   1. cut: the active segment is truncated back to the end of its last acknowledged frame (through
+ *      a new descriptor) and fdatasync'ed, so that a restart does not find the refused records,
+ *      which a client may send again (done at once on the failure, and retried here if it failed);
+ *   2. verify: the segment is read back and must hold exactly the frames acknowledged in it, every
+ *      checksum and seq right, and nothing after; if not, acknowledged records are damaged and the
+ *      log refuses every append with FEEDBACK_LOG_FAILED (500) until a restart, whose recovery
+ *      checks the files;
+ *   3. roll: a fresh segment starts at the next seq (its name made durable by a directory fsync),
+ *      and appends go there. The old segment is sealed as it is on disk.
+ * Until a roll-over succeeds every group tries it first and is refused if it fails, so the log
+ * takes feedback again as soon as the disk does, without a restart, and with no seq lost or given
+ * twice: refused records never got one. A crash after a failed fsync and before the cut succeeded
+ * may leave refused records for the next start to find (at most the groups that failed meanwhile).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { tfError, type TradeflowError } from '../errors';
-import { fsyncDirectory, fsyncDirectorySync } from '../io/durable-file';
+import { fsyncDirectory, fsyncDirectorySync, removeLeftoverTemps } from '../io/durable-file';
 import { crc32 } from '../io/crc32';
+import { checkDiskFault, diskFault, faultError } from '../io/disk-faults';
 
 export const SEGMENT_HEADER_BYTES = 16;
 export const FRAME_HEADER_BYTES = 16;
@@ -73,7 +93,7 @@ export interface FeedbackLogOptions {
   maxPendingBytes?: number;
   /** A new segment starts after the group that takes the active one to this size. Default 64 MiB. */
   segmentBytes?: number;
-  /** Truncate at a damaged frame in a sealed segment instead of refusing to open (see the module comment). */
+  /** Truncate at damaged acknowledged records instead of refusing to open (FEEDBACK_REPAIR; see the module comment). */
   repair?: boolean;
 }
 
@@ -97,6 +117,13 @@ export type FeedbackLogStats = {
   lastSeq: number;
   segments: number;
   rotations: number;
+  /** Writes, fsyncs and segment starts that failed (disk faults), and roll-overs after them. */
+  faults: number;
+  rollovers: number;
+  /** 'unavailable' between a disk fault and the roll-over after it; 'failed' once acknowledged records were found damaged. */
+  state: 'ok' | 'unavailable' | 'failed';
+  /** The last disk fault, while it lasts. */
+  fault: string | null;
 };
 
 export interface RecoveryReport {
@@ -107,7 +134,17 @@ export interface RecoveryReport {
   firstSeq: number;
   lastSeq: number;
   /** Where the log was cut, if it was. */
-  truncated: null | { segment: string; offset: number; discardedBytes: number; reason: string; sealed: boolean };
+  truncated: null | {
+    segment: string;
+    offset: number;
+    discardedBytes: number;
+    reason: string;
+    sealed: boolean;
+    /** True when what was cut had been acknowledged (damage, cut only with repair); false for a torn tail. */
+    acknowledged: boolean;
+    /** With repair, where the damaged segment was copied before the cut. */
+    copiedTo: string | null;
+  };
   /** Segments renamed to `.discarded` by a repair. */
   discardedSegments: string[];
 }
@@ -259,30 +296,51 @@ class Group {
   }
 }
 
-function writeAll(fd: number, buf: Buffer, length: number, position: number): Promise<void> {
+/** `length` bytes of `buf` at `position` of `file` (open as `fd`), however many writes it takes. */
+function writeAll(fd: number, buf: Buffer, length: number, position: number, file: string): Promise<void> {
   return new Promise((resolve, reject) => {
+    // A disk that fills up part-way writes some bytes, then fails: an injected fault may do the same.
+    const fault = diskFault('write', file);
+    const limit = fault ? Math.min(length, fault.partialBytes ?? 0) : length;
     let done = 0;
     const step = (): void => {
-      fs.write(fd, buf, done, length - done, position + done, (err, n) => {
+      if (done >= limit) return fault ? reject(faultError(fault, 'write', file)) : resolve();
+      fs.write(fd, buf, done, limit - done, position + done, (err, n) => {
         if (err) return reject(err);
         if (n === 0) return reject(new Error(`write of ${length - done} bytes wrote nothing`));
         done += n;
-        if (done < length) step();
-        else resolve();
+        step();
       });
     };
     step();
   });
 }
 
-function fdatasync(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+function fdatasync(fd: number, file: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    try {
+      checkDiskFault('fsync', file, 'fdatasync');
+    } catch (err) {
+      reject(err);
+      return;
+    }
+    fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()));
+  });
 }
 
 // Raw descriptors rather than FileHandles: a FileHandle that is garbage-collected closes its fd
 // behind our back, and the callback API is the cheapest path to the threadpool.
 function openFd(file: string, flags: string): Promise<number> {
-  return new Promise((resolve, reject) => fs.open(file, flags, (err, fd) => (err ? reject(err) : resolve(fd))));
+  return new Promise((resolve, reject) => {
+    try {
+      // Only opens that create a file can meet a full disk.
+      if (flags.includes('w') || flags.includes('x')) checkDiskFault('open', file);
+    } catch (err) {
+      reject(err);
+      return;
+    }
+    fs.open(file, flags, (err, fd) => (err ? reject(err) : resolve(fd)));
+  });
 }
 
 function closeFd(fd: number): Promise<void> {
@@ -293,12 +351,36 @@ function corrupt(file: string, what: string): TradeflowError {
   return tfError('FEEDBACK_LOG_CORRUPT', `feedback log segment ${file} is damaged: ${what}`);
 }
 
-/** Renames `name` aside without overwriting an earlier discarded copy. */
-function setAside(dir: string, name: string): string {
+/** A name for `name` set aside that no earlier discarded copy has. */
+function asideName(dir: string, name: string): string {
   let target = `${name}.discarded`;
   for (let n = 1; fs.existsSync(path.join(dir, target)); n++) target = `${name}.discarded-${n}`;
+  return target;
+}
+
+/** Renames `name` aside without overwriting an earlier discarded copy. */
+function setAside(dir: string, name: string): string {
+  const target = asideName(dir, name);
   fs.renameSync(path.join(dir, name), path.join(dir, target));
   return target;
+}
+
+/**
+ * The first intact frame at or after `from` whose seq is `seq` or later: what follows a bad frame,
+ * if anything does. A byte-by-byte search (the bad frame's length field may be the damage), run
+ * only on a damaged segment at start-up; a false match needs a plausible length, a plausible seq
+ * and a 32-bit checksum to agree by chance.
+ */
+function findIntactFrame(buf: Buffer, from: number, seq: number): { offset: number; seq: number } | null {
+  const maxSeq = seq + Math.floor((buf.length - from) / FRAME_HEADER_BYTES);
+  for (let o = from; o + FRAME_HEADER_BYTES <= buf.length; o++) {
+    const len = buf.readUInt32LE(o);
+    if (len > buf.length - o - FRAME_HEADER_BYTES) continue;
+    const got = readSeq(buf, o + 8);
+    if (got < seq || got > maxSeq) continue;
+    if (crc32(buf.subarray(o + 8, o + FRAME_HEADER_BYTES + len)) === buf.readUInt32LE(o + 4)) return { offset: o, seq: got };
+  }
+  return null;
 }
 
 /** Writes (or rewrites, with flags 'r+') `file` as a segment holding no records yet. */
@@ -367,7 +449,7 @@ function recoverSegment(dir: string, names: readonly string[], i: number, opts: 
   if (head === 'torn' && last) {
     // Crash while the segment was being created: nothing in it was ever acknowledged.
     writeEmptySegment(file, firstSeq, 'r+', opts.durable);
-    out.report.truncated = { segment: name, offset: 0, discardedBytes: buf.length, reason: 'a segment header cut short or zero-filled', sealed: false };
+    out.report.truncated = { segment: name, offset: 0, discardedBytes: buf.length, reason: 'a segment header cut short or zero-filled', sealed: false, acknowledged: false, copiedTo: null };
     out.size = SEGMENT_HEADER_BYTES;
     out.records = 0;
     return 'stop';
@@ -378,21 +460,38 @@ function recoverSegment(dir: string, names: readonly string[], i: number, opts: 
   out.records = scan.records;
   out.report.records += scan.records;
   if (scan.problem === undefined) return 'next';
-  if (!last && !opts.repair) {
+  cutDamage(dir, names, i, { ...scan, problem: scan.problem }, buf, opts, out);
+  return 'stop';
+}
+
+/**
+ * Where {@link recoverSegment} found a bad frame: a torn tail is cut; damage to acknowledged records
+ * (a sealed segment, or intact frames after the bad one) is refused, or with repair set aside and cut.
+ */
+function cutDamage(dir: string, names: readonly string[], i: number, scan: Scan & { problem: string }, buf: Buffer, opts: ResolvedOptions, out: Recovered): void {
+  const name = names[i]!;
+  const file = path.join(dir, name);
+  const last = i === names.length - 1;
+  const firstSeq = out.kept[out.kept.length - 1]!.firstSeq;
+  const intact = last ? findIntactFrame(buf, scan.end + 1, firstSeq + scan.records) : null;
+  const acknowledged = !last || intact !== null;
+  if (acknowledged && !opts.repair) {
+    const where = last ? `and an intact record follows it (seq ${intact!.seq} at byte ${intact!.offset})` : 'in a sealed segment';
+    const kept = out.report.records === 0 ? 'no record' : `the ${out.report.records} records before it (seqs ${out.report.firstSeq}..${firstSeq + scan.records - 1})`;
     throw corrupt(
       file,
-      `${scan.problem} at byte ${scan.end}, in a sealed segment whose records were acknowledged. ` +
-        `Restore the state directory from a backup, or open the log with repair to keep the records before this point ` +
-        `(later segments are then renamed to *.discarded)`,
+      `${scan.problem} at byte ${scan.end}, ${where}: records that were acknowledged are damaged (this is not a torn write). ` +
+        `Restore the state directory from a backup, or start with FEEDBACK_REPAIR=true (--feedback-repair) to keep ${kept} ` +
+        `and set the rest aside: this segment is copied to ${name}.discarded and cut at byte ${scan.end}, later segments are renamed to *.discarded`,
     );
   }
+  // Set aside before cutting, so that a repair never destroys the only copy of what it drops.
+  const copiedTo = acknowledged ? asideName(dir, name) : null;
+  if (copiedTo !== null) fs.copyFileSync(file, path.join(dir, copiedTo));
   truncateSync(file, scan.end, opts.durable);
-  out.report.truncated = { segment: name, offset: scan.end, discardedBytes: buf.length - scan.end, reason: scan.problem, sealed: !last };
-  if (!last) {
-    for (const later of names.slice(i + 1)) out.report.discardedSegments.push(setAside(dir, later));
-    if (opts.durable) fsyncDirectorySync(dir);
-  }
-  return 'stop';
+  out.report.truncated = { segment: name, offset: scan.end, discardedBytes: buf.length - scan.end, reason: scan.problem, sealed: !last, acknowledged, copiedTo };
+  for (const later of names.slice(i + 1)) out.report.discardedSegments.push(setAside(dir, later));
+  if (acknowledged && opts.durable) fsyncDirectorySync(dir);
 }
 
 export class FeedbackLog {
@@ -406,11 +505,14 @@ export class FeedbackLog {
   private immediate: NodeJS.Immediate | undefined;
   private closing = false;
   private closed: Promise<void> | null = null;
+  /** Acknowledged records found damaged: every append is refused until a restart. */
   private failure: TradeflowError | null = null;
+  /** A disk fault since the last roll-over: the next group rolls over first (see the module comment). */
+  private fault: { error: TradeflowError; verified: boolean } | null = null;
   private nextSeq: number;
   private durableSeq: number;
   private readonly maxRecordBytes: number;
-  private readonly counters = { appended: 0, groups: 0, fsyncs: 0, bytes: 0, rejected: 0, maxGroupRecords: 0, rotations: 0 };
+  private readonly counters = { appended: 0, groups: 0, fsyncs: 0, bytes: 0, rejected: 0, maxGroupRecords: 0, rotations: 0, faults: 0, rollovers: 0 };
 
   private constructor(
     readonly dir: string,
@@ -436,6 +538,8 @@ export class FeedbackLog {
     const opts = resolveOptions(options);
     const made = fs.mkdirSync(dir, { recursive: true });
     if (made !== undefined && opts.durable) fsyncDirectorySync(path.dirname(path.resolve(dir)));
+    // A roll-over that replaced an empty segment and crashed before its rename left a temp file.
+    removeLeftoverTemps(dir);
     const found = recoverSegments(dir, opts);
     if (found.kept.length === 0) {
       const name = segmentName(1);
@@ -459,7 +563,9 @@ export class FeedbackLog {
    * their `append` calls, and the promises of a group resolve in seq order, so work chained on them
    * runs in log order. Rejects at once with FEEDBACK_BACKLOG (503, Retry-After) when `maxPendingBytes`
    * are already waiting, FEEDBACK_TOO_LARGE for a payload that could never fit, FEEDBACK_LOG_FAILED
-   * once the log has failed, and INTERNAL after `close()`. The payload is copied before this returns.
+   * once acknowledged records were found damaged, and INTERNAL after `close()`; rejects later with
+   * FEEDBACK_LOG_UNAVAILABLE (503, Retry-After) when its group meets a disk fault (module comment).
+   * The payload is copied before this returns.
    */
   append(payload: Uint8Array): Promise<number> {
     if (this.failure) return Promise.reject(this.failure);
@@ -548,7 +654,9 @@ export class FeedbackLog {
   rotate(): Promise<void> {
     return this.exclusive(async () => {
       this.throwIfUnusable();
-      if (this.activeRecords > 0) await this.startSegment();
+      // After a disk fault the rotation is the roll-over (a checkpoint's rotation retries it).
+      if (this.fault) await this.rollOver();
+      else if (this.activeRecords > 0) await this.startSegment();
     });
   }
 
@@ -561,7 +669,9 @@ export class FeedbackLog {
       this.throwIfUnusable();
       let removed = 0;
       while (this.segments.length > 1 && this.segments[1]!.firstSeq - 1 <= seq) {
-        await fs.promises.unlink(path.join(this.dir, this.segments[0]!.name));
+        const file = path.join(this.dir, this.segments[0]!.name);
+        checkDiskFault('unlink', file);
+        await fs.promises.unlink(file);
         this.segments.shift();
         removed++;
       }
@@ -579,6 +689,8 @@ export class FeedbackLog {
       pendingBytes: this.pendingBytes(),
       lastSeq: this.durableSeq,
       segments: this.segments.length,
+      state: this.failure ? 'failed' : this.fault ? 'unavailable' : 'ok',
+      fault: (this.failure ?? this.fault?.error)?.message ?? null,
     };
   }
 
@@ -653,19 +765,30 @@ export class FeedbackLog {
     if (g.count === 0 || this.failure) return;
     this.gather = this.spare ?? new Group(INITIAL_GROUP_BYTES);
     this.spare = null;
+    if (this.fault) {
+      try {
+        await this.rollOver();
+      } catch (err) {
+        return this.refuse(g, err as TradeflowError);
+      }
+    }
     this.inflight = g;
     const first = this.nextSeq;
     g.seal(first);
+    const file = this.activeFile();
     try {
-      await writeAll(this.fd, g.buf, g.used, this.size);
+      await writeAll(this.fd, g.buf, g.used, this.size, file);
       if (this.opts.durable) {
-        await fdatasync(this.fd);
+        await fdatasync(this.fd, file);
         this.counters.fsyncs++;
       }
     } catch (err) {
       this.inflight = null;
-      this.fail(err as Error, g);
-      return;
+      const fault = this.setFault(err as Error, this.opts.durable ? 'write or fsync' : 'write');
+      // Cut the refused records now rather than at the roll-over: a restart must not find them,
+      // since their clients are told to send them again. If the cut fails too, the roll-over retries it.
+      await this.cutBack().catch(() => undefined);
+      return this.refuse(g, fault);
     }
     this.inflight = null;
     this.size += g.used;
@@ -679,42 +802,128 @@ export class FeedbackLog {
     if (g.count > c.maxGroupRecords) c.maxGroupRecords = g.count;
     const resolves = g.resolves;
     for (let i = 0; i < resolves.length; i++) resolves[i]!(first + i);
-    g.reset();
-    if (g.buf.length <= KEEP_GROUP_BYTES) this.spare = g;
+    this.recycle(g);
     if (this.size >= this.opts.segmentBytes) {
-      try {
-        await this.startSegment();
-      } catch (err) {
-        this.fail(err as Error);
-      }
+      // The group is acknowledged; only the next one has nowhere to go, and rolls over first.
+      await this.startSegment().catch((err: Error) => this.setFault(err, 'start a new segment'));
     }
   }
 
-  /** Creates the segment for `nextSeq` and makes it the active one. */
+  private refuse(g: Group, err: TradeflowError): void {
+    for (const reject of g.rejects) reject(err);
+    this.recycle(g);
+  }
+
+  private recycle(g: Group): void {
+    g.reset();
+    if (g.buf.length <= KEEP_GROUP_BYTES) this.spare = g;
+  }
+
+  private activeFile(): string {
+    return path.join(this.dir, this.segments[this.segments.length - 1]!.name);
+  }
+
+  /** Records a disk fault (the first since the last roll-over is kept); returns the error to refuse with. */
+  private setFault(err: Error, what: string): TradeflowError {
+    this.counters.faults++;
+    const error = tfError(
+      'FEEDBACK_LOG_UNAVAILABLE',
+      `the feedback log in ${this.dir} could not ${what} (${err.message}): this feedback was not acknowledged and is not kept; ` +
+        `send it again (the log takes feedback again once the disk does)`,
+    );
+    if (!this.fault) this.fault = { error, verified: false };
+    else this.fault.error = error;
+    return error;
+  }
+
+  /**
+   * Truncates the active segment back to its last acknowledged frame and makes that durable, through
+   * a descriptor of its own (the log's may be what failed).
+   */
+  private async cutBack(): Promise<void> {
+    const file = this.activeFile();
+    const fd = await openFd(file, 'r+');
+    try {
+      checkDiskFault('truncate', file, 'ftruncate');
+      await new Promise<void>((resolve, reject) => fs.ftruncate(fd, this.size, (err) => (err ? reject(err) : resolve())));
+      if (this.opts.durable) await fdatasync(fd, file);
+    } finally {
+      await closeFd(fd).catch(() => undefined);
+    }
+  }
+
+  /** Cut, verify, roll (module comment); throws the fault (or, on damage, the failure) if a step fails. */
+  private async rollOver(): Promise<void> {
+    const f = this.fault!;
+    try {
+      if (!f.verified) {
+        await this.cutBack();
+        await this.verifyActive();
+        f.verified = true;
+      }
+      await this.startSegment();
+    } catch (err) {
+      if (this.failure) throw this.failure;
+      throw this.setFault(err as Error, 'roll over to a new segment after a disk fault');
+    }
+    this.fault = null;
+    this.counters.rollovers++;
+  }
+
+  /** The active segment as read back holds exactly what was acknowledged in it; else the log fails. */
+  private async verifyActive(): Promise<void> {
+    const file = this.activeFile();
+    const seg = this.segments[this.segments.length - 1]!;
+    const buf = await fs.promises.readFile(file);
+    const head = checkHeader(buf, seg.firstSeq);
+    const scan = head === 'ok' ? scanFrames(buf, SEGMENT_HEADER_BYTES, seg.firstSeq) : null;
+    if (scan && scan.problem === undefined && scan.records === this.activeRecords && scan.end === this.size) return;
+    const what = scan === null ? `its header: ${head === 'torn' ? 'cut short' : head}` : scan.problem ?? `${scan.records} records in ${scan.end} bytes where ${this.activeRecords} in ${this.size} were acknowledged`;
+    this.fail(new Error(`after a disk fault, ${file} read back differs from what was acknowledged: ${what}`));
+    throw this.failure;
+  }
+
+  /**
+   * Creates the segment for `nextSeq` and makes it the active one. When the active segment holds no
+   * record (a roll-over right after a rotation), the new one has its name and replaces it atomically.
+   */
   private async startSegment(): Promise<void> {
     const firstSeq = this.nextSeq;
     const name = segmentName(firstSeq);
-    const fd = await this.createSegmentFile(name, firstSeq);
+    const replacing = this.activeRecords === 0;
+    const fd = await this.createSegmentFile(name, firstSeq, replacing);
     const old = this.fd;
     this.fd = fd;
     this.size = SEGMENT_HEADER_BYTES;
     this.activeRecords = 0;
-    this.segments.push({ name, firstSeq });
+    if (!replacing) this.segments.push({ name, firstSeq });
     this.counters.rotations++;
-    await closeFd(old);
+    // An error here can only be an earlier write's, already answered for.
+    await closeFd(old).catch(() => undefined);
   }
 
-  private async createSegmentFile(name: string, firstSeq: number): Promise<number> {
+  private async createSegmentFile(name: string, firstSeq: number, replacing = false): Promise<number> {
     const file = path.join(this.dir, name);
-    const fd = await openFd(file, 'wx');
+    // Replacing: written under a temp name, made durable, then renamed over the empty segment, so a
+    // failure at any step leaves the old one. Otherwise a file of that name can only be the remains
+    // of a start that failed after its open (it never held an acknowledged record): it goes.
+    const target = replacing ? `${file}.tmp-rollover` : file;
+    if (!replacing && this.segments.some((s) => s.name === name)) throw tfError('INTERNAL', `feedback log: segment ${name} already exists`);
+    await fs.promises.rm(target, { force: true });
+    const fd = await openFd(target, 'wx');
     try {
-      await writeAll(fd, segmentHeader(firstSeq), SEGMENT_HEADER_BYTES, 0);
+      await writeAll(fd, segmentHeader(firstSeq), SEGMENT_HEADER_BYTES, 0, target);
+      if (replacing) {
+        if (this.opts.durable) await fdatasync(fd, target);
+        checkDiskFault('rename', file);
+        await fs.promises.rename(target, file);
+      }
       // The header reaches the disk with the first group's fdatasync; the name must be durable
       // before any record in this file is acknowledged, and fdatasync on the file does not cover it.
       if (this.opts.durable) await fsyncDirectory(this.dir);
     } catch (err) {
       await closeFd(fd).catch(() => undefined);
-      await fs.promises.rm(file, { force: true }).catch(() => undefined);
+      await fs.promises.rm(target, { force: true }).catch(() => undefined);
       throw err;
     }
     return fd;
@@ -737,15 +946,15 @@ export class FeedbackLog {
     this.durableSeq = seq - 1;
   }
 
-  private fail(err: Error, group?: Group): void {
+  /** Acknowledged records are damaged (or the log cannot be made consistent): refuse everything until a restart. */
+  private fail(err: Error): void {
     this.failure ??= tfError(
       'FEEDBACK_LOG_FAILED',
-      `the feedback log in ${this.dir} failed (${err.message}); appends are refused until the engine restarts and recovers the log`,
+      `the feedback log in ${this.dir} cannot go on (${err.message}); feedback is refused until the engine restarts, ` +
+        `whose recovery checks the log (and refuses to start on damaged acknowledged records, unless FEEDBACK_REPAIR=true)`,
     );
-    for (const g of [group, this.gather]) {
-      if (!g) continue;
-      for (const reject of g.rejects) reject(this.failure);
-      g.reset();
-    }
+    this.fault = null;
+    for (const reject of this.gather.rejects) reject(this.failure);
+    this.gather.reset();
   }
 }

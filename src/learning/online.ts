@@ -152,7 +152,7 @@ export class OnlineLearning {
    */
   async submit(record: LearningRecord): Promise<MonitorUpdate | null> {
     if (this.closed) throw tfError('DRAINING', { refusing: 'feedback' });
-    // The log's refusals (FEEDBACK_BACKLOG, FEEDBACK_TOO_LARGE, FEEDBACK_LOG_FAILED) are the client's answer as they are.
+    // The log's refusals (FEEDBACK_BACKLOG, FEEDBACK_TOO_LARGE, FEEDBACK_LOG_UNAVAILABLE, FEEDBACK_LOG_FAILED) are the client's answer as they are.
     const seq = await this.log.append(encodeRecord(record, this.features));
     return new Promise((resolve) => {
       this.waiting.set(seq, { record, done: resolve });
