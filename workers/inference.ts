@@ -21,22 +21,98 @@ import type {
   WarmMessage,
 } from '../src/pool/worker-protocol';
 
-async function init(): Promise<(task: InferenceTask) => Promise<TaskResult>> {
-  const data = workerData as InferenceWorkerData;
-  const slab = viewSlab(data.slab, data.layout);
-  const fixed: (Scorer | null)[] = [];
-  /** ONNX sessions by version id: the serving one, and those prepared for a swap or in flight. */
-  const versions = new Map<number, Promise<Scorer>>();
+/** A scorer for one ONNX version, warmed up. */
+async function buildOnnx(m: OnnxWorkerModel, ortThreads: number): Promise<Scorer> {
+  // onnxruntime accepts only a plain ArrayBuffer: copy the shared model bytes once.
+  const bytes = new Uint8Array(m.bytes.byteLength);
+  bytes.set(new Uint8Array(m.bytes));
+  const scorer = await OnnxScorer.create(bytes, m.contract, { intraOpNumThreads: ortThreads });
+  await checkWarmup(scorer, m.contract.features, m.source);
+  return scorer;
+}
 
-  async function build(m: OnnxWorkerModel): Promise<Scorer> {
-    // onnxruntime accepts only a plain ArrayBuffer: copy the shared model bytes once.
-    const bytes = new Uint8Array(m.bytes.byteLength);
-    bytes.set(new Uint8Array(m.bytes));
-    const scorer = await OnnxScorer.create(bytes, m.contract, { intraOpNumThreads: data.ortThreads });
-    await checkWarmup(scorer, m.contract.features, m.source);
-    return scorer;
+/**
+ * ONNX sessions by version id: the serving one, and those prepared for a swap or in flight. The
+ * main thread drives it over the control port (prepare, release); a task naming a version this
+ * worker never prepared (it started after the swap) fetches the model over the same port.
+ */
+class OnnxVersions {
+  private readonly versions = new Map<number, Promise<Scorer>>();
+  private readonly fetches = new Map<number, (m: OnnxWorkerModel | null) => void>();
+  private nextReq = 1;
+
+  constructor(
+    private readonly control: MessagePort,
+    private readonly ortThreads: number,
+    serving: Map<number, Scorer>,
+  ) {
+    for (const [id, scorer] of serving) this.versions.set(id, Promise.resolve(scorer));
+    control.on('message', (msg: ControlRequest | FetchReply) => this.onMessage(msg));
   }
 
+  private onMessage(msg: ControlRequest | FetchReply): void {
+    if (msg.cmd === 'fetched') {
+      this.fetches.get(msg.req)?.(msg.model);
+      this.fetches.delete(msg.req);
+    } else if (msg.cmd === 'prepare') {
+      this.prepare(msg.req, msg.id, msg.model);
+    } else if (msg.cmd === 'release') {
+      this.release(msg.req, msg.id);
+    }
+  }
+
+  private reply(r: ControlReply): void {
+    this.control.postMessage(r);
+  }
+
+  private prepare(req: number, id: number, model: OnnxWorkerModel): void {
+    let p = this.versions.get(id);
+    if (!p) {
+      p = buildOnnx(model, this.ortThreads);
+      this.versions.set(id, p);
+    }
+    p.then(
+      () => this.reply({ cmd: 'done', req, ok: true }),
+      (err: Error) => {
+        this.versions.delete(id);
+        this.reply({ cmd: 'done', req, ok: false, error: err.message });
+      },
+    );
+  }
+
+  private release(req: number, id: number): void {
+    const p = this.versions.get(id);
+    this.versions.delete(id);
+    if (p) p.then((sc) => sc.release(), () => undefined).catch(() => undefined);
+    this.reply({ cmd: 'done', req, ok: true });
+  }
+
+  /** The scorer of a version, prepared, in flight, or asked for now. */
+  scorerFor(id: number): Promise<Scorer> {
+    let p = this.versions.get(id);
+    if (p) return p;
+    p = new Promise<OnnxWorkerModel | null>((resolve) => {
+      const req = this.nextReq++;
+      this.fetches.set(req, resolve);
+      this.reply({ cmd: 'fetch', req, id });
+    }).then((m) => {
+      if (!m) throw new Error(`model version ${id} is not known to the engine`);
+      return buildOnnx(m, this.ortThreads);
+    });
+    this.versions.set(id, p);
+    p.catch(() => this.versions.delete(id));
+    return p;
+  }
+}
+
+/**
+ * One scorer per served model, in the engine's model order, all warmed up: the online model's
+ * (`fixed`: it reads the shared weights, whatever their version) or null for an ONNX model, whose
+ * scorer goes by version id into `onnx`.
+ */
+async function startScorers(data: InferenceWorkerData): Promise<{ fixed: (Scorer | null)[]; onnx: Map<number, Scorer> }> {
+  const fixed: (Scorer | null)[] = [];
+  const onnx = new Map<number, Scorer>();
   for (const m of data.models) {
     if (m.kind === 'sgd') {
       const scorer = new SgdScorer(m.weights);
@@ -45,59 +121,18 @@ async function init(): Promise<(task: InferenceTask) => Promise<TaskResult>> {
       continue;
     }
     const om = m as OnnxWorkerModel;
-    const scorer = await build(om);
-    versions.set(om.id, Promise.resolve(scorer));
+    onnx.set(om.id, await buildOnnx(om, data.ortThreads));
     fixed.push(null);
   }
+  return { fixed, onnx };
+}
 
+async function init(): Promise<(task: InferenceTask) => Promise<TaskResult>> {
+  const data = workerData as InferenceWorkerData;
+  const slab = viewSlab(data.slab, data.layout);
+  const { fixed, onnx } = await startScorers(data);
   const { port1: control, port2 } = new MessageChannel();
-  let nextReq = 1;
-  const fetches = new Map<number, (m: OnnxWorkerModel | null) => void>();
-  control.on('message', (msg: ControlRequest | FetchReply) => {
-    if (msg.cmd === 'fetched') {
-      fetches.get(msg.req)?.(msg.model);
-      fetches.delete(msg.req);
-      return;
-    }
-    const reply = (r: ControlReply): void => control.postMessage(r);
-    if (msg.cmd === 'prepare') {
-      let p = versions.get(msg.id);
-      if (!p) {
-        p = build(msg.model);
-        versions.set(msg.id, p);
-      }
-      p.then(
-        () => reply({ cmd: 'done', req: msg.req, ok: true }),
-        (err: Error) => {
-          versions.delete(msg.id);
-          reply({ cmd: 'done', req: msg.req, ok: false, error: err.message });
-        },
-      );
-    } else if (msg.cmd === 'release') {
-      const p = versions.get(msg.id);
-      versions.delete(msg.id);
-      if (p) p.then((sc) => sc.release(), () => undefined).catch(() => undefined);
-      reply({ cmd: 'done', req: msg.req, ok: true });
-    }
-  });
-
-  /** A version this worker has not prepared (it was started after the swap): ask for it. */
-  function scorerFor(id: number): Promise<Scorer> {
-    let p = versions.get(id);
-    if (p) return p;
-    p = new Promise<OnnxWorkerModel | null>((resolve) => {
-      const req = nextReq++;
-      fetches.set(req, resolve);
-      const ask: ControlReply = { cmd: 'fetch', req, id };
-      control.postMessage(ask);
-    }).then((m) => {
-      if (!m) throw new Error(`model version ${id} is not known to the engine`);
-      return build(m);
-    });
-    versions.set(id, p);
-    p.catch(() => versions.delete(id));
-    return p;
-  }
+  const versions = new OnnxVersions(control, data.ortThreads, onnx);
 
   const { crashOnFeature: crashOn, holdOnFeature: holdOn, holdMs } = data.hooks;
   const gate = data.hooks.gate ? new Int32Array(data.hooks.gate) : null;
@@ -110,7 +145,7 @@ async function init(): Promise<(task: InferenceTask) => Promise<TaskResult>> {
     if (holdOn !== null && gate !== null && input[0] === holdOn) Atomics.wait(gate, 0, 0, holdMs);
     const own = fixed[task.model];
     if (own === undefined) throw new Error(`no model with index ${task.model} in this worker`);
-    const scorer = own ?? (await scorerFor(task.version));
+    const scorer = own ?? (await versions.scorerFor(task.version));
     const version = await scorer.score(input, task.rows, slab.probabilities[task.slot]!, slab.labels[task.slot]!);
     return { version: own ? version : task.version };
   };
