@@ -40,6 +40,7 @@ export interface EngineConfig {
   feedbackCommitIntervalMs: number;
   feedbackFsync: boolean;
   feedbackMaxPendingBytes: number;
+  feedbackRepair: boolean;
   checkpointIntervalS: number;
   replayBufferRows: number;
   predictionIdCapacity: number;
@@ -115,6 +116,7 @@ export const OPTIONS: readonly Option[] = [
   { key: 'feedbackMaxPendingBytes', env: 'FEEDBACK_MAX_PENDING_BYTES', flag: '--feedback-max-pending-bytes', kind: 'int', min: 1024, max: 1 << 30, help: 'feedback bytes waiting for their fsync above which /learn answers 503', default: () => 32 * 1024 * 1024 },
   { key: 'checkpointIntervalS', env: 'CHECKPOINT_INTERVAL_S', flag: '--checkpoint-interval-s', kind: 'int', min: 0, max: 86_400, help: 'seconds between checkpoints of the learning state (0: only at shutdown)', default: () => 60 },
   { key: 'replayBufferRows', env: 'REPLAY_BUFFER_ROWS', flag: '--replay-buffer-rows', kind: 'int', min: 0, max: 10_000_000, help: 'latest labelled rows kept for retraining', default: () => 50_000 },
+  { key: 'feedbackRepair', env: 'FEEDBACK_REPAIR', flag: '--feedback-repair', kind: 'bool', help: 'start even though acknowledged records in the feedback log are damaged: keep the records before the damage, set the rest aside (*.discarded); for one start, then turn it off again', default: () => false },
   { key: 'predictionIdCapacity', env: 'PREDICTION_ID_CAPACITY', flag: '--prediction-id-capacity', kind: 'int', min: 0, max: 10_000_000, help: 'predictions with an id kept for later feedback (oldest evicted)', default: () => 100_000 },
   { key: 'predictionIdTtlS', env: 'PREDICTION_ID_TTL_S', flag: '--prediction-id-ttl-s', kind: 'int', min: 1, max: 30 * 86_400, help: 'how long feedback may name a prediction by id', default: () => 3600 },
   { key: 'sgdLearningRate', env: 'SGD_LEARNING_RATE', flag: '--sgd-learning-rate', kind: 'choice', choices: ['constant', 'optimal', 'invscaling'], help: 'online model learning-rate schedule (scikit-learn SGDClassifier meanings)', default: () => DEFAULT_SGD_OPTIONS.learningRate },

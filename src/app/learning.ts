@@ -45,6 +45,7 @@ export async function startLearning(config: EngineConfig, m: ModelsPart, obs: Ob
     commitIntervalMs: config.feedbackCommitIntervalMs,
     durable: config.feedbackFsync,
     maxPendingBytes: config.feedbackMaxPendingBytes,
+    repair: config.feedbackRepair,
     checkpointIntervalMs: config.checkpointIntervalS * 1000,
     onDriftEvent: (e) => {
       for (const l of listeners) l.onDrift?.(e);
@@ -54,7 +55,7 @@ export async function startLearning(config: EngineConfig, m: ModelsPart, obs: Ob
     },
     onCheckpointError: (err) => logger.error({ err: err.message }, 'checkpoint failed'),
   });
-  logger.info({ stateDir: config.stateDir, ...learning.recovery, sgd: learning.learner.options }, 'learning state recovered');
+  logRecovery(logger, config, learning);
   m.models.addOnline({
     features: m.features,
     weights: learning.weights.buffer,
@@ -77,6 +78,21 @@ export async function startLearning(config: EngineConfig, m: ModelsPart, obs: Ob
     drain: () => learning.close(),
     stop: () => learning.close(),
   };
+}
+
+/** What start-up found, and loudly what a repair dropped: acknowledged feedback is gone. */
+function logRecovery(logger: Logger, config: EngineConfig, learning: OnlineLearning): void {
+  const { log: report, ...recovery } = learning.recovery;
+  const cut = report?.truncated ?? null;
+  logger.info({ stateDir: config.stateDir, ...recovery, logCut: cut, sgd: learning.learner.options }, 'learning state recovered');
+  if (cut?.acknowledged) {
+    logger.warn(
+      { segment: cut.segment, offset: cut.offset, discardedBytes: cut.discardedBytes, reason: cut.reason, copiedTo: cut.copiedTo, discardedSegments: report!.discardedSegments },
+      'FEEDBACK_REPAIR: acknowledged feedback was damaged and is dropped from the damage on (copies kept as *.discarded); turn FEEDBACK_REPAIR off again',
+    );
+  } else if (config.feedbackRepair) {
+    logger.warn('FEEDBACK_REPAIR is set but the feedback log needed no repair; turn it off again');
+  }
 }
 
 function observeLearning(

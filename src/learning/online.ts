@@ -16,7 +16,7 @@ import type { DriftEvent, DriftMonitor, MonitorSnapshot, MonitorUpdate, Outcome 
 import { tfError } from '../errors';
 import { readCheckpoint } from './checkpoint';
 import { CheckpointWriter } from './checkpoint-writer';
-import { FeedbackLog } from './feedback-log';
+import { FeedbackLog, type RecoveryReport } from './feedback-log';
 import { decodeRecord, encodeRecord, type FeedbackExample, type LearningRecord } from './feedback-record';
 import type { QualityWindow } from './quality-window';
 import { ReplayBuffer, type ReplaySnapshot, type ReplaySnapshotV1 } from './replay-buffer';
@@ -37,6 +37,8 @@ export interface OnlineLearningOptions {
   commitIntervalMs: number;
   durable: boolean;
   maxPendingBytes: number;
+  /** Start even when acknowledged records in the log are damaged, dropping them and what follows (FEEDBACK_REPAIR). */
+  repair?: boolean;
   checkpointIntervalMs: number;
   onDriftEvent?: (e: DriftEvent) => void;
   onApplied?: (rows: number) => void;
@@ -74,6 +76,8 @@ export interface RecoveryInfo {
   checkpointSeq: number;
   replayed: number;
   lastSeq: number;
+  /** What the feedback log's open found and cut (a torn tail; with repair, damaged records). */
+  log: RecoveryReport | null;
 }
 
 export class OnlineLearning {
@@ -98,7 +102,7 @@ export class OnlineLearning {
     last_error: null,
   };
   private closed = false;
-  recovery: RecoveryInfo = { checkpointSeq: 0, replayed: 0, lastSeq: 0 };
+  recovery: RecoveryInfo = { checkpointSeq: 0, replayed: 0, lastSeq: 0, log: null };
 
   private constructor(
     private readonly opts: OnlineLearningOptions,
@@ -128,6 +132,7 @@ export class OnlineLearning {
       commitIntervalMs: opts.commitIntervalMs,
       durable: opts.durable,
       maxPendingBytes: opts.maxPendingBytes,
+      repair: opts.repair ?? false,
     });
     // The learner's options come from the checkpoint when there is one: changing SGD settings
     // mid-stream would make the replayed state differ from the state that was acknowledged.
@@ -135,7 +140,7 @@ export class OnlineLearning {
     const self = new OnlineLearning(opts, log, learner);
     if (cp) self.restore(cp);
     const replayed = await log.replay(self.appliedSeq, (seq, payload) => self.apply(seq, decodeRecord(payload, self.features)));
-    self.recovery = { checkpointSeq: cp?.seq ?? 0, replayed, lastSeq: self.appliedSeq };
+    self.recovery = { checkpointSeq: cp?.seq ?? 0, replayed, lastSeq: self.appliedSeq, log: log.recovery };
     self.publish();
     if (opts.checkpointIntervalMs > 0) {
       self.timer = setInterval(() => {
