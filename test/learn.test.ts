@@ -186,6 +186,20 @@ describe('POST /learn', () => {
     expect(e.learning.stats().log).toMatchObject({ state: 'ok', faults: 1, rollovers: 1 });
   });
 
+  it('says durable: false in the 202 when FEEDBACK_FSYNC=false (the record is not fsynced), true by default', async () => {
+    engine = await startTestEngine({ STATE_DIR: stateDir(), FEEDBACK_FSYNC: 'false' });
+    const row = Array.from(makeRows(1, F, 4));
+    const r = await learn(engine.port, { features: row, label: 1 });
+    expect(r.status).toBe(202);
+    expect(r.json()).toEqual({ accepted: 1, durable: false, sgd_updates: 1 });
+    expect(engine.learning.stats().log).toMatchObject({ appended: 1, fsyncs: 0 });
+    await engine.shutdown('next');
+    engine = await startTestEngine({ STATE_DIR: stateDir() });
+    const d = await learn(engine.port, { features: row, label: 1 });
+    expect(d.json()).toEqual({ accepted: 1, durable: true, sgd_updates: 1 });
+    expect(engine.learning.stats().log).toMatchObject({ appended: 1, fsyncs: 1 });
+  });
+
   it('keeps the learned state across a graceful restart', async () => {
     const dir = stateDir();
     engine = await startTestEngine({ STATE_DIR: dir });

@@ -139,7 +139,7 @@ class LearnHandler {
       .then(
         () => {
           if (id !== null) store.delete(id);
-          responder.corked(x, () => responder.json(x, 202, { accepted: example.rows, durable: true, sgd_updates: learning.learner.updates }));
+          responder.corked(x, () => responder.json(x, 202, { accepted: example.rows, durable: learning.durable, sgd_updates: learning.learner.updates }));
         },
         (err) => responder.corked(x, () => responder.error(x, err)),
       );

@@ -119,6 +119,15 @@ export class OnlineLearning {
     return this.opts.sgd.features;
   }
 
+  /**
+   * Whether feedback is fsynced before it is acknowledged (FEEDBACK_FSYNC): what /learn's answer
+   * must say. Without it an acknowledged record is in the page cache only, and a power loss or a
+   * kernel crash can lose it (a kill -9 of the process cannot).
+   */
+  get durable(): boolean {
+    return this.opts.durable;
+  }
+
   /** Loads the checkpoint, replays the log after it, and starts periodic checkpoints. */
   static async open(opts: OnlineLearningOptions): Promise<OnlineLearning> {
     const cp = readCheckpoint<LearningCheckpoint>(opts.stateDir, CHECKPOINT_NAME);
