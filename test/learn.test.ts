@@ -11,7 +11,7 @@ import type { Engine } from '../src/app';
 import type { FeedbackLog } from '../src/learning/feedback-log';
 import { SgdLearner, validateSgdOptions } from '../src/learning/sgd';
 import { PredictionStore } from '../src/learning/prediction-store';
-import { makeRows, postJson, request, rowsToArrays, startTestEngine } from './helpers/engine';
+import { makeRows, postJson, request, rowsToArrays, startTestEngine, waitFor } from './helpers/engine';
 
 const F = 16;
 let engine: Engine | null = null;
@@ -198,6 +198,40 @@ describe('POST /learn', () => {
     const d = await learn(engine.port, { features: row, label: 1 });
     expect(d.json()).toEqual({ accepted: 1, durable: true, sgd_updates: 1 });
     expect(engine.learning.stats().log).toMatchObject({ appended: 1, fsyncs: 1 });
+  });
+
+  it('takes exactly one feedback per prediction id, even when two arrive at once', async () => {
+    // Each group of feedback waits 200 ms before its fsync, so both calls are inside the engine
+    // before the first is durable: the window in which both used to be learned.
+    engine = await startTestEngine({ STATE_DIR: stateDir(), FEEDBACK_COMMIT_INTERVAL_MS: '200' });
+    const e = engine;
+    for (let k = 0; k < 5; k++) {
+      const id = `twice-${k}`;
+      expect((await postJson(e.port, { features: Array.from(makeRows(1, F, 20 + k)), id })).status).toBe(200);
+      const before = e.learning.learner.updates;
+      const answers = await Promise.all([learn(e.port, { id, label: 1 }), learn(e.port, { id, label: 0 })]);
+      const statuses = answers.map((a) => a.status).sort();
+      expect(statuses).toEqual([202, 404]);
+      expect(answers.find((a) => a.status === 404)!.json().error.code).toBe('PREDICTION_ID_NOT_FOUND');
+      expect(e.learning.learner.updates).toBe(before + 1);
+    }
+  });
+
+  it('keeps a prediction id for a retry when its feedback could not be made durable', async () => {
+    engine = await startTestEngine({ STATE_DIR: stateDir(), FEEDBACK_MAX_PENDING_BYTES: '1024', FEEDBACK_COMMIT_INTERVAL_MS: '300' });
+    const e = engine;
+    const rows = makeRows(2, F, 31);
+    expect((await postJson(e.port, { instances: rowsToArrays(rows, F), id: 'retry-me' })).status).toBe(200);
+    // A large feedback fills the log's pending bytes for 300 ms, so the one by id is refused.
+    const big = makeRows(14, F, 32);
+    const filler = learn(e.port, { instances: rowsToArrays(big, F), labels: Array.from({ length: 14 }, () => 1) });
+    await waitFor(() => (e.learning.stats().log as { pendingBytes: number }).pendingBytes > 0, 'the large feedback waiting for its fsync');
+    const refused = await learn(e.port, { id: 'retry-me', labels: [1, 0] });
+    expect(refused.status).toBe(503);
+    expect((await filler).status).toBe(202);
+    const retried = await learn(e.port, { id: 'retry-me', labels: [1, 0] });
+    expect(retried.status).toBe(202);
+    expect((await learn(e.port, { id: 'retry-me', labels: [1, 0] })).status).toBe(404);
   });
 
   it('keeps the learned state across a graceful restart', async () => {

@@ -12,7 +12,7 @@ import type { Batcher, BatchClient } from '../batching/batcher';
 import { tfError, type TradeflowError } from '../errors';
 import type { FeedbackExample, ServedPrediction } from '../learning/feedback-record';
 import type { OnlineLearning } from '../learning/online';
-import type { PredictionStore } from '../learning/prediction-store';
+import type { PredictionStore, StoredPrediction } from '../learning/prediction-store';
 import type { ModelRegistry, ServedModel } from '../models/registry';
 import type { SlabViews } from '../pool/slab';
 import type { AdminCheck } from './auth';
@@ -70,7 +70,8 @@ interface Parsed {
   example: Omit<FeedbackExample, 'served'>;
   /** The answer given to an earlier prediction named by id; null: the rows are scored now. */
   served: ServedPrediction | null;
-  id: string | null;
+  /** The prediction named by id, taken out of the store (put back if the feedback is refused). */
+  claimed: { id: string; prediction: StoredPrediction } | null;
 }
 
 export function createLearnHandler(deps: LearnDeps): (x: Exchange, req: HttpRequest) => void {
@@ -130,18 +131,19 @@ class LearnHandler {
   /** Scores the rows if they need it, then submits the feedback and answers once it is durable. */
   private apply(x: Exchange, parsed: Parsed, deadline: number): void {
     const { learning, store, responder } = this.deps;
-    const { example, id } = parsed;
+    const { example, claimed } = parsed;
     const ensemble = this.ensemble;
     const served: Promise<ServedPrediction | null> =
       parsed.served !== null || ensemble === null ? Promise.resolve(parsed.served) : this.score(ensemble, example.features, example.rows, deadline);
     served
       .then((s) => learning.submit({ ...example, served: s }))
       .then(
-        () => {
-          if (id !== null) store.delete(id);
-          responder.corked(x, () => responder.json(x, 202, { accepted: example.rows, durable: learning.durable, sgd_updates: learning.learner.updates }));
+        () => responder.corked(x, () => responder.json(x, 202, { accepted: example.rows, durable: learning.durable, sgd_updates: learning.learner.updates })),
+        (err) => {
+          // Not learned: the id may be labelled again (a retry after a 503).
+          if (claimed) store.put(claimed.id, claimed.prediction);
+          responder.corked(x, () => responder.error(x, err));
         },
-        (err) => responder.corked(x, () => responder.error(x, err)),
       );
   }
 
@@ -170,7 +172,7 @@ class LearnHandler {
       if (d.labelCount === 0) throw invalid('"instances" needs "labels": one 0 or 1 per row');
       labels = this.labelsOut.slice(0, d.rows);
     }
-    return { example: { kind: 'feedback', rows: d.rows, features: this.staging.slice(0, d.rows * this.F), labels }, served: null, id: null };
+    return { example: { kind: 'feedback', rows: d.rows, features: this.staging.slice(0, d.rows * this.F), labels }, served: null, claimed: null };
   }
 
   /** Feedback on an earlier prediction: its rows and the answer given come from the store. */
@@ -188,10 +190,13 @@ class LearnHandler {
     } else {
       throw invalid('feedback by "id" needs exactly one of "label" or "labels"');
     }
+    // Taken now, in the same turn as the lookup: a second feedback for this id, even one that
+    // arrives before this one is durable, finds it gone (404). Exactly one is learned.
+    this.deps.store.delete(id);
     return {
       example: { kind: 'feedback', rows: p.rows, features: p.features, labels },
       served: { model: p.model, classes: p.classes, p1: p.p1 },
-      id,
+      claimed: { id, prediction: p },
     };
   }
 }
