@@ -2,19 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { PredictionCache } from '../src/cache/prediction-cache';
 import { QualityWindow } from '../src/learning/quality-window';
 import { apiHealth, modelHealth } from '../src/telemetry/health';
-import { Telemetry, type GaugeSources } from '../src/telemetry/metrics';
+import { Telemetry } from '../src/telemetry/metrics';
 import { RecentWindow } from '../src/telemetry/recent-window';
 
-const noSources: GaugeSources = {
-  uptimeSeconds: () => 1,
-  queueDepth: () => 0,
-  cacheHitRatio: () => null,
-  componentHealth: () => ({ cache: 'healthy', api: 'healthy', model: 'healthy' }),
-  quality: () => [],
-  driftScores: () => [],
-  onlineBufferSize: () => [],
-  lastTrainingTimestamp: () => [],
-};
 
 describe('QualityWindow', () => {
   it('reports nothing until it holds the minimum number of outcomes', () => {
@@ -46,8 +36,8 @@ describe('QualityWindow', () => {
 describe('quality gauges', () => {
   it('are absent until a model has enough outcomes, then exported per model', async () => {
     const w = new QualityWindow(100, 3);
+    // Sources not given read as empty (the engine's parts register theirs as they start).
     const t = new Telemetry({
-      ...noSources,
       quality: () => {
         const q = w.metrics();
         return q ? [{ model: 'ensemble', ...q }] : [];

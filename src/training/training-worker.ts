@@ -16,19 +16,9 @@ import { reviveError, tfError, TradeflowError } from '../errors';
 import { projectRoot } from '../paths';
 import type { TrainingWorkerData, TrainingWorkerReply } from './training-protocol';
 import { withCreatedAt } from './model-card';
-import type { TrainOutcome, TrainSettings } from './train-run';
+import type { TrainOutcome } from './train-run';
 
-export interface TrainingInput {
-  /** Row-major, `features` values per row, oldest row first; at least rows * features values. */
-  x: Float32Array;
-  /** 0 (DOWN) or 1 (UP) per row. */
-  y: Uint8Array;
-  rows: number;
-  features: number;
-  settings: Partial<TrainSettings>;
-  /** ONNX bytes of the model serving now, scored on the same holdout; null: nothing to compare. */
-  servingModel: Uint8Array | null;
-  featureNames?: string[];
+export interface TrainingInput extends TrainingWorkerData {
   /** Written into the card's `created_at` (it is never part of the ONNX bytes). */
   createdAt?: string;
 }
