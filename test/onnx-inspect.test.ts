@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { onnx } from 'onnx-proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TradeflowError } from '../src/errors';
 import { inspectOnnx, servingContract, type OnnxModelInfo, type ServingContract, type TensorInfo } from '../src/models/onnx-inspect';
@@ -237,5 +238,82 @@ describe('contracts of models made by python3-onnx', () => {
     expect(contract).toMatchObject({ features: 3, probabilityOutput: 'probabilities', probabilityWidth: 2, labelOutput: 'label' });
     const p = await runByContract(bytes, contract, 5);
     for (const v of p) expect(Number.isNaN(v)).toBe(true);
+  });
+});
+
+describe('inspectOnnx refuses tensors kept in external data files', () => {
+  const FLOAT = onnx.TensorProto.DataType.FLOAT;
+  const EXTERNAL = onnx.TensorProto.DataLocation.EXTERNAL;
+  const valueInfo = (name: string, dims: (number | string)[]): onnx.IValueInfoProto => ({
+    name,
+    type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+  });
+  const inline = (name: string): onnx.ITensorProto => ({ name, dims: [2], dataType: FLOAT, rawData: new Uint8Array(8) });
+  const external = (name: string, location: string, withFlag = true): onnx.ITensorProto => ({
+    name,
+    dims: [2],
+    dataType: FLOAT,
+    ...(withFlag ? { dataLocation: EXTERNAL } : {}),
+    externalData: [
+      { key: 'location', value: location },
+      { key: 'offset', value: '0' },
+      { key: 'length', value: '8' },
+    ],
+  });
+  /** input [N,2] + w = probabilities [N,2], with `extra` nodes and graph parts. */
+  const model = (graph: Partial<onnx.IGraphProto>, rest: Partial<onnx.IModelProto> = {}): Uint8Array =>
+    onnx.ModelProto.encode({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'g',
+        input: [valueInfo('input', ['N', 2])],
+        output: [valueInfo('probabilities', ['N', 2])],
+        ...graph,
+        node: [{ opType: 'Add', input: ['input', 'w'], output: ['probabilities'], name: 'add' }, ...(graph.node ?? [])],
+        initializer: graph.initializer ?? [inline('w')],
+      },
+      ...rest,
+    }).finish();
+
+  it('accepts the same model with its tensors inside the file', () => {
+    expect(inspectOnnx(model({})).outputs.map((o) => o.name)).toEqual(['probabilities']);
+  });
+
+  it('refuses an initializer whose data is external, naming it, where it points and what to do', () => {
+    const err = modelError(() => inspectOnnx(model({ initializer: [external('w', '../../etc/passwd')] })));
+    expect(err.message).toContain("initializer 'w'");
+    expect(err.message).toContain('"../../etc/passwd"');
+    expect(err.message).toContain('external');
+    expect(err.message).toContain('save_as_external_data=False');
+  });
+
+  it('refuses external_data entries even without data_location set', () => {
+    expect(modelError(() => inspectOnnx(model({ initializer: [external('w', 'weights.bin', false)] }))).message).toContain("initializer 'w'");
+  });
+
+  it('looks into node attributes, subgraphs, sparse initializers and functions', () => {
+    const constant = (location: string): onnx.INodeProto => ({
+      opType: 'Constant',
+      output: ['c'],
+      name: 'const',
+      attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: external('c', location) }],
+    });
+    const inIf: onnx.INodeProto = {
+      opType: 'If',
+      input: ['cond'],
+      output: ['y'],
+      name: 'branch',
+      attribute: [
+        { name: 'then_branch', type: onnx.AttributeProto.AttributeType.GRAPH, g: { name: 'then', node: [constant('then.bin')], output: [valueInfo('c', [2])] } },
+        { name: 'else_branch', type: onnx.AttributeProto.AttributeType.GRAPH, g: { name: 'else', node: [], output: [valueInfo('c', [2])] } },
+      ],
+    };
+    expect(modelError(() => inspectOnnx(model({ node: [constant('attr.bin')] }))).message).toMatch(/node 'const' attribute 'value'.*"attr\.bin"/);
+    expect(modelError(() => inspectOnnx(model({ node: [inIf] }))).message).toMatch(/node 'branch' attribute 'then_branch' subgraph node 'const'.*"then\.bin"/);
+    const sparse: onnx.ISparseTensorProto = { values: external('s', 'sparse.bin'), indices: { name: 'si', dims: [1], dataType: onnx.TensorProto.DataType.INT64, rawData: new Uint8Array(8) }, dims: [4] };
+    expect(modelError(() => inspectOnnx(model({ sparseInitializer: [sparse] }))).message).toMatch(/sparse initializer 's'.*"sparse\.bin"/);
+    const fn: onnx.IFunctionProto = { name: 'f', domain: 'custom', node: [constant('function.bin')] };
+    expect(modelError(() => inspectOnnx(model({}, { functions: [fn] }))).message).toMatch(/function 'f' node 'const'.*"function\.bin"/);
   });
 });

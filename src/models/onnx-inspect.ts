@@ -3,6 +3,11 @@
  * The server learns its serving contract from this for ANY model (ours, sklearn-onnx,
  * onnxmltools, PyTorch), so nothing here assumes a name; it only checks shapes and types
  * and says precisely what it found when they do not fit.
+ *
+ * A model whose tensors live in external data files is refused: the engine serves models from
+ * memory, and onnxruntime would resolve such a file's location against the engine's working
+ * directory, so an uploaded model could make the engine read (and serve computations over) any
+ * file it can open.
  */
 import { onnx } from 'onnx-proto';
 import { tfError } from '../errors';
@@ -83,6 +88,7 @@ export function inspectOnnx(bytes: Uint8Array): OnnxModelInfo {
         (!graph ? 'a graph' : irVersion < 1 ? 'an IR version' : 'any graph output'),
     );
   }
+  refuseExternalData(model);
   const initializerNames = new Set((graph.initializer ?? []).map((t) => t.name ?? ''));
   const metadata: Record<string, string> = {};
   for (const entry of model.metadataProps ?? []) metadata[entry.key ?? ''] = entry.value ?? '';
@@ -95,6 +101,59 @@ export function inspectOnnx(bytes: Uint8Array): OnnxModelInfo {
     outputs: graph.output.map(valueInfo),
     metadata,
   };
+}
+
+/** A tensor somewhere in the model (initializer, attribute, sparse tensor, subgraph) and where. */
+interface PlacedTensor {
+  tensor: onnx.ITensorProto;
+  where: string;
+}
+
+function* graphTensors(g: onnx.IGraphProto, where: string): Generator<PlacedTensor> {
+  for (const t of g.initializer ?? []) yield { tensor: t, where: `${where} initializer '${t.name ?? ''}'` };
+  for (const st of g.sparseInitializer ?? []) yield* sparseTensors(st, `${where} sparse initializer`);
+  for (const n of g.node ?? []) yield* nodeTensors(n, `${where} node '${n.name || n.opType || '?'}'`);
+}
+
+function* sparseTensors(st: onnx.ISparseTensorProto, where: string): Generator<PlacedTensor> {
+  if (st.values) yield { tensor: st.values, where: `${where} '${st.values.name ?? ''}' (values)` };
+  if (st.indices) yield { tensor: st.indices, where: `${where} '${st.values?.name ?? ''}' (indices)` };
+}
+
+function* nodeTensors(n: onnx.INodeProto, where: string): Generator<PlacedTensor> {
+  for (const a of n.attribute ?? []) {
+    const at = `${where} attribute '${a.name ?? ''}'`;
+    if (a.t) yield { tensor: a.t, where: at };
+    for (const t of a.tensors ?? []) yield { tensor: t, where: at };
+    if (a.sparseTensor) yield* sparseTensors(a.sparseTensor, at);
+    for (const st of a.sparseTensors ?? []) yield* sparseTensors(st, at);
+    if (a.g) yield* graphTensors(a.g, `${at} subgraph`);
+    for (const g of a.graphs ?? []) yield* graphTensors(g, `${at} subgraph`);
+  }
+}
+
+function* modelTensors(model: onnx.IModelProto): Generator<PlacedTensor> {
+  if (model.graph) yield* graphTensors(model.graph, 'graph');
+  for (const f of model.functions ?? []) for (const n of f.node ?? []) yield* nodeTensors(n, `function '${f.name ?? ''}' node '${n.name || n.opType || '?'}'`);
+  for (const ti of model.trainingInfo ?? []) {
+    if (ti.initialization) yield* graphTensors(ti.initialization, 'training initialization graph');
+    if (ti.algorithm) yield* graphTensors(ti.algorithm, 'training algorithm graph');
+  }
+}
+
+/** Throws MODEL_LOAD_FAILED naming the first tensor whose data is in an external file. */
+function refuseExternalData(model: onnx.IModelProto): void {
+  for (const { tensor, where } of modelTensors(model)) {
+    const entries = tensor.externalData ?? [];
+    if (tensor.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL && entries.length === 0) continue;
+    const location = entries.find((e) => e.key === 'location')?.value;
+    fail(
+      `the model keeps tensor data in external files (${where}` +
+        (location !== undefined ? ` at ${JSON.stringify(location)}` : '') +
+        '), which the engine does not load: save the model with every tensor inside the file ' +
+        '(python onnx: onnx.save_model(model, path, save_as_external_data=False))',
+    );
+  }
 }
 
 /**
