@@ -128,13 +128,13 @@ const ERRORS = {
     message: (p: { pendingBytes: number; limit: number }) =>
       `too much feedback is waiting to be written (${p.pendingBytes} bytes waiting, limit ${p.limit}); try again shortly`,
   },
-  DRAINING: {
-    status: 503,
   FEEDBACK_LOG_UNAVAILABLE: {
     status: 503,
     scope: 'http',
     doc: 'a write or fsync of the feedback log failed (disk full, I/O error in `STATE_DIR`): this feedback or drift update was not acknowledged and is not kept; the log rolls over to a fresh segment and takes them again once the disk does, without a restart',
   },
+  DRAINING: {
+    status: 503,
     scope: 'http',
     doc: 'the engine is shutting down',
     message: (p: { refusing: DrainRefusal }) => `the engine is shutting down and takes no new ${p.refusing}`,
