@@ -54,6 +54,7 @@ const ERRORS = {
     headers: () => ({ 'WWW-Authenticate': 'Bearer' }),
   },
   FORBIDDEN: { status: 403, scope: 'http', doc: 'a wrong token; with no `ADMIN_TOKEN`, a client that is not on loopback' },
+  MODEL_PATH_FORBIDDEN: { status: 403, scope: 'http', doc: 'a model load by path names a file outside `MODEL_DIR` (also through `..` or a symbolic link); the serving version keeps serving' },
   // 404/405: routing and lookups
   NOT_FOUND: {
     status: 404,
@@ -97,6 +98,7 @@ const ERRORS = {
   // 413/415: sizes and types
   BODY_TOO_LARGE: { status: 413, scope: 'http', doc: 'body over `MAX_BODY_BYTES` (`MODEL_UPLOAD_MAX_BYTES` for model uploads), from `Content-Length` or counted while streaming' },
   TOO_MANY_ROWS: { status: 413, scope: 'http', doc: 'more rows than `MAX_REQUEST_ROWS`' },
+  MODEL_TOO_LARGE: { status: 413, scope: 'http', doc: 'a model file loaded by path is over `MODEL_UPLOAD_MAX_BYTES`; the serving version keeps serving' },
   FEEDBACK_TOO_LARGE: {
     status: 413,
     scope: 'http',
@@ -105,7 +107,7 @@ const ERRORS = {
   },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, scope: 'http', doc: 'neither `application/json` (or no type) nor `application/octet-stream`, as the endpoint takes' },
   // 422: refused models
-  MODEL_REJECTED: { status: 422, scope: 'http', doc: 'a model load or rollback refused (not ONNX, wrong feature count, a worker cannot load it); the serving version keeps serving' },
+  MODEL_REJECTED: { status: 422, scope: 'http', doc: 'a model load or rollback refused (not ONNX, wrong feature count, tensors in external data files, fails to load or warm up in its workers); the serving version keeps serving' },
   // 5xx: the engine could not serve it
   INTERNAL: { status: 500, scope: 'http', doc: 'a bug in the engine; the message says where' },
   WORKER_FAILED: { status: 500, scope: 'http', doc: 'the worker running this batch failed; it is replaced, other batches are unaffected' },
