@@ -5,7 +5,8 @@
  * Atomic replace: write a temp file beside the target (`<name>.tmp-<pid>-<n>`, created
  * exclusively), fsync it, rename it over the target, fsync the directory. A crash at any point
  * leaves either the old file or the new one under `<name>`, never a mix; at worst a temp file is
- * left behind, which {@link removeLeftoverTemps} clears at the next start.
+ * left behind, which {@link removeLeftoverTemps} clears at the next start. A failure at any step
+ * (a full disk, an I/O error: tests inject them through ./disk-faults.ts) leaves the old file.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
