@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import type { DetectorType } from './drift/detector';
 import { DETECTOR_TYPES, isDetectorType } from './drift/registry';
 import { tfError, type TradeflowError } from './errors';
+import { DEFAULT_LINGER } from './http/linger';
 import { projectRoot } from './paths';
 import { DEFAULT_SGD_OPTIONS, validateSgdOptions, type SgdOptions } from './learning/sgd';
 
@@ -26,6 +27,8 @@ export interface EngineConfig {
   maxRequestRows: number;
   requestTimeoutMs: number;
   maxBodyBytes: number;
+  lingerMs: number;
+  lingerMaxBytes: number;
   stateDir: string;
   adminToken: string | null;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -101,6 +104,8 @@ export const OPTIONS: readonly Option[] = [
   { key: 'maxRequestRows', env: 'MAX_REQUEST_ROWS', flag: '--max-request-rows', kind: 'int', min: 1, max: 1_000_000, help: 'rows one request may carry (413 above)', default: () => 4096 },
   { key: 'requestTimeoutMs', env: 'REQUEST_TIMEOUT_MS', flag: '--request-timeout-ms', kind: 'int', min: 1, max: 3_600_000, help: 'default deadline for a prediction waiting in the queue (504 after)', default: () => 10_000 },
   { key: 'maxBodyBytes', env: 'MAX_BODY_BYTES', flag: '--max-body-bytes', kind: 'int', min: 64, max: 1 << 30, help: 'largest request body accepted (413 above)', default: () => 4 * 1024 * 1024 },
+  { key: 'lingerMs', env: 'LINGER_MS', flag: '--linger-ms', kind: 'int', min: 0, max: 600_000, help: 'after an early refusal (413, 415, 401/403, 404/405, 503) of a body still arriving, how long the rest is read and dropped before the connection is closed, so the client reads the answer (0: close at once)', default: () => DEFAULT_LINGER.ms },
+  { key: 'lingerMaxBytes', env: 'LINGER_MAX_BYTES', flag: '--linger-max-bytes', kind: 'int', min: 0, max: 2 ** 31 - 1, help: 'most bytes of a refused body read and dropped before the connection is closed anyway', default: () => DEFAULT_LINGER.maxBytes },
   { key: 'stateDir', env: 'STATE_DIR', flag: '--state-dir', kind: 'path', help: 'directory for durable state', default: () => path.resolve('state') },
   { key: 'adminToken', env: 'ADMIN_TOKEN', flag: '--admin-token', kind: 'string', secret: true, help: 'bearer token for mutating endpoints (unset: loopback clients only)', default: () => null },
   { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', kind: 'level', help: `one of ${LEVELS.join(', ')}`, default: () => 'info' },

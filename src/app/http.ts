@@ -43,6 +43,7 @@ export async function startHttp(p: HttpInputs, logger: Logger): Promise<HttpPart
     lifecycle: lifecycleOf(p),
     options: { maxBodyBytes: config.maxBodyBytes, maxRequestRows: config.maxRequestRows, requestTimeoutMs: config.requestTimeoutMs },
     observer: p.obs.responseObserver,
+    linger: { ms: config.lingerMs, maxBytes: config.lingerMaxBytes },
     cache: serving.cache.enabled ? serving.cache : null,
     telemetry: p.obs.record ? p.obs.telemetry : null,
     store: p.learning.store,

@@ -6,6 +6,7 @@
  */
 import type { HttpResponse } from 'uWebSockets.js';
 import { tfError, type TradeflowError } from '../errors';
+import { underReader, type Linger } from './linger';
 import type { Exchange, Responder } from './respond';
 
 export type BodyHandler = (body: Uint8Array) => void;
@@ -36,18 +37,24 @@ export function tooLarge(limit: number, got: number | null): TradeflowError {
 
 /**
  * Calls `onBody` exactly once with the whole body, or `onError` once if it grows past `limit`.
- * The caller has already checked a declared `content-length` against the limit.
+ * The caller has already checked a declared `content-length` against the limit. When `onError`
+ * answers with a lingering close, this reader goes on feeding the rest of the body to it.
  */
 export function readBody(res: HttpResponse, contentLength: number, limit: number, onBody: BodyHandler, onError: BodyErrorHandler): void {
   let buf: Uint8Array | null = null;
   let len = 0;
   let done = false;
+  let linger: Linger | null = null;
   res.onData((chunk, isLast) => {
-    if (done) return;
+    if (done) {
+      if (linger !== null) linger.discard(chunk.byteLength, isLast);
+      return;
+    }
     const bytes = new Uint8Array(chunk);
     if (len + bytes.length > limit) {
       done = true;
-      onError(tooLarge(limit, null));
+      linger = underReader(res, () => onError(tooLarge(limit, null)));
+      if (linger !== null) linger.discard(bytes.length, isLast);
       return;
     }
     if (isLast && buf === null) {

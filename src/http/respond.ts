@@ -4,6 +4,7 @@
  */
 import type { HttpResponse } from 'uWebSockets.js';
 import { isTradeflowError, tfError } from '../errors';
+import { DEFAULT_LINGER, startLinger, type LingerOptions } from './linger';
 
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK',
@@ -48,9 +49,16 @@ export interface Exchange {
 }
 
 export class Responder {
-  constructor(private observer: ResponseObserver | null = null) {}
+  constructor(
+    private observer: ResponseObserver | null = null,
+    private readonly linger: LingerOptions = DEFAULT_LINGER,
+  ) {}
 
-  /** Writes a complete answer. Call inside res.cork() when not in the handler's first tick. */
+  /**
+   * Writes a complete answer. Call inside res.cork() when not in the handler's first tick.
+   * `closeConnection` is for answers given while the request body may still be arriving: the
+   * connection is closed behind the answer after a lingering read of the rest (./linger.ts).
+   */
   send(
     x: Exchange,
     status: number,
@@ -65,8 +73,32 @@ export class Responder {
     res.writeStatus(statusLine(status));
     res.writeHeader('Content-Type', contentType);
     if (headers) for (const k in headers) res.writeHeader(k, headers[k]!);
-    res.end(body, closeConnection);
+    if (closeConnection) this.endLingering(x, body);
+    else res.end(body);
     this.observer?.onResponse(x.endpoint, x.method, status, (performance.now() - x.startedAt) / 1000);
+  }
+
+  /**
+   * Ends the answer without `end`: uWS invalidates `res` once a response has ended, and the
+   * linger needs it to close the connection later. The blank line and the body go out as the tail
+   * of the last header; uWS ends every header with CRLF, so those two bytes are counted as the
+   * body's last (whitespace after the JSON).
+   */
+  private endLingering(x: Exchange, body: string | Uint8Array | Float32Array): void {
+    const res = x.res;
+    if (this.linger.ms === 0 || typeof body !== 'string') {
+      res.end(body, true);
+      return;
+    }
+    res.writeHeader('Connection', 'close');
+    res.writeHeader('Date', new Date().toUTCString());
+    res.writeHeader('Content-Length', `${Buffer.byteLength(body) + 2}\r\n\r\n${body}`);
+    const linger = startLinger(res, this.linger);
+    const before = x.onAbort;
+    x.onAbort = () => {
+      linger.gone();
+      if (before) before();
+    };
   }
 
   json(x: Exchange, status: number, value: unknown, headers?: Readonly<Record<string, string>>): void {

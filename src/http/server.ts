@@ -7,6 +7,7 @@ import * as uWS from 'uWebSockets.js';
 import { performance } from 'node:perf_hooks';
 import { RETRY_AFTER_HEADERS, tfError } from '../errors';
 import type { ModelRegistry } from '../models/registry';
+import type { LingerOptions } from './linger';
 import { createPredictHandler, type PredictDeps } from './predict';
 import { Responder, type Exchange, type ResponseObserver } from './respond';
 import { Router, type Handler } from './router';
@@ -22,6 +23,8 @@ export interface HttpServerDeps extends Omit<PredictDeps, 'responder' | 'isDrain
   models: ModelRegistry;
   lifecycle: Lifecycle;
   observer?: ResponseObserver;
+  /** Bounds of the lingering close behind early refusals (LINGER_MS, LINGER_MAX_BYTES). */
+  linger?: LingerOptions;
 }
 
 /** The endpoint label for anything the router does not know: bounded cardinality. */
@@ -35,7 +38,7 @@ export class HttpServer {
   port = 0;
 
   constructor(private readonly deps: HttpServerDeps) {
-    this.responder = new Responder(deps.observer ?? null);
+    this.responder = new Responder(deps.observer ?? null, deps.linger);
     this.app = uWS.App();
     // The npm build of uWS.js silently falls back to a slow pure-JS server when its native
     // binary does not load; refuse to run on that instead of serving at a fraction of the speed.

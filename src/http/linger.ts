@@ -1,0 +1,102 @@
+/**
+ * Lingering close, as nginx's lingering_time / lingering_timeout: an early refusal (413, 415,
+ * 401/403, 404/405, 503 while draining) of a request whose body is still arriving is answered at
+ * once with `Connection: close`, then the rest of the body is read and thrown away for at most
+ * LINGER_MS and LINGER_MAX_BYTES before the connection is closed.
+ *
+ * Closing right behind the answer (uWS's `end(body, true)`) leaves the client's unsent body
+ * unread, and closing a socket with unread bytes makes the kernel send a reset: a client that
+ * writes its whole body before it reads (Node's fetch and http both do) then gets EPIPE instead
+ * of the answer. Reading to the end of the body first makes the close an orderly one.
+ */
+import type { HttpResponse } from 'uWebSockets.js';
+
+export interface LingerOptions {
+  /** Longest time, from the answer, that the rest of a refused body is read (0: close at once). */
+  readonly ms: number;
+  /** Most bytes of a refused body read and discarded before the connection is closed anyway. */
+  readonly maxBytes: number;
+}
+
+/**
+ * 30 s is nginx's lingering_time. 64 MiB lets a client finish a body far over MAX_BODY_BYTES (a
+ * whole file posted by mistake) and read why it was refused; past either bound the client is
+ * sending on regardless of the answer, and reading on would only cost the engine.
+ */
+export const DEFAULT_LINGER: LingerOptions = { ms: 30_000, maxBytes: 64 * 1024 * 1024 };
+
+/** One refused request's remaining body being read and dropped. */
+export class Linger {
+  private bytes = 0;
+  private open = true;
+  private readonly timer: NodeJS.Timeout;
+  private closing: NodeJS.Immediate | null = null;
+
+  constructor(
+    private readonly res: HttpResponse,
+    private readonly opts: LingerOptions,
+  ) {
+    this.timer = setTimeout(() => this.close(), opts.ms);
+    // A refused client must not keep the engine alive at shutdown (the server closes it anyway).
+    this.timer.unref();
+  }
+
+  /** Counts `n` dropped bytes; the end of the body, or too many bytes, ends the linger. */
+  discard(n: number, last: boolean): void {
+    if (!this.open) return;
+    this.bytes += n;
+    if (last || this.bytes > this.opts.maxBytes) this.closeSoon();
+  }
+
+  /** The connection is gone (client, uWS's idle timeout, shutdown): `res` must not be used. */
+  gone(): void {
+    this.open = false;
+    clearTimeout(this.timer);
+    if (this.closing !== null) clearImmediate(this.closing);
+  }
+
+  /**
+   * Deferred to the next turn: inside a uWS data callback the answer may still sit in the cork
+   * buffer, which uWS flushes only after the callback returns and drops if the socket is closed.
+   */
+  private closeSoon(): void {
+    if (this.closing === null) this.closing = setImmediate(() => this.close());
+  }
+
+  private close(): void {
+    if (!this.open) return;
+    this.gone();
+    // res.close() runs onAborted synchronously, which calls gone() again: harmless.
+    this.res.close();
+  }
+}
+
+/** The response whose body reader is running its error callback right now (see `underReader`). */
+let readerRes: HttpResponse | null = null;
+let handedOver: Linger | null = null;
+
+/**
+ * Runs a body reader's error callback. A linger started inside it is fed by that reader rather
+ * than by a new `onData`: replacing uWS's data handler from inside that handler is not safe.
+ * Returns the linger the callback started, if any.
+ */
+export function underReader(res: HttpResponse, onError: () => void): Linger | null {
+  readerRes = res;
+  handedOver = null;
+  try {
+    onError();
+  } finally {
+    readerRes = null;
+  }
+  const l = handedOver;
+  handedOver = null;
+  return l;
+}
+
+/** Starts reading and dropping the rest of `res`'s body; its answer is already written. */
+export function startLinger(res: HttpResponse, opts: LingerOptions): Linger {
+  const l = new Linger(res, opts);
+  if (readerRes === res) handedOver = l;
+  else res.onData((chunk, last) => l.discard(chunk.byteLength, last));
+  return l;
+}
