@@ -2,16 +2,17 @@
  * Model lifecycle through the real engine: hot swaps and rollbacks under concurrent traffic,
  * refused models leaving the old version serving, and a restart that keeps the promoted version.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { onnx } from 'onnx-proto';
 import type { Engine } from '../src/app';
 import { writeEnsembleOnnx } from '../src/training/onnx-writer';
 import { FEATURE_NAMES } from '../src/training/features';
-import { DEFAULT_MODEL_PATH, makeRows, postJson, request, rowsToArrays, startTestEngine } from './helpers/engine';
+import { DEFAULT_MODEL_PATH, makeRows, postJson, request, rowsToArrays, startTestEngine, waitFor } from './helpers/engine';
 import { requirePythonOnnx } from './helpers/requirements';
 
 // Models written by another tool than ours (Debian's python3-onnx).
@@ -59,8 +60,12 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 afterEach(async () => {
+  vi.restoreAllMocks();
+  engine?.testHooks.releaseValidation();
   if (engine) await engine.shutdown('test end');
   engine = null;
+  delete process.env.TRADEFLOW_TEST_HOLD_VALIDATION;
+  delete process.env.TRADEFLOW_TEST_HOLD_MS;
   for (const d of stateDirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
@@ -157,7 +162,7 @@ describe('hot swap', () => {
     });
     await expectRefused(load(e.port, fiveFeatures), 422, 'MODEL_REJECTED', /5/);
     await expectRefused(load(e.port, new Uint8Array(200_000)), 413, 'BODY_TOO_LARGE', /100000/);
-    await expectRefused(request(e.port, 'POST', '/models/ensemble/load', JSON.stringify({ path: '/nonexistent.onnx' }), { 'content-type': 'application/json' }), 422, 'MODEL_REJECTED', /nonexistent/);
+    await expectRefused(request(e.port, 'POST', '/models/ensemble/load', JSON.stringify({ path: 'nonexistent.onnx' }), { 'content-type': 'application/json' }), 422, 'MODEL_REJECTED', /nonexistent/);
     await expectRefused(request(e.port, 'POST', '/models/ensemble/rollback'), 409, 'NO_PREVIOUS_VERSION', /no earlier version/);
     const sgd = await request(e.port, 'POST', '/models/sgd/load', Buffer.from(variant(3)), { 'content-type': 'application/octet-stream' });
     expect(sgd.status).toBe(400);
@@ -197,7 +202,7 @@ onnx.save(m, sys.argv[1])
 
   it('loads a model from a server-side path, lists versions, and keeps the promoted one across a restart', async () => {
     const state = stateDir();
-    engine = await startTestEngine({ STATE_DIR: state });
+    engine = await startTestEngine({ STATE_DIR: state, MODEL_DIR: dir });
     const file = path.join(dir, 'variant7.onnx');
     writeFileSync(file, variant(7));
     const r = await request(engine.port, 'POST', '/models/ensemble/load', JSON.stringify({ path: file }), { 'content-type': 'application/json' });
@@ -238,5 +243,102 @@ onnx.save(m, sys.argv[1])
     expect(deployed).not.toBe(first);
     const back = await request(engine.port, 'POST', '/models/ensemble/rollback');
     expect(back.json().version).toBe(promoted);
+  });
+});
+
+/** An MLP ensemble of `hidden` units: 72 bytes a unit, so 300,000 is a ~22 MB file. */
+function largeModel(hidden: number): Uint8Array {
+  let s = 77;
+  const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+  const w1 = Float64Array.from({ length: F * hidden }, () => rnd() * 0.1);
+  const w2 = Float64Array.from({ length: hidden }, () => rnd() * 0.01);
+  return writeEnsembleOnnx({
+    featureNames: FEATURE_NAMES,
+    standardizer: { mean: new Float64Array(F), std: new Float64Array(F).fill(1) },
+    mlp: { features: F, hidden, w1, b1: new Float64Array(hidden), w2, b2: 0 },
+  });
+}
+
+describe('validation of a candidate (issue 12, defect 7: it stalled serving)', () => {
+  it('happens in workers of its own: the main thread creates no onnxruntime session and answers, on the old version, all the while a large model is held in validation', async () => {
+    // The candidate's workers wait, once they have built and warmed it, until the test lets them
+    // report warm; the hold is far beyond the test's timeout, so only the release ends it. Had
+    // the validation run on the main thread, the hold would have stopped the event loop there
+    // and no probe below could be answered before the release.
+    process.env.TRADEFLOW_TEST_HOLD_VALIDATION = '1';
+    process.env.TRADEFLOW_TEST_HOLD_MS = '600000';
+    engine = await startTestEngine({ STATE_DIR: stateDir(), CACHE_CAPACITY: '0' });
+    const e = engine;
+    const before = e.models.get('ensemble').version;
+    const servingThreads = e.pool.stats().threadIds;
+    const big = largeModel(300_000);
+    expect(big.length).toBeGreaterThan(20e6);
+    const sessions = vi.spyOn(ort.InferenceSession, 'create');
+    e.testHooks.holdValidation();
+    let answered = false;
+    const upload = load(e.port, big).finally(() => (answered = true));
+    await waitFor(() => e.pool.validating === 1, 'the candidate to be in validation', 30_000);
+
+    // Event-loop turns and answers while the candidate cannot finish its validation.
+    let turns = 0;
+    const ticker = setInterval(() => turns++, 1);
+    const row = Array.from(makeRows(1, F, 9));
+    for (let i = 0; i < 5; i++) {
+      const live = await request(e.port, 'GET', '/monitoring/health/liveness');
+      expect(live.status).toBe(200);
+      const p = await postJson(e.port, { features: row });
+      expect(p.status).toBe(200);
+      expect(p.json().version).toBe(before);
+    }
+    const ready = await request(e.port, 'GET', '/monitoring/health/readiness');
+    expect(ready.status).toBe(200);
+    await waitFor(() => turns >= 3, 'the event loop to turn');
+    clearInterval(ticker);
+    expect(answered).toBe(false);
+    expect(e.pool.validating).toBe(1);
+    expect(e.models.get('ensemble').version).toBe(before);
+    // The serving workers were not the ones asked to build the candidate.
+    expect(e.pool.stats().threadIds).toEqual(servingThreads);
+
+    e.testHooks.releaseValidation();
+    const r = await upload;
+    expect(r.status, r.body.toString()).toBe(200);
+    expect(r.json().previous).toBe(before);
+    // Counted, not matched: a failure message must not print a 22 MB argument.
+    expect(sessions.mock.calls.length, 'onnxruntime sessions created on the main thread').toBe(0);
+    expect(e.pool.validating).toBe(0);
+    // The workers that validated it serve it; the old ones stopped, which is no restart.
+    expect(e.pool.stats()).toMatchObject({ warm: 1, restarts: 0 });
+    expect(e.pool.stats().threadIds).not.toEqual(servingThreads);
+    const after = await postJson(e.port, { features: row });
+    expect(after.json().version).toBe(r.json().version);
+  });
+
+  it('a candidate that fails in its workers stops them; the serving workers keep serving, and serve the next swap', async () => {
+    engine = await startTestEngine({ STATE_DIR: stateDir() });
+    const e = engine;
+    const before = e.models.get('ensemble').version;
+    const servingThreads = e.pool.stats().threadIds;
+    // Valid to inspect (one float input [N,16], a [N,2] float output) but onnxruntime cannot
+    // build it: the Add has an operand of the wrong shape.
+    const bad = writeEnsembleOnnx({
+      featureNames: FEATURE_NAMES,
+      standardizer: { mean: new Float64Array(F), std: new Float64Array(F).fill(1) },
+      logreg: { weights: new Float64Array(F).fill(0.1), bias: 0 },
+    });
+    const m = onnx.ModelProto.decode(bad);
+    const w = m.graph!.initializer.find((t) => t.name === 'logreg_weights')!;
+    w.dims = [F + 1, 1];
+    w.rawData = new Uint8Array((F + 1) * 4);
+    const res = await load(e.port, onnx.ModelProto.encode(m).finish());
+    expect(res.status, res.body.toString()).toBe(422);
+    expect(res.json().error.code).toBe('MODEL_REJECTED');
+    expect(res.json().error.message).toMatch(/onnxruntime could not load the model.*keeps serving/);
+    expect(e.pool.validating).toBe(0);
+    expect(e.pool.stats()).toMatchObject({ warm: 1, restarts: 0, threadIds: servingThreads });
+    const p = await postJson(e.port, { features: Array.from(makeRows(1, F, 3)) });
+    expect(p.json().version).toBe(before);
+    const ok = await load(e.port, variant(21));
+    expect(ok.status).toBe(200);
   });
 });

@@ -136,6 +136,8 @@ async function init(): Promise<(task: InferenceTask) => Promise<TaskResult>> {
 
   const { crashOnFeature: crashOn, holdOnFeature: holdOn, holdMs } = data.hooks;
   const gate = data.hooks.gate ? new Int32Array(data.hooks.gate) : null;
+  // Test hook: a swap's candidate worker stays in validation (not warm) until the test releases it.
+  if (data.hooks.warmGate) Atomics.wait(new Int32Array(data.hooks.warmGate), 0, 0, holdMs);
   const warm: WarmMessage = { type: 'warm', threadId, control: port2 };
   parentPort!.postMessage(warm, [port2]);
 

@@ -56,6 +56,7 @@ export function startServing(config: EngineConfig, m: ModelsPart, obs: Observabi
     ortThreads: config.ortThreads,
     batchesPerWorker: config.batchesPerWorker,
     hooks: testHooks.worker,
+    candidateWarmGate: testHooks.validationGate,
     restartWindowMs: config.healthRestartWindowS * 1000,
     versionOf: (model) => models.servingId(model),
     describeVersion: (id) => models.describeVersion(id),

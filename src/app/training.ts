@@ -20,7 +20,7 @@ export interface TrainingPart extends Part {
 }
 
 export function startTraining(config: EngineConfig, m: ModelsPart, l: LearningPart, s: ServingPart, obs: ObservabilityPart, logger: Logger): TrainingPart {
-  const swapper = new ModelSwapper(m.models, s.pool, s.cache, m.versions, config.ortThreads);
+  const swapper = new ModelSwapper(m.models, s.pool, s.cache, m.versions);
   const training = m.models.has(DEFAULT_MODEL) ? trainingRuns(config, m, l, swapper, obs, logger) : null;
   return {
     name: 'training',

@@ -11,6 +11,16 @@ import type { Exchange, Responder } from './respond';
 
 export type BodyHandler = (body: Uint8Array) => void;
 export type BodyErrorHandler = (err: TradeflowError) => void;
+/** Makes the buffer a body is gathered in (zero-filled, `bytes` long). */
+export type BodyAllocator = (bytes: number) => Uint8Array;
+
+const plainBuffer: BodyAllocator = (bytes) => new Uint8Array(bytes);
+
+/**
+ * For bodies that must end up in shared memory (model uploads): gathered there from the start,
+ * so that a large body is never copied again on the main thread.
+ */
+export const sharedBuffer: BodyAllocator = (bytes) => new Uint8Array(new SharedArrayBuffer(bytes));
 
 /** `content-length` as a number; -1 when absent; NaN when malformed. */
 export function parseContentLength(header: string): number {
@@ -37,10 +47,13 @@ export function tooLarge(limit: number, got: number | null): TradeflowError {
 
 /**
  * Calls `onBody` exactly once with the whole body, or `onError` once if it grows past `limit`.
- * The caller has already checked a declared `content-length` against the limit. When `onError`
- * answers with a lingering close, this reader goes on feeding the rest of the body to it.
+ * The caller has already checked a declared `content-length` against the limit. With `alloc`,
+ * the body is always gathered in a buffer `alloc` made (whose byte length is the body's when
+ * `content-length` was declared), even when it arrives in one chunk. When `onError` answers
+ * with a lingering close, this reader goes on feeding the rest of the body to it.
  */
-export function readBody(res: HttpResponse, contentLength: number, limit: number, onBody: BodyHandler, onError: BodyErrorHandler): void {
+export function readBody(res: HttpResponse, contentLength: number, limit: number, onBody: BodyHandler, onError: BodyErrorHandler, alloc?: BodyAllocator): void {
+  const make = alloc ?? plainBuffer;
   let buf: Uint8Array | null = null;
   let len = 0;
   let done = false;
@@ -57,14 +70,14 @@ export function readBody(res: HttpResponse, contentLength: number, limit: number
       if (linger !== null) linger.discard(bytes.length, isLast);
       return;
     }
-    if (isLast && buf === null) {
+    if (isLast && buf === null && alloc === undefined) {
       done = true;
       onBody(bytes);
       return;
     }
-    if (buf === null) buf = new Uint8Array(Math.max(contentLength > 0 ? contentLength : 0, bytes.length * 2, 1024));
+    if (buf === null) buf = make(contentLength >= 0 ? Math.max(contentLength, bytes.length) : Math.max(bytes.length * 2, 1024));
     if (len + bytes.length > buf.length) {
-      const grown = new Uint8Array(Math.min(limit, Math.max(buf.length * 2, len + bytes.length)));
+      const grown = make(Math.min(limit, Math.max(buf.length * 2, len + bytes.length)));
       grown.set(buf.subarray(0, len));
       buf = grown;
     }

@@ -9,7 +9,7 @@ import type { ModelRegistry } from '../models/registry';
 import type { VersionStore } from '../models/version-store';
 import type { ModelSwapper } from '../pool/model-swap';
 import type { AdminCheck } from './auth';
-import { checkDeclaredLength, mediaTypeOf, parseContentLength, readBody, readControlBody } from './body';
+import { checkDeclaredLength, mediaTypeOf, parseContentLength, readBody, readControlBody, sharedBuffer } from './body';
 import { BINARY_TYPE, JSON_TYPE } from './respond';
 import type { HttpServer } from './server';
 
@@ -57,7 +57,8 @@ export function registerModelRoutes(server: HttpServer, deps: ModelRoutesDeps): 
         (body) => {
           let bytes: Promise<{ bytes: Uint8Array; source: string }>;
           if (type === BINARY_TYPE) {
-            bytes = Promise.resolve({ bytes: Uint8Array.from(body), source: 'upload' });
+            // Gathered in shared memory (sharedBuffer), where the served version keeps it.
+            bytes = Promise.resolve({ bytes: body, source: 'upload' });
           } else {
             let path: unknown;
             try {
@@ -85,6 +86,7 @@ export function registerModelRoutes(server: HttpServer, deps: ModelRoutesDeps): 
             );
         },
         (err) => r.corked(x, () => r.error(x, err, true)),
+        type === BINARY_TYPE ? sharedBuffer : undefined,
       );
     });
 }

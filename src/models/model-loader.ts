@@ -1,7 +1,13 @@
 /**
- * Loads and validates an ONNX model before it may serve: the contract is read from the file,
- * a session is created and a warm-up batch must yield finite probabilities. Any failure is a
- * MODEL_LOAD_FAILED with a message that says what was wrong, and nothing starts serving it.
+ * Reads what a model file promises and, at start-up, validates it before it may serve: the
+ * contract is read from the file, a session is created and a warm-up batch must yield finite
+ * probabilities. Any failure is a MODEL_LOAD_FAILED with a message that says what was wrong, and
+ * nothing starts serving it.
+ *
+ * A model swapped in while the engine serves is only described here (describeOnnxModel): its
+ * session and warm-up run in the candidate's own worker threads (src/pool/inference-pool.ts),
+ * because onnxruntime's load and run are synchronous native calls that would stall the main
+ * thread for as long as a large model takes to load.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -42,23 +48,20 @@ export async function readModelFile(path: string): Promise<Uint8Array> {
   }
 }
 
-export async function loadOnnxModel(name: string, bytes: Uint8Array, source: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+/**
+ * The model as the engine keeps it, without running it: inspected (an ONNX model, its contract,
+ * no external data), hashed and copied into shared memory. Large files are hashed and copied a
+ * slice at a time, yielding between slices, so that the main thread keeps serving meanwhile.
+ */
+export async function describeOnnxModel(name: string, bytes: Uint8Array, source: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   const info = inspectOnnx(bytes);
   const contract = servingContract(info, opts.featuresHint);
-  const scorer = await OnnxScorer.create(bytes, contract, { intraOpNumThreads: opts.intraOpNumThreads ?? 1 });
-  try {
-    await checkWarmup(scorer, contract.features, source);
-  } finally {
-    await scorer.release();
-  }
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
-  const shared = new SharedArrayBuffer(bytes.byteLength);
-  new Uint8Array(shared).set(bytes);
+  const sha256 = await sha256Sliced(bytes);
   return {
     name,
     version: sha256.slice(0, 12),
     kind: 'onnx',
-    bytes: shared,
+    bytes: await sharedCopy(bytes),
     contract,
     source,
     info,
@@ -66,6 +69,45 @@ export async function loadOnnxModel(name: string, bytes: Uint8Array, source: str
     sizeBytes: bytes.byteLength,
     loadedAt: new Date().toISOString(),
   };
+}
+
+/** Start-up: describes the model and validates it with a session and a warm-up in this thread. */
+export async function loadOnnxModel(name: string, bytes: Uint8Array, source: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+  const model = await describeOnnxModel(name, bytes, source, opts);
+  const scorer = await OnnxScorer.create(bytes, model.contract, { intraOpNumThreads: opts.intraOpNumThreads ?? 1 });
+  try {
+    await checkWarmup(scorer, model.contract.features, source);
+  } finally {
+    await scorer.release();
+  }
+  return model;
+}
+
+/** Work on one slice takes well under a millisecond (hashing, or first-touch copying). */
+const SLICE_BYTES = 1 << 20;
+
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+async function sha256Sliced(bytes: Uint8Array): Promise<string> {
+  const hash = createHash('sha256');
+  for (let at = 0; at < bytes.byteLength; at += SLICE_BYTES) {
+    if (at > 0) await yieldToLoop();
+    hash.update(bytes.subarray(at, at + SLICE_BYTES));
+  }
+  return hash.digest('hex');
+}
+
+/** Bytes already in a SharedArrayBuffer of their own (an upload is read into one) are kept as they are. */
+async function sharedCopy(bytes: Uint8Array): Promise<SharedArrayBuffer> {
+  const b = bytes.buffer;
+  if (b instanceof SharedArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === b.byteLength) return b;
+  const shared = new SharedArrayBuffer(bytes.byteLength);
+  const view = new Uint8Array(shared);
+  for (let at = 0; at < bytes.byteLength; at += SLICE_BYTES) {
+    if (at > 0) await yieldToLoop();
+    view.set(bytes.subarray(at, at + SLICE_BYTES), at);
+  }
+  return shared;
 }
 
 /** Runs the warm-up batch and refuses non-finite or out-of-range probabilities. */

@@ -163,10 +163,13 @@ export class ModelRegistry {
     return this.list[0]?.features ?? 0;
   }
 
-  /** What each worker builds a scorer from, by index. */
-  workerModels(): WorkerModel[] {
+  /**
+   * What each worker builds a scorer from, by index: the serving versions, or for a swap's
+   * candidate workers, the versions `instead` names in place of some (served index → version id).
+   */
+  workerModels(instead: ReadonlyMap<number, number> = new Map()): WorkerModel[] {
     return this.list.map((m) => {
-      if (m.kind === 'onnx') return this.describeVersion(this.current[m.index]!)!;
+      if (m.kind === 'onnx') return this.describeVersion(instead.get(m.index) ?? this.current[m.index]!)!;
       return { kind: 'sgd', name: m.name, features: m.features, weights: m.online!.weights };
     });
   }

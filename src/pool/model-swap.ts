@@ -1,17 +1,25 @@
 /**
- * Atomic model swaps. Two phases: every worker builds and warms the new version (a failure there,
- * or earlier — not ONNX, wrong feature count, non-finite warm-up output — leaves the old version
- * serving and is a 422), then the main thread flips the served version. Batches carry the version
- * they were dispatched with, so a request is computed entirely by one version and its answer names
- * it. The prediction cache drops the old version's entries at the flip. A version's sessions are
- * released in the workers only once no batch on it is in flight.
+ * Atomic model swaps. Two phases: the candidate is validated by a fresh set of workers that build
+ * and warm it (a failure there, or earlier — not ONNX, wrong feature count, external data,
+ * non-finite warm-up output — leaves the old version serving and is a 422), then the main thread
+ * flips the served version and the workers batches run on. Batches carry the version they were
+ * dispatched with, so a request is computed entirely by one version and its answer names it. The
+ * prediction cache drops the old version's entries at the flip. The workers that served the old
+ * version finish their batches and stop; its sessions end with them.
+ *
+ * The main thread never creates an onnxruntime session for a candidate: a large model's load is a
+ * synchronous native call of hundreds of milliseconds, during which no request would be answered
+ * (issue 12, defect 7). Nor does a serving worker, whose batches would wait as long.
  */
 import { tfError } from '../errors';
 import type { PredictionCache } from '../cache/prediction-cache';
-import { loadOnnxModel, type LoadedModel } from '../models/model-loader';
-import type { ModelRegistry } from '../models/registry';
+import { describeOnnxModel, type LoadedModel } from '../models/model-loader';
+import type { ModelRegistry, ServedModel } from '../models/registry';
 import type { ServingRecord, VersionStore } from '../models/version-store';
-import type { InferencePool } from './inference-pool';
+import type { InferencePool, StagedWorkers } from './inference-pool';
+
+/** How long a candidate's workers may take to build and warm it: what the engine's start allows its own. */
+const VALIDATION_TIMEOUT_MS = 120_000;
 
 export interface SwapResult {
   name: string;
@@ -35,7 +43,6 @@ export class ModelSwapper {
     private readonly pool: InferencePool,
     private readonly cache: PredictionCache,
     private readonly store: VersionStore,
-    private readonly ortThreads: number,
   ) {}
 
   get count(): number {
@@ -73,25 +80,29 @@ export class ModelSwapper {
   private async swap(name: string, bytes: Uint8Array, source: string, opts: SwapOptions, rollbackPrevious?: string | null): Promise<SwapResult> {
     const served = this.onnxModel(name);
     const before = served.onnx!;
+    const keeps = `version ${before.version} keeps serving`;
     let loaded: LoadedModel;
     try {
-      loaded = await loadOnnxModel(name, bytes, source, { featuresHint: served.features, intraOpNumThreads: this.ortThreads });
+      loaded = await describeOnnxModel(name, bytes, source, { featuresHint: served.features });
     } catch (err) {
-      throw tfError('MODEL_REJECTED', `${name} was not swapped; version ${before.version} keeps serving: ${(err as Error).message}`);
+      throw tfError('MODEL_REJECTED', `${name} was not swapped; ${keeps}: ${(err as Error).message}`);
     }
     if (loaded.contract.features !== served.features) {
-      throw tfError('MODEL_REJECTED', `${name} was not swapped: the new model takes ${loaded.contract.features} features, the engine serves ${served.features}; version ${before.version} keeps serving`);
+      throw tfError('MODEL_REJECTED', `${name} was not swapped: the new model takes ${loaded.contract.features} features, the engine serves ${served.features}; ${keeps}`);
     }
-    await this.store.save(name, loaded.version, bytes, { ...(opts.card ?? {}), name, version: loaded.version, sha256: loaded.sha256, source, loaded_at: loaded.loadedAt, features: loaded.contract.features, input: loaded.contract.inputName, outputs: loaded.info.outputs.map((o) => o.name) });
     const id = this.models.register(loaded);
+    const staged = await this.validate(served, id, keeps);
     try {
-      await this.pool.prepare(this.models.describeVersion(id)!);
+      await this.store.save(name, loaded.version, bytes, { ...(opts.card ?? {}), name, version: loaded.version, sha256: loaded.sha256, source, loaded_at: loaded.loadedAt, features: loaded.contract.features, input: loaded.contract.inputName, outputs: loaded.info.outputs.map((o) => o.name) });
     } catch (err) {
+      await this.pool.discard(staged);
       this.models.forget(id);
-      await this.pool.release(id);
-      throw tfError('MODEL_REJECTED', `${name} was not swapped: a worker could not load it (${(err as Error).message}); version ${before.version} keeps serving`);
+      throw err;
     }
+    // The flip: the registry and the pool change together, before any other batch is dispatched.
+    const oldId = this.models.servingId(served.index);
     this.models.setServing(name, id);
+    const retired = this.pool.adopt(staged);
     this.cache.onVersion(served.index, loaded.version);
     this.swaps++;
     await this.store.setServing(name, {
@@ -101,19 +112,22 @@ export class ModelSwapper {
       reason: opts.reason,
       source,
     });
-    this.releaseIdle();
+    void retired.then(() => this.forget(oldId));
     return { name, version: loaded.version, previous: before.version, reason: opts.reason };
   }
 
-  /** Drops worker sessions of versions that no longer serve, once no batch on them is in flight. */
-  private releaseIdle(): void {
-    for (const id of this.models.idleVersions()) {
-      this.pool.whenVersionIdle(id).then(() => {
-        if (this.models.idleVersions().includes(id)) {
-          this.models.forget(id);
-          void this.pool.release(id);
-        }
-      });
+  /** The candidate's own workers build and warm it (every served model, the candidate in place). */
+  private async validate(served: ServedModel, id: number, keeps: string): Promise<StagedWorkers> {
+    try {
+      return await this.pool.stage(this.models.workerModels(new Map([[served.index, id]])), VALIDATION_TIMEOUT_MS);
+    } catch (err) {
+      this.models.forget(id);
+      throw tfError('MODEL_REJECTED', `${served.name} was not swapped: ${(err as Error).message}; ${keeps}`);
     }
+  }
+
+  /** A version that no longer serves, once the workers that ran it have stopped. */
+  private forget(id: number): void {
+    if (this.models.idleVersions().includes(id)) this.models.forget(id);
   }
 }

@@ -2,7 +2,9 @@
  * Fault injection for the engine's own tests, switched on only by TRADEFLOW_TEST_* environment
  * variables (never by flags, never documented as configuration). They let a test crash a worker
  * on a chosen batch, or hold a batch in flight until the test releases it, so queueing, deadline,
- * abort and drain behaviour can be tested without depending on the machine's speed.
+ * abort and drain behaviour can be tested without depending on the machine's speed; and hold a
+ * model swap's candidate in validation (TRADEFLOW_TEST_HOLD_VALIDATION=1, armed by
+ * holdValidation()), so a test can look at the engine while a candidate is being validated.
  */
 import { tfError } from '../errors';
 import type { WorkerTestHooks } from './worker-protocol';
@@ -13,6 +15,11 @@ export interface TestHooks {
   release(): void;
   /** Holds batches with the hold value again. */
   arm(): void;
+  /** The gate candidate workers wait on before they report warm (null unless TRADEFLOW_TEST_HOLD_VALIDATION=1). */
+  validationGate: SharedArrayBuffer | null;
+  /** From now on a swap's candidate workers stay in validation until releaseValidation(). */
+  holdValidation(): void;
+  releaseValidation(): void;
 }
 
 function numberVar(name: string, env: NodeJS.ProcessEnv): number | null {
@@ -29,12 +36,17 @@ export function testHooksFromEnv(env: NodeJS.ProcessEnv = process.env): TestHook
   const holdMs = numberVar('TRADEFLOW_TEST_HOLD_MS', env) ?? 30_000;
   const gate = hold === null ? null : new SharedArrayBuffer(4);
   const view = gate ? new Int32Array(gate) : null;
+  const validationGate = env['TRADEFLOW_TEST_HOLD_VALIDATION'] === '1' ? new SharedArrayBuffer(4) : null;
+  const validation = validationGate ? new Int32Array(validationGate) : null;
+  // Open until armed: the workers started with the engine must not wait.
+  if (validation) Atomics.store(validation, 0, 1);
   return {
     worker: {
       crashOnFeature: crash === null ? null : Math.fround(crash),
       holdOnFeature: hold === null ? null : Math.fround(hold),
       holdMs,
       gate,
+      warmGate: null,
     },
     release() {
       if (view) {
@@ -44,6 +56,17 @@ export function testHooksFromEnv(env: NodeJS.ProcessEnv = process.env): TestHook
     },
     arm() {
       if (view) Atomics.store(view, 0, 0);
+    },
+    validationGate,
+    holdValidation() {
+      if (!validation) throw tfError('INTERNAL', 'holdValidation() needs TRADEFLOW_TEST_HOLD_VALIDATION=1 when the engine starts');
+      Atomics.store(validation, 0, 0);
+    },
+    releaseValidation() {
+      if (validation) {
+        Atomics.store(validation, 0, 1);
+        Atomics.notify(validation, 0);
+      }
     },
   };
 }

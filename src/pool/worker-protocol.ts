@@ -25,6 +25,12 @@ export interface WorkerTestHooks {
   holdMs: number;
   /** Int32 gate: 0 holds, anything else releases. */
   gate: SharedArrayBuffer | null;
+  /**
+   * Int32 gate the worker waits on (up to holdMs) once its models are built and warm, before it
+   * reports warm, while it reads 0. Only a swap's candidate workers get one: it holds the
+   * candidate in validation for as long as a test needs.
+   */
+  warmGate: SharedArrayBuffer | null;
 }
 
 export interface TaskResult {
