@@ -57,6 +57,8 @@ export interface EngineConfig {
   driftRealInput: 'error' | 'proba';
   modelVersionsKeep: number;
   modelUploadMaxBytes: number;
+  /** The only directory POST /models/{name}/load {"path"} may read from (default: MODEL_PATH's). */
+  modelDir: string;
   trainIntervalMs: number;
   trainMinRows: number;
   trainMargin: number;
@@ -133,6 +135,7 @@ export const OPTIONS: readonly Option[] = [
   { key: 'driftRealInput', env: 'DRIFT_REAL_INPUT', flag: '--drift-real-input', kind: 'choice', choices: ['error', 'proba'], help: 'what real-valued detectors get: the error bit, or 1 - p(actual class)', default: () => 'error' },
   { key: 'modelVersionsKeep', env: 'MODEL_VERSIONS_KEEP', flag: '--model-versions-keep', kind: 'int', min: 1, max: 1000, help: 'model versions kept in the state directory per model (for rollback)', default: () => 5 },
   { key: 'modelUploadMaxBytes', env: 'MODEL_UPLOAD_MAX_BYTES', flag: '--model-upload-max-bytes', kind: 'int', min: 1024, max: 2 ** 31 - 1, help: 'largest ONNX file POST /models/{name}/load takes', default: () => 64 * 1024 * 1024 },
+  { key: 'modelDir', env: 'MODEL_DIR', flag: '--model-dir', kind: 'path', help: 'the only directory whose model files POST /models/{name}/load {"path"} may load (default: the directory of MODEL_PATH)', default: () => null },
   { key: 'trainIntervalMs', env: 'TRAIN_INTERVAL', flag: '--train-interval', kind: 'duration', help: 'time between scheduled training runs (e.g. 24h, 30m, 90s; 0 disables)', default: () => 24 * 3600 * 1000 },
   { key: 'trainMinRows', env: 'TRAIN_MIN_ROWS', flag: '--train-min-rows', kind: 'int', min: 10, max: 100_000_000, help: 'labelled rows a training run needs (scheduled runs are skipped below)', default: () => 200 },
   { key: 'trainMargin', env: 'TRAIN_MARGIN', flag: '--train-margin', kind: 'float', min: 0, max: 1, help: 'a candidate is promoted unless its holdout accuracy is lower than the serving model\'s by more than this', default: () => 0.01 },
@@ -235,6 +238,8 @@ export function loadConfig(argv: readonly string[] = [], env: NodeJS.ProcessEnv 
     else config[opt.key] = opt.default(cpus);
   }
   const c = config as unknown as EngineConfig;
+  // A cold start has no MODEL_PATH: loads by path then come from the bundled models/ folder.
+  c.modelDir ??= path.dirname(c.modelPath ?? DEFAULT_MODEL_PATH);
   checkCombinations(c);
   c.detectors = detectorList(c);
   c.sgd = sgdSettings(c);
@@ -290,7 +295,7 @@ export function publicConfig(c: EngineConfig): Record<string, unknown> {
 export function configHelp(): string {
   const rows = OPTIONS.map((o) => {
     const d = o.default(os.cpus().length);
-    const shown = o.key === 'modelPath' ? 'models/ensemble.onnx' : o.key === 'stateDir' ? './state' : d === null ? '(unset)' : String(d);
+    const shown = o.key === 'modelPath' ? 'models/ensemble.onnx' : o.key === 'stateDir' ? './state' : o.key === 'modelDir' ? "MODEL_PATH's directory" : d === null ? '(unset)' : String(d);
     return `  ${(o.flag + ' <v>').padEnd(26)} ${o.env.padEnd(20)} ${o.help} [default: ${shown}]`;
   });
   return rows.join('\n');

@@ -25,6 +25,15 @@ describe('configuration', () => {
     expect(c.features).toBe(7);
   });
 
+  it('confines loads by path to MODEL_DIR: MODEL_PATH\'s directory unless set, the bundled models/ on a cold start', () => {
+    expect(loadConfig([], {}).modelDir).toBe(path.dirname(DEFAULT_MODEL_PATH));
+    expect(loadConfig([], { MODEL_PATH: '/srv/tradeflow/models/v3/ensemble.onnx' }).modelDir).toBe('/srv/tradeflow/models/v3');
+    expect(loadConfig([], { MODEL_PATH: 'none', FEATURES: '7' }).modelDir).toBe(path.join(projectRoot(), 'models'));
+    expect(loadConfig(['--model-dir', 'relative/dir'], { MODEL_DIR: '/elsewhere' }).modelDir).toBe(path.resolve('relative/dir'));
+    expect(loadConfig([], { MODEL_DIR: '/srv/models' }).modelDir).toBe('/srv/models');
+    expect(publicConfig(loadConfig([], { MODEL_DIR: '/srv/models' })).MODEL_DIR).toBe('/srv/models');
+  });
+
   it('refuses bad values, unknown flags and flags without values, naming them', () => {
     expect(() => loadConfig([], { PORT: '70000' })).toThrow(/PORT.*between 0 and 65535/);
     expect(() => loadConfig([], { WORKERS: '-1' })).toThrow(/WORKERS.*whole number/);

@@ -70,7 +70,7 @@ function registerRoutes(server: HttpServer, p: HttpInputs): void {
   const options = { maxBodyBytes: config.maxBodyBytes, maxRequestRows: config.maxRequestRows, requestTimeoutMs: config.requestTimeoutMs };
   server.route('POST', '/learn', createLearnHandler({ models: models.models, batcher: s.batcher, learning: l.learning, store: l.store, responder: server.responder, admin, isDraining, options }));
   registerDriftRoutes(server, l.drift, l.learning, admin);
-  registerModelRoutes(server, { models: models.models, store: models.versions, swapper: t.swapper, admin, maxUploadBytes: config.modelUploadMaxBytes });
+  registerModelRoutes(server, { models: models.models, store: models.versions, swapper: t.swapper, admin, maxUploadBytes: config.modelUploadMaxBytes, modelDir: config.modelDir });
   if (t.training) registerTrainRoutes(server, t.training, admin);
   registerMonitoringRoutes(server, {
     scrape: () => p.obs.telemetry.scrape(),

@@ -1,15 +1,16 @@
 /**
  * Model admin: GET /models/{name} (versions, which one serves, their cards), POST
  * /models/{name}/load (ONNX bytes as application/octet-stream, or JSON {"path": "..."} for a
- * file on the server) and POST /models/{name}/rollback. Loading and rollback are admin-only.
+ * file on the server, under MODEL_DIR) and POST /models/{name}/rollback. Loading and rollback
+ * are admin-only.
  */
-import { readFile } from 'node:fs/promises';
 import { tfError } from '../errors';
+import { readModelFileWithin } from '../models/model-files';
 import type { ModelRegistry } from '../models/registry';
 import type { VersionStore } from '../models/version-store';
 import type { ModelSwapper } from '../pool/model-swap';
 import type { AdminCheck } from './auth';
-import { checkDeclaredLength, mediaTypeOf, parseContentLength, readBody, readControlBody, sharedBuffer } from './body';
+import { CONTROL_BODY_LIMIT, checkDeclaredLength, mediaTypeOf, parseContentLength, readBody, readControlBody, sharedBuffer } from './body';
 import { BINARY_TYPE, JSON_TYPE } from './respond';
 import type { HttpServer } from './server';
 
@@ -19,6 +20,8 @@ export interface ModelRoutesDeps {
   swapper: ModelSwapper;
   admin: AdminCheck;
   maxUploadBytes: number;
+  /** The only directory models may be loaded from by path (MODEL_DIR). */
+  modelDir: string;
 }
 
 export function registerModelRoutes(server: HttpServer, deps: ModelRoutesDeps): void {
@@ -47,46 +50,39 @@ export function registerModelRoutes(server: HttpServer, deps: ModelRoutesDeps): 
       const type = mediaTypeOf(req.getHeader('content-type'));
       const length = parseContentLength(req.getHeader('content-length'));
       if (type !== BINARY_TYPE && type !== JSON_TYPE) {
-        throw tfError('UNSUPPORTED_MEDIA_TYPE', `send the ONNX file as ${BINARY_TYPE}, or ${JSON_TYPE} {"path": "..."} for a file on the server`);
+        throw tfError('UNSUPPORTED_MEDIA_TYPE', `send the ONNX file as ${BINARY_TYPE}, or ${JSON_TYPE} {"path": "..."} for a file under MODEL_DIR`);
       }
-      checkDeclaredLength(length, deps.maxUploadBytes);
+      const upload = type === BINARY_TYPE;
+      const limit = upload ? deps.maxUploadBytes : CONTROL_BODY_LIMIT;
+      checkDeclaredLength(length, limit);
       readBody(
         x.res,
         length,
-        deps.maxUploadBytes,
+        limit,
         (body) => {
-          let bytes: Promise<{ bytes: Uint8Array; source: string }>;
-          if (type === BINARY_TYPE) {
-            // Gathered in shared memory (sharedBuffer), where the served version keeps it.
-            bytes = Promise.resolve({ bytes: body, source: 'upload' });
-          } else {
-            let path: unknown;
-            try {
-              path = (JSON.parse(Buffer.from(body).toString('utf8')) as { path?: unknown }).path;
-            } catch (err) {
-              r.corked(x, () => r.error(x, tfError('INVALID_JSON', `body is not JSON: ${(err as Error).message}`)));
-              return;
-            }
-            if (typeof path !== 'string' || path === '') {
-              r.corked(x, () => r.error(x, tfError('INVALID_BODY', 'JSON body needs "path": the ONNX file on the server')));
-              return;
-            }
-            bytes = readFile(path).then(
-              (b) => ({ bytes: new Uint8Array(b), source: path as string }),
-              (err: NodeJS.ErrnoException) => {
-                throw tfError('MODEL_REJECTED', `cannot read ${path}: ${err.code ?? err.message}`);
-              },
-            );
-          }
-          bytes
-            .then(({ bytes: b, source }) => swapper.load(name, b, source, { reason: 'load' }))
+          // An upload was gathered in shared memory (sharedBuffer), where the served version keeps it.
+          const model = upload ? Promise.resolve({ bytes: body, source: 'upload' }) : modelFromPath(body, deps);
+          model
+            .then(({ bytes, source }) => swapper.load(name, bytes, source, { reason: 'load' }))
             .then(
               (result) => r.corked(x, () => r.json(x, 200, result)),
               (err) => r.corked(x, () => r.error(x, err)),
             );
         },
         (err) => r.corked(x, () => r.error(x, err, true)),
-        type === BINARY_TYPE ? sharedBuffer : undefined,
+        upload ? sharedBuffer : undefined,
       );
     });
+}
+
+/** `{"path": "..."}`: the file, read only from under MODEL_DIR (src/models/model-files.ts). */
+async function modelFromPath(body: Uint8Array, deps: ModelRoutesDeps): Promise<{ bytes: Uint8Array; source: string }> {
+  let path: unknown;
+  try {
+    path = (JSON.parse(Buffer.from(body).toString('utf8')) as { path?: unknown } | null)?.path;
+  } catch (err) {
+    throw tfError('INVALID_JSON', `body is not JSON: ${(err as Error).message}`);
+  }
+  if (typeof path !== 'string' || path === '') throw tfError('INVALID_BODY', 'JSON body needs "path": the ONNX file on the server, under MODEL_DIR');
+  return { bytes: await readModelFileWithin(deps.modelDir, path, deps.maxUploadBytes), source: path };
 }
