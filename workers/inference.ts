@@ -4,12 +4,13 @@
  * `{ slot, rows, model }`: rows are read from and results written to the shared slab. The
  * messages it exchanges with the pool are in src/pool/worker-protocol.ts.
  */
+import { openSync, readSync } from 'node:fs';
 import { MessageChannel, parentPort, threadId, workerData, type MessagePort } from 'node:worker_threads';
 import { checkWarmup } from '../src/models/model-loader';
 import { SgdScorer } from '../src/learning/sgd-scorer';
 import { OnnxScorer } from '../src/models/onnx-scorer';
 import type { Scorer } from '../src/models/scorer';
-import { viewSlab } from '../src/pool/slab';
+import { slabClock, viewSlab, type SlabViews } from '../src/pool/slab';
 import type {
   ControlReply,
   ControlRequest,
@@ -127,6 +128,56 @@ async function startScorers(data: InferenceWorkerData): Promise<{ fixed: (Scorer
   return { fixed, onnx };
 }
 
+/**
+ * Lets one batch at a time run in this worker and says which, in the slab's per-slot records.
+ * Piscina hands a worker up to BATCHES_PER_WORKER tasks; the second one waits here for its turn
+ * rather than starting while the first is inside onnxruntime (session.run yields to the event
+ * loop before its native call). So when the worker dies or hangs, exactly one batch reads as
+ * started: that one fails, and the others are dispatched again by the pool.
+ */
+class Turns {
+  private busy = false;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(
+    private readonly slab: SlabViews,
+    private readonly thread: number,
+  ) {}
+
+  /** Null when the batch may start at once (no promise made on the common path). */
+  take(): Promise<void> | null {
+    if (!this.busy) {
+      this.busy = true;
+      return null;
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Marks the slot's batch running in this thread, from now (the watchdog times it from here). */
+  start(slot: number): void {
+    this.slab.startedAt[slot] = slabClock();
+    Atomics.store(this.slab.runningIn, slot, this.thread);
+  }
+
+  end(slot: number): void {
+    // Only our own mark: after a fault the pool clears the record and the slot may be running elsewhere.
+    Atomics.compareExchange(this.slab.runningIn, slot, this.thread, 0);
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.busy = false;
+  }
+}
+
+/**
+ * Test hook: never returns by itself. Atomics.wait on a value nobody notifies ends only when
+ * worker.terminate() interrupts it; a read of a FIFO without a writer is a native call that
+ * terminate() cannot interrupt (the test writes to the FIFO to let the thread go).
+ */
+function hang(fifo: string | null): void {
+  if (fifo === null) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+  else readSync(openSync(fifo, 'r'), new Uint8Array(1));
+}
+
 async function init(): Promise<(task: InferenceTask) => Promise<TaskResult>> {
   const data = workerData as InferenceWorkerData;
   const slab = viewSlab(data.slab, data.layout);
@@ -134,8 +185,9 @@ async function init(): Promise<(task: InferenceTask) => Promise<TaskResult>> {
   const { port1: control, port2 } = new MessageChannel();
   const versions = new OnnxVersions(control, data.ortThreads, onnx);
 
-  const { crashOnFeature: crashOn, holdOnFeature: holdOn, holdMs } = data.hooks;
+  const { crashOnFeature: crashOn, holdOnFeature: holdOn, hangOnFeature: hangOn, holdMs } = data.hooks;
   const gate = data.hooks.gate ? new Int32Array(data.hooks.gate) : null;
+  const turns = new Turns(slab, threadId);
   // Test hook: a swap's candidate worker stays in validation (not warm) until the test releases it.
   if (data.hooks.warmGate) Atomics.wait(new Int32Array(data.hooks.warmGate), 0, 0, holdMs);
   const warm: WarmMessage = { type: 'warm', threadId, control: port2 };
@@ -143,13 +195,23 @@ async function init(): Promise<(task: InferenceTask) => Promise<TaskResult>> {
 
   return async function infer(task: InferenceTask): Promise<TaskResult> {
     const input = slab.inputs[task.slot]!;
-    if (crashOn !== null && input[0] === crashOn) process.exit(3);
+    // The hold comes before the batch starts: a held batch stands for one waiting in a busy
+    // worker, so tests that hold batches for long do not meet the BATCH_TIMEOUT_MS watchdog.
     if (holdOn !== null && gate !== null && input[0] === holdOn) Atomics.wait(gate, 0, 0, holdMs);
-    const own = fixed[task.model];
-    if (own === undefined) throw new Error(`no model with index ${task.model} in this worker`);
-    const scorer = own ?? (await versions.scorerFor(task.version));
-    const version = await scorer.score(input, task.rows, slab.probabilities[task.slot]!, slab.labels[task.slot]!);
-    return { version: own ? version : task.version };
+    const turn = turns.take();
+    if (turn !== null) await turn;
+    turns.start(task.slot);
+    try {
+      if (crashOn !== null && input[0] === crashOn) process.exit(3);
+      if (hangOn !== null && input[0] === hangOn) hang(data.hooks.hangFifo);
+      const own = fixed[task.model];
+      if (own === undefined) throw new Error(`no model with index ${task.model} in this worker`);
+      const scorer = own ?? (await versions.scorerFor(task.version));
+      const version = await scorer.score(input, task.rows, slab.probabilities[task.slot]!, slab.labels[task.slot]!);
+      return { version: own ? version : task.version };
+    } finally {
+      turns.end(task.slot);
+    }
   };
 }
 

@@ -1,7 +1,9 @@
 /**
  * Fault injection for the engine's own tests, switched on only by TRADEFLOW_TEST_* environment
  * variables (never by flags, never documented as configuration). They let a test crash a worker
- * on a chosen batch, or hold a batch in flight until the test releases it, so queueing, deadline,
+ * on a chosen batch, hang it there (TRADEFLOW_TEST_HANG_ON_FEATURE: blocked until terminated, for
+ * the BATCH_TIMEOUT_MS watchdog; with TRADEFLOW_TEST_HANG_FIFO, blocked in a native read of that
+ * FIFO, which terminate() cannot interrupt), or hold a batch in flight until the test releases it, so queueing, deadline,
  * abort and drain behaviour can be tested without depending on the machine's speed; and hold a
  * model swap's candidate in validation (TRADEFLOW_TEST_HOLD_VALIDATION=1, armed by
  * holdValidation()), so a test can look at the engine while a candidate is being validated.
@@ -33,6 +35,7 @@ function numberVar(name: string, env: NodeJS.ProcessEnv): number | null {
 export function testHooksFromEnv(env: NodeJS.ProcessEnv = process.env): TestHooks {
   const crash = numberVar('TRADEFLOW_TEST_CRASH_ON_FEATURE', env);
   const hold = numberVar('TRADEFLOW_TEST_HOLD_ON_FEATURE', env);
+  const hang = numberVar('TRADEFLOW_TEST_HANG_ON_FEATURE', env);
   const holdMs = numberVar('TRADEFLOW_TEST_HOLD_MS', env) ?? 30_000;
   const gate = hold === null ? null : new SharedArrayBuffer(4);
   const view = gate ? new Int32Array(gate) : null;
@@ -45,6 +48,8 @@ export function testHooksFromEnv(env: NodeJS.ProcessEnv = process.env): TestHook
       crashOnFeature: crash === null ? null : Math.fround(crash),
       holdOnFeature: hold === null ? null : Math.fround(hold),
       holdMs,
+      hangOnFeature: hang === null ? null : Math.fround(hang),
+      hangFifo: env['TRADEFLOW_TEST_HANG_FIFO'] || null,
       gate,
       warmGate: null,
     },

@@ -20,9 +20,22 @@ export interface InferenceWorkerData {
 export interface WorkerTestHooks {
   /** The worker exits when a batch's first feature equals this value. */
   crashOnFeature: number | null;
-  /** The worker holds a batch whose first feature equals this value until released or timed out. */
+  /**
+   * The worker holds a batch whose first feature equals this value until released or timed out,
+   * before starting it (a held batch is waiting, not running, for the BATCH_TIMEOUT_MS watchdog).
+   */
   holdOnFeature: number | null;
   holdMs: number;
+  /**
+   * A batch whose first feature equals this value hangs once started: the worker blocks in
+   * Atomics.wait with no time limit, which only worker.terminate() ends (the watchdog's job).
+   */
+  hangOnFeature: number | null;
+  /**
+   * With a hang: block in a native call instead (a read of this FIFO, which has no writer), which
+   * terminate() cannot interrupt; writing to the FIFO lets the thread go.
+   */
+  hangFifo: string | null;
   /** Int32 gate: 0 holds, anything else releases. */
   gate: SharedArrayBuffer | null;
   /**
