@@ -40,6 +40,7 @@ export interface EngineConfig {
   qualityMinOutcomes: number;
   metricsEnabled: boolean;
   healthRestartWindowS: number;
+  batchTimeoutMs: number;
   feedbackCommitIntervalMs: number;
   feedbackFsync: boolean;
   feedbackMaxPendingBytes: number;
@@ -117,6 +118,7 @@ export const OPTIONS: readonly Option[] = [
   { key: 'qualityWindow', env: 'QUALITY_WINDOW', flag: '--quality-window', kind: 'int', min: 1, max: 10_000_000, help: 'labelled outcomes in the sliding window of the quality gauges', default: () => 1000 },
   { key: 'qualityMinOutcomes', env: 'QUALITY_MIN_OUTCOMES', flag: '--quality-min-outcomes', kind: 'int', min: 1, max: 10_000_000, help: 'outcomes needed before quality gauges are exported', default: () => 100 },
   { key: 'metricsEnabled', env: 'METRICS_ENABLED', flag: '--metrics-enabled', kind: 'bool', help: 'record request and batch metrics (false: only for measuring their cost)', default: () => true },
+  { key: 'batchTimeoutMs', env: 'BATCH_TIMEOUT_MS', flag: '--batch-timeout-ms', kind: 'int', min: 10, max: 3_600_000, help: 'a batch running longer than this in a worker fails (500 BATCH_TIMEOUT) and the worker is replaced', default: () => 5000 },
   { key: 'healthRestartWindowS', env: 'HEALTH_RESTART_WINDOW_S', flag: '--health-restart-window-s', kind: 'int', min: 1, max: 86_400, help: 'how long a worker restart keeps the model component degraded', default: () => 60 },
   { key: 'feedbackCommitIntervalMs', env: 'FEEDBACK_COMMIT_INTERVAL_MS', flag: '--feedback-commit-interval-ms', kind: 'int', min: 0, max: 10_000, help: 'how long a group of feedback waits for more before its fsync (0: right after the previous fsync)', default: () => 0 },
   { key: 'feedbackFsync', env: 'FEEDBACK_FSYNC', flag: '--feedback-fsync', kind: 'bool', help: 'fsync feedback before answering 202 (false: only for measuring the fsync cost; acknowledged feedback can then be lost)', default: () => true },

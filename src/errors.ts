@@ -111,6 +111,12 @@ const ERRORS = {
   // 5xx: the engine could not serve it
   INTERNAL: { status: 500, scope: 'http', doc: 'a bug in the engine; the message says where' },
   WORKER_FAILED: { status: 500, scope: 'http', doc: 'the worker running this batch failed; it is replaced, other batches are unaffected' },
+  BATCH_TIMEOUT: {
+    status: 500,
+    scope: 'http',
+    doc: 'this batch ran longer than `BATCH_TIMEOUT_MS` in its worker; the worker was stopped and is replaced, batches waiting in it are run by another',
+    message: (p: { timeoutMs: number }) => `the batch holding this request ran for more than ${p.timeoutMs} ms (BATCH_TIMEOUT_MS) in its inference worker; the worker was stopped and is being replaced`,
+  },
   INVALID_MODEL_OUTPUT: { status: 500, scope: 'http', doc: 'the model produced a probability outside [0, 1] for this request' },
   FEEDBACK_LOG_FAILED: { status: 500, scope: 'http', doc: 'after a disk fault the feedback log read back records it had acknowledged and found them damaged; feedback and drift updates are refused until a restart, whose recovery checks the log' },
   MODEL_STORE_FAILED: { status: 500, scope: 'http', doc: 'the model versions under `STATE_DIR/models` cannot be read or written' },

@@ -58,6 +58,8 @@ export function startServing(config: EngineConfig, m: ModelsPart, obs: Observabi
     hooks: testHooks.worker,
     candidateWarmGate: testHooks.validationGate,
     restartWindowMs: config.healthRestartWindowS * 1000,
+    batchTimeoutMs: config.batchTimeoutMs,
+    logger,
     versionOf: (model) => models.servingId(model),
     describeVersion: (id) => models.describeVersion(id),
   });
@@ -74,7 +76,7 @@ export function startServing(config: EngineConfig, m: ModelsPart, obs: Observabi
   });
   const state = { draining: false };
   const health = (): HealthReport => healthOf(config, m, pool, cache, batcher, obs, state.draining);
-  observeServing(obs, batcher, cache, health);
+  observeServing(obs, batcher, pool, cache, health);
   return {
     name: 'serving',
     slab,
@@ -123,9 +125,10 @@ function healthOf(config: EngineConfig, m: ModelsPart, pool: InferencePool, cach
   return { status: overall(components), components };
 }
 
-function observeServing(obs: ObservabilityPart, batcher: Batcher, cache: PredictionCache, health: () => HealthReport): void {
+function observeServing(obs: ObservabilityPart, batcher: Batcher, pool: InferencePool, cache: PredictionCache, health: () => HealthReport): void {
   obs.telemetry.setSources({
     queueDepth: () => batcher.depth,
+    workerRestarts: () => pool.stats().faults.restarts,
     cacheHitRatio: () => (cache.enabled ? cache.hitRatio() : null),
     componentHealth: () => {
       const c = health().components;

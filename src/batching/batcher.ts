@@ -13,7 +13,7 @@
  * batch (the slot is compacted) and costs no inference.
  */
 import { performance } from 'node:perf_hooks';
-import { tfError, type TradeflowError } from '../errors';
+import { isTradeflowError, tfError, type TradeflowError } from '../errors';
 import type { SlabViews } from '../pool/slab';
 
 /** One request's rows in a batch. Implemented by the HTTP layer; the batcher never sees HTTP. */
@@ -295,7 +295,8 @@ export class Batcher {
         this.finish(b, { model, slot: b.slot, rows, queueWaitSeconds, ok: true });
       },
       (err: Error) => {
-        const failure = tfError('WORKER_FAILED', `the inference worker failed on this batch: ${err.message}`);
+        // The pool says why when it knows (BATCH_TIMEOUT, WORKER_FAILED naming the exit).
+        const failure = isTradeflowError(err) ? err : tfError('WORKER_FAILED', `the inference worker failed on this batch: ${err.message}`);
         for (const c of b.clients) if (!c.dead) c.fail(failure);
         this.finish(b, { model, slot: b.slot, rows, queueWaitSeconds, ok: false });
       },

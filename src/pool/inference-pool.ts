@@ -8,9 +8,12 @@
  * its warm-up run are synchronous native calls of a few hundred milliseconds for a large model;
  * in the main thread they would stall every request, in a serving worker every batch.
  */
+import type { Worker } from 'node:worker_threads';
 import type { WorkerModel } from '../models/registry';
+import type { Logger } from '../telemetry/logger';
 import type { InferenceWorkerData, TaskResult, WorkerTestHooks } from './worker-protocol';
 import type { SlabViews } from './slab';
+import { WorkerFaults, type WorkerFaultStats } from './worker-faults';
 import { WorkerGeneration } from './worker-generation';
 
 export { workerFile } from './worker-generation';
@@ -26,6 +29,9 @@ export interface PoolOptions {
   candidateWarmGate: SharedArrayBuffer | null;
   /** Restarts younger than this count in `restartsRecent`. */
   restartWindowMs: number;
+  /** A batch running longer than this in a worker fails (BATCH_TIMEOUT) and the worker is replaced. */
+  batchTimeoutMs: number;
+  logger?: Logger;
   /** The version id each served model runs now (ONNX models; -1 for the online model). */
   versionOf(model: number): number;
   /** A version's descriptor, for a worker asked to run a version it was not started with; null when unknown. */
@@ -48,10 +54,18 @@ export class InferencePool {
   private closed = false;
   readonly size: number;
   private readonly restartWindowMs: number;
+  private readonly faults: WorkerFaults;
 
   constructor(private readonly opts: PoolOptions) {
     this.size = opts.workers;
     this.restartWindowMs = opts.restartWindowMs;
+    this.faults = new WorkerFaults({
+      slab: opts.slab,
+      batchTimeoutMs: opts.batchTimeoutMs,
+      send: (task) => this.serving.run(task),
+      thread: (id) => this.thread(id),
+      logger: opts.logger,
+    });
     this.serving = this.generation(opts.models, opts.hooks);
   }
 
@@ -63,6 +77,7 @@ export class InferencePool {
       data,
       describeVersion: (id) => this.opts.describeVersion(id),
       onRestart: () => {
+        this.faults.restarted();
         this.restarts++;
         this.restartTimes.push(Date.now());
         if (this.restartTimes.length > 64) this.restartTimes.shift();
@@ -120,10 +135,20 @@ export class InferencePool {
     return this.staged.size;
   }
 
-  /** Runs a batch on the version of its model that serves now: the batch is served by one version. */
+  /**
+   * Runs a batch on the version of its model that serves now: the batch is served by one version
+   * (also when it is dispatched again because the worker it waited in died: src/pool/worker-faults.ts).
+   */
   run(task: { slot: number; rows: number; model: number }): Promise<TaskResult> {
-    const version = this.opts.versionOf(task.model);
-    return this.serving.run({ slot: task.slot, rows: task.rows, model: task.model, version });
+    return this.faults.run(task.slot, task.rows, task.model, this.opts.versionOf(task.model));
+  }
+
+  /** A live worker thread of any generation (a retiring one still runs the batches it holds). */
+  private thread(threadId: number): Worker | undefined {
+    let w = this.serving.thread(threadId);
+    for (const g of this.retiring) w ??= g.thread(threadId);
+    for (const g of this.staged) w ??= g.thread(threadId);
+    return w;
   }
 
   isReady(): boolean {
@@ -143,13 +168,14 @@ export class InferencePool {
     if (g !== this.serving) await this.waitReady(Math.max(0, timeoutMs - (Date.now() - started)));
   }
 
-  stats(): { size: number; warm: number; restarts: number; restartsRecent: number; restartWindowSeconds: number; threadIds: number[] } {
+  stats(): { size: number; warm: number; restarts: number; restartsRecent: number; restartWindowSeconds: number; threadIds: number[]; faults: WorkerFaultStats } {
     const cutoff = Date.now() - this.restartWindowMs;
     const threadIds = this.serving.warmThreads;
     return {
       size: this.size,
       warm: threadIds.length,
       restarts: this.restarts,
+      faults: this.faults.stats(),
       restartsRecent: this.restartTimes.filter((t) => t >= cutoff).length,
       restartWindowSeconds: this.restartWindowMs / 1000,
       threadIds,
@@ -158,6 +184,7 @@ export class InferencePool {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.faults.close();
     const all = [this.serving, ...this.staged, ...this.retiring];
     this.staged.clear();
     await Promise.all(all.map((g) => g.stop(true)));

@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { MessagePort } from 'node:worker_threads';
+import type { MessagePort, Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { projectRoot } from '../paths';
 import type { ControlReply, FetchReply, InferenceTask, InferenceWorkerData, OnnxWorkerModel, TaskResult, WarmMessage } from './worker-protocol';
@@ -116,6 +116,11 @@ export class WorkerGeneration {
 
   get warmThreads(): number[] {
     return [...this.warm];
+  }
+
+  /** The live thread with this id, for the pool's watchdog (src/pool/worker-faults.ts). */
+  thread(threadId: number): Worker | undefined {
+    return this.piscina.threads.find((t) => t.threadId === threadId);
   }
 
   /**

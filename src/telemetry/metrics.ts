@@ -43,7 +43,11 @@ export interface GaugeSources {
   driftScores(): Array<{ detector: string; score: number }>;
   onlineBufferSize(): Array<{ modelType: string; size: number }>;
   lastTrainingTimestamp(): Array<{ modelType: string; seconds: number }>;
+  /** Inference workers replaced since start, by why: they died (`crash`) or BATCH_TIMEOUT_MS ended them (`timeout`). */
+  workerRestarts(): Record<WorkerRestartReason, number>;
 }
+
+export type WorkerRestartReason = 'crash' | 'timeout';
 
 const EMPTY_SOURCES: GaugeSources = {
   uptimeSeconds: () => 0,
@@ -54,6 +58,7 @@ const EMPTY_SOURCES: GaugeSources = {
   driftScores: () => [],
   onlineBufferSize: () => [],
   lastTrainingTimestamp: () => [],
+  workerRestarts: () => ({ crash: 0, timeout: 0 }),
 };
 
 const METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS']);
@@ -172,6 +177,11 @@ export class Telemetry {
     });
     gauge('ml_online_buffer_size', 'Labelled rows held for retraining', (r) => {
       for (const b of this.sources.onlineBufferSize()) r.observe(b.size, { model_type: b.modelType });
+    });
+    // A counter read at scrape time: restarts are rare and the pool already counts them.
+    m.createObservableCounter('ml_worker_restarts_total', { description: 'Inference workers replaced, by reason: crash (the worker died) or timeout (a batch ran past BATCH_TIMEOUT_MS)', valueType: ValueType.INT }).addCallback((r) => {
+      const n = this.sources.workerRestarts();
+      for (const reason of Object.keys(n) as WorkerRestartReason[]) r.observe(n[reason], { reason });
     });
     gauge('ml_last_training_timestamp', 'Unix time of the last successful training run', (r) => {
       for (const t of this.sources.lastTrainingTimestamp()) r.observe(t.seconds, { model_type: t.modelType });
