@@ -92,8 +92,10 @@ export class VersionStore {
     return fs.existsSync(path.join(this.dir(name), `${version}.onnx`));
   }
 
-  bytes(name: string, version: string): Uint8Array {
-    return this.readBytes(path.join(this.dir(name), `${version}.onnx`));
+  /** A kept version's bytes, read without blocking: a rollback reads them while the engine serves. */
+  async bytes(name: string, version: string): Promise<Uint8Array> {
+    const file = path.join(this.dir(name), `${version}.onnx`);
+    return storeOp(`read ${file}`, () => fs.promises.readFile(file));
   }
 
   private readBytes(file: string): Uint8Array {

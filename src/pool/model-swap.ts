@@ -65,7 +65,7 @@ export class ModelSwapper {
       if (!this.store.has(name, target.version)) {
         throw tfError('NO_PREVIOUS_VERSION', `version ${target.version} of ${name} is no longer kept (MODEL_VERSIONS_KEEP)`);
       }
-      return this.swap(name, this.store.bytes(name, target.version), `rollback to ${target.version}`, { reason: 'rollback' }, target.previous);
+      return this.swap(name, await this.store.bytes(name, target.version), `rollback to ${target.version}`, { reason: 'rollback' }, target.previous);
     });
     this.chain = run.catch(() => undefined);
     return run;
