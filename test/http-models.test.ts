@@ -40,7 +40,7 @@ function variant(seed: number): Uint8Array {
 /** `variant` with its logistic-regression weights moved to an external file (onnx's own layout). */
 function withExternalWeights(bytes: Uint8Array, location: string): Uint8Array {
   const m = onnx.ModelProto.decode(bytes);
-  const w = m.graph!.initializer.find((t) => t.name === 'logreg_weights')!;
+  const w = m.graph!.initializer!.find((t) => t.name === 'logreg_weights')!;
   w.rawData = new Uint8Array(0);
   w.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
   w.externalData = [onnx.StringStringEntryProto.create({ key: 'location', value: location }), onnx.StringStringEntryProto.create({ key: 'length', value: String(F * 4) })];

@@ -327,7 +327,7 @@ describe('validation of a candidate (issue 12, defect 7: it stalled serving)', (
       logreg: { weights: new Float64Array(F).fill(0.1), bias: 0 },
     });
     const m = onnx.ModelProto.decode(bad);
-    const w = m.graph!.initializer.find((t) => t.name === 'logreg_weights')!;
+    const w = m.graph!.initializer!.find((t) => t.name === 'logreg_weights')!;
     w.dims = [F + 1, 1];
     w.rawData = new Uint8Array((F + 1) * 4);
     const res = await load(e.port, onnx.ModelProto.encode(m).finish());
