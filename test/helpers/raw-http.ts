@@ -4,6 +4,7 @@
  * trickled bytes, pipelined garbage). Traffic goes to 127.0.0.1 only; every call is bounded by
  * a timeout that fails it, never by a measured speed.
  */
+import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 
@@ -15,7 +16,7 @@ export interface Answered {
 
 /** POST with fetch; `body` may be a stream (sent chunked). Rejects with the client's error. */
 export async function fetchPost(port: number, path: string, body: Uint8Array | ReadableStream<Uint8Array>, headers: Record<string, string> = {}, timeoutMs = 60_000): Promise<Answered> {
-  const init: RequestInit & { duplex?: 'half' } = { method: 'POST', body: body as BodyInit, headers, signal: AbortSignal.timeout(timeoutMs) };
+  const init: RequestInit & { duplex?: 'half' } = { method: 'POST', body: body as unknown as RequestInit['body'], headers, signal: AbortSignal.timeout(timeoutMs) };
   if (!(body instanceof Uint8Array)) init.duplex = 'half';
   const res = await fetch(`http://127.0.0.1:${port}${path}`, init);
   const text = await res.text();
@@ -162,4 +163,19 @@ export function parseAnswer(buf: Buffer): ParsedAnswer | null {
   const length = Number(headers['content-length'] ?? '0');
   if (!Number.isInteger(length) || buf.length < at + length) return null;
   return { status: Number(m[1]), headers, body: buf.subarray(at, at + length), rest: buf.subarray(at + length) };
+}
+
+/**
+ * Whether the kernel still has the connection from `localPort` to `remotePort` on 127.0.0.1
+ * established. A socket that is never read from (paused) does not notice the peer's close, since
+ * nothing polls it for reading; the kernel knows.
+ */
+export function established(localPort: number, remotePort: number): boolean {
+  const hex = (p: number): string => p.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 4) continue;
+    if (f[1]!.endsWith(':' + hex(localPort)) && f[2]!.endsWith(':' + hex(remotePort))) return f[3] === '01';
+  }
+  return false;
 }
