@@ -6,6 +6,7 @@ import { TradeflowError } from '../errors';
 import { createLogger } from '../telemetry/logger';
 import { driftCommand } from './drift-replay';
 import { evalCommand } from './eval';
+import { loadCommand } from './load';
 import { trainCommand } from './train';
 
 const USAGE = `Usage: tradeflow <command> [options]
@@ -15,6 +16,7 @@ Commands:
   eval         prequential evaluation of a running engine on a labelled CSV
   train        train an ensemble from a labelled CSV and write it as ONNX with its model card
   drift        drift detector tools (drift replay: run a detector over a history)
+  load         load test at a constant rate: latency as clients see it, the engine's histogram beside it, an alert check
 
 Run "tradeflow <command> --help" for a command's options.`;
 
@@ -97,6 +99,9 @@ async function main(): Promise<void> {
       return;
     case 'drift':
       process.exitCode = await driftCommand(rest, process.stdin, process.stdout, process.stderr);
+      return;
+    case 'load':
+      process.exitCode = await loadCommand(rest, process.stdout, process.stderr);
       return;
     case undefined:
     case '--help':
