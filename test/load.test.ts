@@ -8,7 +8,6 @@
  * counts are compared exactly with the engine's own counter.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -16,32 +15,8 @@ import type { Engine } from '../src/app';
 import { LOAD_FLAG_NAMES, LOAD_USAGE } from '../src/cli/load';
 import { parsePrometheusText } from '../src/telemetry/prometheus-text';
 import { startTestEngine } from './helpers/engine';
+import { runLoadCli, type CliResult } from './helpers/load-cli';
 import { startStallServer, type StallServer } from './helpers/stall-server';
-
-const CLI = path.join(__dirname, '..', 'dist', 'src', 'cli', 'main.js');
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `tradeflow load ...` without blocking this process (the servers under test live here). */
-export function runLoadCli(args: string[], timeoutMs = 60_000): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'load', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 function parseJson(r: CliResult): any {
   expect(r.code, r.stderr).toBe(0);

@@ -33,8 +33,10 @@ import { ALERT_RULES, ALERTMANAGER_CONFIG, PROMETHEUS_CONFIG, REPO_ROOT } from '
 import { startAlertmanager, startPrometheus, type Daemon } from './helpers/prom-daemons';
 import { queryPrometheus, type QueryResult } from './helpers/prom-query';
 import { extractPromQL } from './helpers/promql';
+import { parsePrometheusText } from '../src/telemetry/prometheus-text';
 import { loadYaml } from './helpers/yaml';
 import { requireTool } from './helpers/requirements';
+import { runLoadCli } from './helpers/load-cli';
 
 const prometheusBin = requireTool('prometheus');
 const alertmanagerBin = requireTool('alertmanager');
@@ -790,4 +792,58 @@ describe.skipIf(prometheusBin.skip || alertmanagerBin.skip)('HighAPILatency unde
     expect(notifications.filter((n) => n.path !== '/alerts/warning')).toEqual([]);
     expect([...seenAlerts].filter((a) => !a.startsWith('HighAPILatency '))).toEqual([]);
   }, 120_000);
+
+  // The load tester's job in one command: tradeflow load drives the engine and checks the alert
+  // (--expect-alert), here against the Prometheus above with its 2 s for: and 1 s evaluations.
+  it('tradeflow load --expect-alert: 0 when HighAPILatency fires under its load, 3 when it does not', async () => {
+    const port = engine!.port;
+    const base = ['--url', `http://127.0.0.1:${port}`, '--prometheus', prom!.url, '--json'];
+    const light = [...base, '--rate', '10', '--duration', '1s'];
+    const t0 = Date.now();
+
+    // Light load on a resolved alert: it does not fire within for: + 2 evaluations after the run.
+    const quiet = await runLoadCli([...light, '--expect-alert', 'HighAPILatency=firing'], 60_000);
+    expect(quiet.code, quiet.stderr).toBe(3);
+    const quietAlert = JSON.parse(quiet.stdout).alert;
+    expect(quietAlert).toMatchObject({ ok: false, state: 'inactive', forS: 2, intervalS: 1, expected: { name: 'HighAPILatency', state: 'firing' } });
+    const tQuiet = Date.now();
+
+    // Heavy load, in a closed loop so that how much waits in the engine's queue does not depend
+    // on this machine's speed: first 2 s of 4096-row requests over 16 connections measure what
+    // one costs here; then 64 connections of requests sized so that the queue holds about 2.5 s
+    // of work (every answer well over the rule's 1 s), for long enough that slow answers are
+    // more than 7 % of what the alert's 5-minute window holds (it needs 5 %).
+    const calibrate = ['--shape', 'binary', '--rows', '4096', '--closed', '--connections', '16', '--duration', '2s', '--timeout', '60s'];
+    const measured = JSON.parse((await runLoadCli([...base, ...calibrate], 60_000)).stdout);
+    const msPerRow = measured.latencyMs.p50 / 16 / 4096;
+    const connections = 64;
+    const rows = Math.min(MAX_ROWS, Math.max(256, Math.round(2500 / connections / msPerRow / 256) * 256));
+    const answersPerS = 1000 / (rows * msPerRow);
+    const metrics = parsePrometheusText(await (await fetch(`http://127.0.0.1:${port}/monitoring/metrics`)).text()).samples;
+    const windowCount = metrics.filter((x) => x.name === 'api_request_duration_seconds_count' && x.labels.endpoint !== '/train').reduce((n, x) => n + x.value, 0);
+    const durationS = Math.min(30, Math.ceil((0.07 * windowCount + 10) / answersPerS + 2500 / 1000 + 1));
+    const heavy = ['--shape', 'binary', '--rows', String(rows), '--closed', '--connections', String(connections), '--duration', `${durationS}s`, '--timeout', '60s'];
+    const fired = await runLoadCli([...base, ...heavy, '--expect-alert', 'HighAPILatency=firing'], 120_000);
+    expect(fired.code, fired.stderr).toBe(0);
+    const run = JSON.parse(fired.stdout);
+    expect(run.alert).toMatchObject({ ok: true, state: 'firing', reason: 'firing', labels: { alertname: 'HighAPILatency', instance: `127.0.0.1:${port}` } });
+    const states = run.alert.transitions.map((t: { state: string }) => t.state);
+    expect(states[0]).toBe('inactive');
+    expect(states[states.length - 1]).toBe('firing');
+    expect(run.checks).toEqual({ alert: true });
+    expect([...Object.keys(run.byStatus)]).toEqual(['200']);
+    const fromProm = run.server.find((v: { source: string }) => v.source === 'prometheus');
+    expect(fromProm).toMatchObject({ error: null, requests: run.answered });
+    const tFired = Date.now();
+
+    // While it fires, expecting it inactive fails.
+    const firing = await runLoadCli([...light, '--expect-alert', 'HighAPILatency=inactive'], 60_000);
+    expect(firing.code, firing.stderr).toBe(3);
+    expect(JSON.parse(firing.stdout).alert).toMatchObject({ ok: false, state: 'firing', expected: { state: 'inactive' } });
+    console.log(
+      `monitoring e2e: tradeflow load --expect-alert: light load =firing exit 3 in ${((tQuiet - t0) / 1000).toFixed(1)} s; ` +
+        `calibration ${measured.latencyMs.p50} ms p50 at 4096 rows × 16, then ${rows} rows × ${connections} connections closed loop for ${durationS} s (window ${windowCount} requests): ${run.answered} answers, p50 ${run.latencyMs.p50} ms, ` +
+        `Prometheus P95 ${fromProm.p95S} s, alert ${states.join(' → ')}, exit 0 in ${((tFired - tQuiet) / 1000).toFixed(1)} s; =inactive while firing exit 3 in ${((Date.now() - tFired) / 1000).toFixed(1)} s`,
+    );
+  }, 180_000);
 });
