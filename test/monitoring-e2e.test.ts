@@ -13,6 +13,9 @@
  *    server this test runs) and is delivered to the `warning` receiver; after the load stops and
  *    light traffic brings the 5-minute P95 back under 1 s, it resolves and the webhook receives
  *    `resolved`.
+ * 3. `tradeflow load --expect-alert` against the same Prometheus and engine: 3 when the alert does
+ *    not fire after light load, 0 when the tool's own load makes it fire, 3 when it is expected
+ *    inactive while it fires.
  *
  * All traffic stays on 127.0.0.1, ports come from the OS, waits are on conditions (Prometheus'
  * API polled), every loop is bounded in requests and time, and everything started is stopped in
