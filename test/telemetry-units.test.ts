@@ -112,13 +112,14 @@ describe('health rules', () => {
     expect(apiHealth({ ...base, requests: 3, serverErrors: 3, errorRatio: 1 }).status).toBe('healthy');
   });
 
-  it('model: unhealthy with no warm worker, degraded while restarting or when the queue is nearly full', () => {
-    const base = { modelsLoaded: 1, workers: 2, workersWarm: 2, workerRestartsRecent: 0, restartWindowSeconds: 60, queueRows: 0, queueLimit: 100, draining: false };
+  it('model: unhealthy with no warm worker, degraded while restarting, with a stuck worker thread or when the queue is nearly full', () => {
+    const base = { modelsLoaded: 1, workers: 2, workersWarm: 2, workerRestartsRecent: 0, restartWindowSeconds: 60, workersStuck: 0, queueRows: 0, queueLimit: 100, draining: false };
     expect(modelHealth(base).status).toBe('healthy');
     expect(modelHealth({ ...base, workersWarm: 0 }).status).toBe('unhealthy');
     expect(modelHealth({ ...base, modelsLoaded: 0 }).status).toBe('unhealthy');
     expect(modelHealth({ ...base, workersWarm: 1 }).status).toBe('degraded');
     expect(modelHealth({ ...base, workerRestartsRecent: 1 }).status).toBe('degraded');
+    expect(modelHealth({ ...base, workersStuck: 1 }).status).toBe('degraded');
     expect(modelHealth({ ...base, queueRows: 80 }).status).toBe('degraded');
   });
 });

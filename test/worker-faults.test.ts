@@ -158,7 +158,7 @@ describe('worker faults', () => {
     const fifo = path.join(fifoDir, 'hang');
     execFileSync('mkfifo', [fifo]);
     hooks({ TRADEFLOW_TEST_HANG_ON_FEATURE: String(FAULT), TRADEFLOW_TEST_HANG_FIFO: fifo, TRADEFLOW_TEST_HOLD_ON_FEATURE: String(FAULT), TRADEFLOW_TEST_HOLD_MS: '600000' });
-    engine = await startTestEngine({ WORKERS: '1', BATCHES_PER_WORKER: '2', BATCH_TIMEOUT_MS: '1000' });
+    engine = await startTestEngine({ WORKERS: '1', BATCHES_PER_WORKER: '2', BATCH_TIMEOUT_MS: '1000', HEALTH_RESTART_WINDOW_S: '1' });
     const e = engine;
     const { faulty, waiting, ref } = await faultyThenWaiting(e);
     const timedOut = await faulty;
@@ -169,6 +169,11 @@ describe('worker faults', () => {
     await waitFor(() => e.pool.isReady(), 'the replacement worker to be warm');
     expect(e.pool.stats().faults.restarts).toEqual({ crash: 0, timeout: 1 });
     expect((await postJson(e.port, { features: Array.from(makeRows(1, F, 11)) })).status).toBe(200);
+    // The restart ages out of its window; the stuck thread does not, since it is still there.
+    await waitFor(() => e.pool.stats().restartsRecent === 0, 'the restart to age out of its window');
+    const model = (await request(e.port, 'GET', '/monitoring/health')).json().components.model;
+    expect(model).toMatchObject({ status: 'degraded', workers_stuck: 1, worker_restarts_recent: 0 });
+    expect(model.reasons.join(' ')).toMatch(/stuck/);
     // The abandoned thread is still blocked in its read: let it go, so this process can exit.
     expect(openFifo(fifo)).toBe(true);
   });

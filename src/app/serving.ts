@@ -117,6 +117,7 @@ function healthOf(config: EngineConfig, m: ModelsPart, pool: InferencePool, cach
       workersWarm: s.warm,
       workerRestartsRecent: s.restartsRecent,
       restartWindowSeconds: s.restartWindowSeconds,
+      workersStuck: s.faults.stuck,
       queueRows: batcher.depth,
       queueLimit: config.maxQueueRows,
       draining,

@@ -11,6 +11,8 @@ export interface ModelFacts {
   workersWarm: number;
   workerRestartsRecent: number;
   restartWindowSeconds: number;
+  /** Threads abandoned inside a native call terminate() could not stop: they hold memory until the process restarts. */
+  workersStuck: number;
   queueRows: number;
   queueLimit: number;
   draining: boolean;
@@ -56,10 +58,12 @@ export function modelHealth(f: ModelFacts): ComponentHealth {
   if (f.workersWarm === 0) worse('unhealthy', 'no inference worker is warm');
   else if (f.workersWarm < f.workers) worse('degraded', `${f.workersWarm} of ${f.workers} workers warm`);
   if (f.workerRestartsRecent > 0) worse('degraded', `${f.workerRestartsRecent} worker restart(s) in the last ${f.restartWindowSeconds} s`);
+  // Not aged out like a restart: the thread stays until the process ends, so it stays visible.
+  if (f.workersStuck > 0) worse('degraded', `${f.workersStuck} worker thread(s) stuck in a native call and abandoned; restart the process to reclaim them`);
   const fill = f.queueLimit > 0 ? f.queueRows / f.queueLimit : 0;
   if (fill >= HEALTH_RULES.queueFillDegraded) worse('degraded', `prediction queue ${Math.round(fill * 100)}% full`);
   if (f.draining) worse('degraded', 'draining for shutdown');
-  return { status, reasons, models_loaded: f.modelsLoaded, workers: f.workers, workers_warm: f.workersWarm, worker_restarts_recent: f.workerRestartsRecent, restart_window_seconds: f.restartWindowSeconds, queue_rows: f.queueRows, queue_limit: f.queueLimit, queue_fill: fill, draining: f.draining };
+  return { status, reasons, models_loaded: f.modelsLoaded, workers: f.workers, workers_warm: f.workersWarm, worker_restarts_recent: f.workerRestartsRecent, restart_window_seconds: f.restartWindowSeconds, workers_stuck: f.workersStuck, queue_rows: f.queueRows, queue_limit: f.queueLimit, queue_fill: fill, draining: f.draining };
 }
 
 export function apiHealth(s: RecentApiStats): ComponentHealth {
