@@ -9,6 +9,7 @@
  * cannot write while the server closes, and the failure does not show.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -115,6 +116,54 @@ describe('early refusals of a body still arriving (lingering close)', () => {
     for (const k of Object.keys(failures)) if (failures[k]!.length === 0) delete failures[k];
     expect(failures).toEqual({});
   }, 180_000);
+
+  it('a GET that comes with a 13 MB body and Connection: close gets its whole answer', async () => {
+    // The answer waits for the end of the body: answered at once, uWS closed the connection
+    // behind it while the body was still arriving, and the reset cost the client the answer.
+    const body = bigBody(13 * MB);
+    const get = (p: string): Promise<Answered> =>
+      new Promise((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, method: 'GET', path: p, agent: false, headers: { 'content-length': String(body.length) } }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers as Record<string, string>, text }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    const failures: string[] = [];
+    for (const p of ['/monitoring/health/liveness', '/monitoring/metrics']) {
+      for (let i = 0; i < TRIES; i++) {
+        try {
+          const a = await get(p);
+          if (a.status !== 200 || a.text.length === 0) failures.push(`${p} try ${i}: ${a.status}`);
+        } catch (err) {
+          failures.push(`${p} try ${i}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        }
+      }
+    }
+    expect(failures).toEqual([]);
+  }, 120_000);
+
+  it('a HEAD answer carries no body, so the next answer on the connection parses', async () => {
+    const r = await rawExchange(
+      port,
+      (s) => {
+        s.write('HEAD /monitoring/health/liveness HTTP/1.1\r\nHost: x\r\n\r\nGET /monitoring/health/liveness HTTP/1.1\r\nHost: x\r\n\r\n');
+      },
+      { timeoutMs: 10_000, doneWhen: (b) => b.toString('latin1').split('HTTP/1.1 ').length === 3 && parseAnswer(b.subarray(b.indexOf('HTTP/1.1 ', 1))) !== null },
+    );
+    const text = r.bytes.toString('latin1');
+    const second = text.indexOf('HTTP/1.1 ', 1);
+    expect(text.slice(0, 12)).toBe('HTTP/1.1 405');
+    // Nothing between the HEAD answer's head and the next status line.
+    expect(second).toBe(text.indexOf('\r\n\r\n') + 4);
+    const next = parseAnswer(r.bytes.subarray(second));
+    expect(next?.status).toBe(200);
+    expect(JSON.parse(next!.body.toString('utf8'))).toEqual({ status: 'alive' });
+  });
 
   it('a body within the limit on the same kind of connection is still served (keep-alive kept)', async () => {
     const rows = makeRows(2, F, 9);

@@ -100,3 +100,55 @@ export function startLinger(res: HttpResponse, opts: LingerOptions): Linger {
   else res.onData((chunk, last) => l.discard(chunk.byteLength, last));
   return l;
 }
+
+/**
+ * The body of a request whose handler takes none (a GET with a body): read and dropped, and the
+ * answer held until its end. uWS closes the connection of a `Connection: close` request as soon as
+ * its answer is out, and with the body's rest still unread that close is a reset which can
+ * destroy the answer before the client reads it. Past LINGER_MAX_BYTES or LINGER_MS the
+ * connection is closed.
+ */
+export class UnreadBody {
+  private bytes = 0;
+  private ended = false;
+  private held: (() => void) | null = null;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly res: HttpResponse,
+    private readonly opts: LingerOptions,
+  ) {
+    this.timer = setTimeout(() => this.close(), opts.ms);
+    this.timer.unref();
+    res.onData((chunk, last) => this.chunk(chunk.byteLength, last));
+  }
+
+  /** True when `write` has to wait for the end of the body (it is then called there). */
+  hold(write: () => void): boolean {
+    if (this.ended) return false;
+    // The first answer wins, as with an answer written at once.
+    if (this.held === null) this.held = write;
+    return true;
+  }
+
+  gone(): void {
+    this.ended = true;
+    this.held = null;
+    clearTimeout(this.timer);
+  }
+
+  private chunk(n: number, last: boolean): void {
+    this.bytes += n;
+    if (last) {
+      const write = this.held;
+      this.gone();
+      if (write) this.res.cork(write);
+    } else if (this.bytes > this.opts.maxBytes) this.close();
+  }
+
+  private close(): void {
+    if (this.ended) return;
+    this.gone();
+    this.res.close();
+  }
+}

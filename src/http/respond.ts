@@ -11,7 +11,7 @@
  */
 import type { HttpResponse } from 'uWebSockets.js';
 import { isTradeflowError, tfError } from '../errors';
-import { DEFAULT_LINGER, startLinger, type LingerOptions } from './linger';
+import { DEFAULT_LINGER, startLinger, UnreadBody, type LingerOptions } from './linger';
 
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK',
@@ -53,6 +53,8 @@ export interface Exchange {
   answered: boolean;
   /** Called once if the client goes away before the answer. */
   onAbort: (() => void) | null;
+  /** The body of a request whose handler reads none, while it is still arriving (see `readsNoBody`). */
+  unread: UnreadBody | null;
 }
 
 export class Responder {
@@ -75,12 +77,15 @@ export class Responder {
     closeConnection = false,
   ): void {
     if (x.aborted || x.answered) return;
+    // The body is complete by then: the answer goes out as any other, on a connection kept alive.
+    if (x.unread !== null && x.unread.hold(() => this.send(x, status, contentType, body, headers))) return;
     x.answered = true;
     const res = x.res;
     res.writeStatus(statusLine(status));
     res.writeHeader('Content-Type', contentType);
     if (headers) for (const k in headers) res.writeHeader(k, headers[k]!);
     if (closeConnection) this.endLingering(x, body);
+    else if (x.method === 'HEAD') endHead(res, body);
     else {
       // totalSize 0: uWS takes this chunk as the whole body, so its UTF-8 length is not computed twice.
       const r = res.tryEnd(body, 0);
@@ -93,7 +98,7 @@ export class Responder {
    * Ends the answer without `end`: uWS invalidates `res` once a response has ended, and the
    * linger needs it to close the connection later. The blank line and the body go out as the tail
    * of the last header; uWS ends every header with CRLF, so those two bytes are counted as the
-   * body's last (whitespace after the JSON).
+   * body's last (whitespace after the JSON). A HEAD answer gets the blank line alone.
    */
   private endLingering(x: Exchange, body: string | Uint8Array | Float32Array): void {
     const res = x.res;
@@ -103,7 +108,7 @@ export class Responder {
     }
     res.writeHeader('Connection', 'close');
     res.writeHeader('Date', new Date().toUTCString());
-    res.writeHeader('Content-Length', `${Buffer.byteLength(body) + 2}\r\n\r\n${body}`);
+    res.writeHeader('Content-Length', `${Buffer.byteLength(body) + 2}\r\n${x.method === 'HEAD' ? '' : '\r\n' + body}`);
     const linger = startLinger(res, this.linger);
     const before = x.onAbort;
     x.onAbort = () => {
@@ -121,11 +126,35 @@ export class Responder {
     this.send(x, e.status, JSON_TYPE, JSON.stringify(e.toJSON()), e.headers, closeConnection);
   }
 
+  /**
+   * For a request whose handler takes no body but that comes with one: the answer waits for the
+   * end of the body (`Exchange.unread`), which is read and dropped.
+   */
+  readsNoBody(x: Exchange): void {
+    const unread = new UnreadBody(x.res, this.linger);
+    x.unread = unread;
+    const before = x.onAbort;
+    x.onAbort = () => {
+      unread.gone();
+      if (before) before();
+    };
+  }
+
   /** For answers written after an await: uWS needs them corked. */
   corked(x: Exchange, write: () => void): void {
     if (x.aborted || x.answered) return;
     x.res.cork(write);
   }
+}
+
+/**
+ * A HEAD answer: no body, and a Content-Length of what the body would have been. Written as a
+ * header, since uWS's endWithoutBody(length) leaves the response waiting for that many body bytes,
+ * and the connection then refuses the next request.
+ */
+function endHead(res: HttpResponse, body: string | Uint8Array | Float32Array): void {
+  res.writeHeader('Content-Length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength));
+  res.endWithoutBody();
 }
 
 /**

@@ -74,7 +74,7 @@ export class HttpServer {
     const path = req.getUrl();
     const method = req.getMethod().toUpperCase();
     const { route, params } = this.router.match(path);
-    const x: Exchange = { res, endpoint: route ? route.template : UNKNOWN_ENDPOINT, method, startedAt: performance.now(), aborted: false, answered: false, onAbort: null };
+    const x: Exchange = { res, endpoint: route ? route.template : UNKNOWN_ENDPOINT, method, startedAt: performance.now(), aborted: false, answered: false, onAbort: null, unread: null };
     // Registered before any handler runs: uWS aborts the process if a handler returns without
     // answering or registering one, and a client may go away while its request waits.
     res.onAborted(() => {
@@ -91,6 +91,8 @@ export class HttpServer {
         this.responder.error(x, tfError('METHOD_NOT_ALLOWED', { method, route: route.template, allow: Router.allow(route) }), hasBody(req));
         return;
       }
+      // Only POST routes read a body; any other request's body is read and dropped before its answer.
+      if (method !== 'POST' && hasBody(req)) this.responder.readsNoBody(x);
       handler(x, req, params);
     } catch (err) {
       this.responder.error(x, err, hasBody(req));
