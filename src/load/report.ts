@@ -55,7 +55,7 @@ function scheduleLines(c: ClientStats): string[] {
   const share = c.sent ? s.late / c.sent : 0;
   const late =
     share > LATE_SHARE_WARNING
-      ? `the tool fell behind its schedule: ${count(s.late)} of ${count(c.sent)} requests (${(100 * share).toFixed(1)} %) were issued more than ${s.lateThresholdMs} ms late (max ${formatMs(s.maxLateMs)}): at this rate the load generator, not the target, may be the limit`
+      ? `the tool fell behind its schedule: ${count(s.late)} of ${count(c.sent)} requests (${(100 * share).toFixed(1)} %) were issued more than ${s.lateThresholdMs} ms late (max ${formatMs(s.maxLateMs)}): at this rate the load generator (or what else runs on this machine), not the target, may be the limit`
       : `${count(s.late)} of ${count(c.sent)} requests issued more than ${s.lateThresholdMs} ms after their time (max ${formatMs(s.maxLateMs)})`;
   const wait = s.waitedForConnection ? `${count(s.waitedForConnection)} waited for a free connection (max ${formatMs(s.maxWaitMs)}), counted in their latency` : 'none waited for a free connection';
   return [late, wait];
