@@ -22,16 +22,25 @@ const HOOK_VARS = ['TRADEFLOW_TEST_CRASH_ON_FEATURE', 'TRADEFLOW_TEST_HOLD_ON_FE
 let engine: Engine | null = null;
 let fifoDir: string | null = null;
 
-/** Lets a thread blocked reading the FIFO go; a no-op when nobody reads it (never blocks). */
+/**
+ * Lets a thread blocked reading the FIFO go; false when nobody reads it (never blocks). Opening
+ * the write end is what releases a reader blocked in open(); it may then be gone before the byte
+ * is written (EPIPE), which is as good.
+ */
 function openFifo(fifo: string): boolean {
+  let fd: number;
   try {
-    const fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
-    writeSync(fd, 'x');
-    closeSync(fd);
-    return true;
+    fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
   } catch {
     return false;
   }
+  try {
+    writeSync(fd, 'x');
+  } catch {
+    /* the reader already went */
+  }
+  closeSync(fd);
+  return true;
 }
 
 afterEach(async () => {
