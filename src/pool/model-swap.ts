@@ -102,7 +102,11 @@ export class ModelSwapper {
     // The flip: the registry and the pool change together, before any other batch is dispatched.
     const oldId = this.models.servingId(served.index);
     this.models.setServing(name, id);
-    const retired = this.pool.adopt(staged);
+    // The old version is forgotten once its workers have stopped, whatever recording the swap does.
+    void this.pool
+      .adopt(staged)
+      .catch(() => undefined)
+      .then(() => this.forget(oldId));
     this.cache.onVersion(served.index, loaded.version);
     this.swaps++;
     await this.store.setServing(name, {
@@ -112,7 +116,6 @@ export class ModelSwapper {
       reason: opts.reason,
       source,
     });
-    void retired.then(() => this.forget(oldId));
     return { name, version: loaded.version, previous: before.version, reason: opts.reason };
   }
 
