@@ -2,12 +2,14 @@
  * The serving part: the shared slab, the Piscina pool of inference workers, the prediction cache
  * and the micro-batcher that feeds the pool, with the engine's health rules over them.
  */
-import { Batcher, type BatchObserver } from '../batching/batcher';
+import { Batcher, type BatchObserver, type Executor } from '../batching/batcher';
+import { performance } from 'node:perf_hooks';
 import { PredictionCache } from '../cache/prediction-cache';
 import type { EngineConfig } from '../config';
 import { InferencePool } from '../pool/inference-pool';
 import { createSlab, slabBytes, type SlabLayout, type SlabViews } from '../pool/slab';
 import { testHooksFromEnv, type TestHooks } from '../pool/testing-hooks';
+import { InferStats } from '../telemetry/infer-stats';
 import { apiHealth, cacheHealth, modelHealth, overall, type HealthReport } from '../telemetry/health';
 import type { Logger } from '../telemetry/logger';
 import type { ModelsPart } from './models';
@@ -20,6 +22,8 @@ export interface ServingPart extends Part {
   readonly cache: PredictionCache;
   readonly batcher: Batcher;
   readonly testHooks: TestHooks;
+  /** Per-model request and batch statistics (the protocol's statistics extension). */
+  readonly stats: InferStats;
   health(): HealthReport;
   /** Turned on at the start of shutdown: readiness 503, new work refused. */
   readonly state: { draining: boolean };
@@ -64,9 +68,10 @@ export function startServing(config: EngineConfig, m: ModelsPart, obs: Observabi
     describeVersion: (id) => models.describeVersion(id),
   });
   const cache = new PredictionCache(config.cacheCapacity, config.cacheMaxRows);
+  const stats = new InferStats(models.list.length);
   const batcher = new Batcher({
     slab,
-    executor: pool,
+    executor: timedExecutor(pool, stats),
     concurrency: config.workers * config.batchesPerWorker,
     models: models.list.length,
     maxBatchRows: config.maxBatchRows,
@@ -84,12 +89,26 @@ export function startServing(config: EngineConfig, m: ModelsPart, obs: Observabi
     cache,
     batcher,
     testHooks,
+    stats,
     health,
     state,
     drain: () => batcher.drain(),
     stop: async () => {
       batcher.close();
       await pool.close();
+    },
+  };
+}
+
+/** Times each batch's run for the statistics, before its clients are completed. */
+function timedExecutor(pool: Executor, stats: InferStats): Executor {
+  return {
+    run(task) {
+      const t0 = performance.now();
+      return pool.run(task).then((result) => {
+        stats.executed(task.model, task.slot, task.rows, performance.now() - t0);
+        return result;
+      });
     },
   };
 }

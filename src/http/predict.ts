@@ -6,16 +6,18 @@
  */
 import type { HttpRequest } from 'uWebSockets.js';
 import type { Batcher, BatchClient } from '../batching/batcher';
-import { tfError, type TradeflowError } from '../errors';
+import { tfError } from '../errors';
 import type { ModelRegistry, ServedModel } from '../models/registry';
-import type { SlabViews } from '../pool/slab';
 import type { PredictionCache } from '../cache/prediction-cache';
 import type { PredictionStore } from '../learning/prediction-store';
-import type { ModelMetrics, Telemetry } from '../telemetry/metrics';
-import { performance } from 'node:perf_hooks';
+import type { InferStats } from '../telemetry/infer-stats';
+import type { Telemetry } from '../telemetry/metrics';
 import { checkDeclaredLength, mediaTypeOf, parseContentLength, readBody } from './body';
 import { decodeJsonBody } from './json-body';
 import { BINARY_TYPE, JSON_TYPE, type Exchange, type Responder } from './respond';
+import { parseTimeoutHeader, RowQueue, type RowAnswer } from './rows';
+
+export { parseTimeoutHeader } from './rows';
 
 export interface PredictOptions {
   maxBodyBytes: number;
@@ -32,12 +34,13 @@ export interface PredictDeps {
   cache: PredictionCache | null;
   telemetry: Telemetry | null;
   store: PredictionStore | null;
+  /** Triton-shaped statistics (GET /v2/models/{name}/stats), fed by every route that computes rows. */
+  stats?: InferStats | null;
+  /** The row queue to share with other routes; one is made when absent. */
+  queue?: RowQueue;
 }
 
 type Format = 'features' | 'instances' | 'binary';
-
-/** Largest per-request deadline a client may ask for, in ms. */
-const MAX_TIMEOUT_MS = 3_600_000;
 
 type MediaKind = 'json' | 'binary';
 
@@ -48,89 +51,39 @@ function mediaType(header: string): MediaKind | null {
   return null;
 }
 
-export function parseTimeoutHeader(value: string, fallback: number): number {
-  if (value === '') return fallback;
-  if (!/^\d{1,7}$/.test(value) || Number(value) < 1 || Number(value) > MAX_TIMEOUT_MS) {
-    throw tfError('INVALID_HEADER', `X-Request-Timeout-Ms must be a whole number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got "${value}"`);
-  }
-  return Number(value);
-}
-
-/** What the answer of one request needs besides its results. */
-interface Answer {
-  readonly x: Exchange;
-  readonly format: Format;
-  readonly model: ServedModel;
-  readonly mm: ModelMetrics | null;
-  readonly id: string | undefined;
-}
-
-/** One request waiting in a batch. Writes its own answer when the batch returns. */
-class PredictCall implements BatchClient {
-  offset = 0;
-  dead = false;
-
+/** One request's answer: formats its results as JSON or binary. */
+class PredictAnswer implements RowAnswer {
   constructor(
-    private readonly a: Answer,
+    readonly x: Exchange,
+    readonly format: Format,
+    readonly model: ServedModel,
+    readonly id: string | undefined,
     private readonly out: AnswerWriter,
-    readonly rows: number,
-    readonly deadline: number,
-    /** Cache keys of the rows, when the request goes through the cache. */
-    private readonly cacheKeys: string[] | null,
   ) {}
 
-  complete(slab: SlabViews, slot: number, _model: number, version: number): void {
-    if (this.dead) return;
-    this.dead = true;
-    const probs = slab.probabilities[slot]!;
-    const labels = slab.labels[slot]!;
-    // The batch ran one version: the online model's update count, or an ONNX version id.
-    const label = this.a.model.kind === 'sgd' ? 'u' + version : this.out.models.versionName(version);
-    if (!this.out.write(this.a, probs, labels, this.offset, this.rows, label, slab.inputs[slot]!)) return;
-    if (this.cacheKeys) {
-      for (let r = 0; r < this.rows; r++) {
-        const i = this.offset + r;
-        this.out.cache!.set(this.cacheKeys[r]!, probs[2 * i]!, probs[2 * i + 1]!, labels[i]!);
-      }
-    }
+  write(probs: Float32Array, labels: Int32Array, first: number, rows: number, served: string, inputs: Float32Array): void {
+    this.out.write(this, probs, labels, first, rows, served, inputs);
   }
 
-  fail(err: TradeflowError): void {
-    const x = this.a.x;
-    if (x.answered) return;
-    this.dead = true;
-    this.out.responder.corked(x, () => this.out.responder.error(x, err));
+  fail(err: unknown): void {
+    const r = this.out.responder;
+    r.corked(this.x, () => r.error(this.x, err));
   }
 }
 
-/** Formats results as JSON or binary and writes them, recording the request's latency. */
+/** Formats results as JSON or binary and writes them. */
 class AnswerWriter {
   private readonly scratch = new Scratch();
 
   constructor(
-    readonly models: ModelRegistry,
     readonly responder: Responder,
-    readonly cache: PredictionCache | null,
-    private readonly telemetry: Telemetry | null,
     private readonly store: PredictionStore | null,
   ) {}
 
-  /**
-   * False when the model's output was unusable (the request then got a 500). `served` names
-   * the version that computed the rows.
-   */
-  write(a: Answer, probs: Float32Array, labels: Int32Array, first: number, rows: number, served: string, inputs: Float32Array): boolean {
+  /** `served` names the version that computed the rows. */
+  write(a: PredictAnswer, probs: Float32Array, labels: Int32Array, first: number, rows: number, served: string, inputs: Float32Array): void {
     const { x, model: m } = a;
     const end = first + rows;
-    for (let r = first; r < end; r++) {
-      const p0 = probs[2 * r]!;
-      const p1 = probs[2 * r + 1]!;
-      if (!(p0 >= 0 && p0 <= 1 && p1 >= 0 && p1 <= 1)) {
-        const err = tfError('INVALID_MODEL_OUTPUT', `model ${m.name} ${m.version} produced an invalid probability for row ${r - first} (${p0}, ${p1})`);
-        this.responder.corked(x, () => this.responder.error(x, err));
-        return false;
-      }
-    }
     if (a.format === 'binary') {
       const out = this.scratch.ensure(rows);
       for (let r = 0; r < rows; r++) out[r] = probs[2 * (first + r) + 1]!;
@@ -151,13 +104,11 @@ class AnswerWriter {
       }
       this.responder.corked(x, () => this.responder.send(x, 200, JSON_TYPE, body));
     }
-    if (this.telemetry && a.mm) this.telemetry.recordPredictionLatency(a.mm, (performance.now() - x.startedAt) / 1000);
     if (a.id !== undefined && this.store) this.remember(a, probs, labels, first, rows, served, inputs);
-    return true;
   }
 
   /** Keeps what feedback by id will need: the rows and the answer given. */
-  private remember(a: Answer, probs: Float32Array, labels: Int32Array, first: number, rows: number, version: string, inputs: Float32Array): void {
+  private remember(a: PredictAnswer, probs: Float32Array, labels: Int32Array, first: number, rows: number, version: string, inputs: Float32Array): void {
     const F = a.model.features;
     const p1 = new Float32Array(rows);
     const classes = new Uint8Array(rows);
@@ -209,22 +160,15 @@ class PredictHandler {
   private readonly F: number;
   private readonly staging: Float32Array;
   private readonly writer: AnswerWriter;
-  private readonly metricsOf = new Map<string, ModelMetrics>();
-  // Results of cache hits, laid out like a slab slot so one writer serves both.
-  private readonly hitProbs: Float32Array;
-  private readonly hitLabels: Int32Array;
+  private readonly queue: RowQueue;
 
   constructor(private readonly deps: PredictDeps) {
-    const { models, responder, options, cache, telemetry } = deps;
+    const { models, responder, options, cache } = deps;
     this.F = models.features;
     this.staging = new Float32Array(options.maxRequestRows * this.F);
-    this.writer = new AnswerWriter(models, responder, cache, telemetry, deps.store);
-    for (const m of models.list) {
-      if (telemetry) this.metricsOf.set(m.name, telemetry.model(m.name));
-      cache?.onVersion(m.index, m.version);
-    }
-    this.hitProbs = new Float32Array(2 * (cache ? cache.maxRowsPerRequest : 0));
-    this.hitLabels = new Int32Array(cache ? cache.maxRowsPerRequest : 0);
+    this.writer = new AnswerWriter(responder, deps.store);
+    this.queue = deps.queue ?? new RowQueue(deps);
+    RowQueue.watchVersions(models, cache);
   }
 
   /** Checks the headers, then reads the body; the answer is written when the body is in (or its batch is back). */
@@ -234,7 +178,7 @@ class PredictHandler {
     const contentLength = parseContentLength(req.getHeader('content-length'));
     const timeoutHeader = req.getHeader('x-request-timeout-ms');
     const modelHeader = req.getHeader('x-model');
-    let call: PredictCall | null = null;
+    let call: BatchClient | null = null;
     x.onAbort = () => {
       if (call) batcher.clientGone(call);
     };
@@ -266,7 +210,7 @@ class PredictHandler {
   }
 
   /** Decodes the body and answers it from the cache or queues its rows: the call in the batch, if any. */
-  private dispatch(x: Exchange, bytes: Uint8Array, kind: MediaKind, modelHeader: string, deadline: number): PredictCall | null {
+  private dispatch(x: Exchange, bytes: Uint8Array, kind: MediaKind, modelHeader: string, deadline: number): BatchClient | null {
     const { models } = this.deps;
     if (kind === 'binary') {
       const src = this.decodeBinary(bytes);
@@ -277,42 +221,9 @@ class PredictHandler {
     return this.enqueue(x, d.shape, d.model ?? (modelHeader || models.defaultModel.name), d.id, this.staging, d.rows, deadline);
   }
 
-  private enqueue(x: Exchange, format: Format, modelName: string, id: string | undefined, src: Float32Array, rows: number, deadline: number): PredictCall | null {
+  private enqueue(x: Exchange, format: Format, modelName: string, id: string | undefined, src: Float32Array, rows: number, deadline: number): BatchClient | null {
     const model = this.deps.models.get(modelName);
-    const a: Answer = { x, format, model, mm: this.metricsOf.get(model.name) ?? null, id };
-    const keys = this.fromCache(a, src, rows);
-    if (keys === true) return null;
-    const call = new PredictCall(a, this.writer, rows, deadline, keys);
-    try {
-      // The batcher copies the rows into its slab now: `src` may be uWS's buffer.
-      this.deps.batcher.enqueue(model.index, src, rows, call);
-    } catch (err) {
-      call.dead = true;
-      throw err;
-    }
-    return call;
-  }
-
-  /** Answers from the cache when every row hits; else returns the rows' keys for the insert. */
-  private fromCache(a: Answer, src: Float32Array, rows: number): string[] | null | true {
-    const { cache, telemetry } = this.deps;
-    if (!cache || !cache.applies(rows) || a.model.kind !== 'onnx') return null;
-    const keys: string[] = [];
-    // Keys name the version serving now; a hit is answered as that version.
-    const version = a.model.version;
-    for (let r = 0; r < rows; r++) keys.push(cache.key(a.model.index, version, src, r, this.F));
-    for (let r = 0; r < rows; r++) {
-      const v = cache.get(keys[r]!);
-      telemetry?.recordCacheLookup(v !== undefined);
-      if (v === undefined) return keys;
-      this.hitProbs[2 * r] = v.p0;
-      this.hitProbs[2 * r + 1] = v.p1;
-      this.hitLabels[r] = v.cls;
-    }
-    if (this.writer.write(a, this.hitProbs, this.hitLabels, 0, rows, version, src) && telemetry && a.mm) {
-      telemetry.countRows(a.mm, rows, 0, this.hitProbs, this.hitLabels);
-    }
-    return true;
+    return this.queue.submit(new PredictAnswer(x, format, model, id, this.writer), src, rows, deadline);
   }
 
   /** The rows of a binary body, read in place when aligned (valid during the body callback only). */
