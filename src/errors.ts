@@ -44,6 +44,7 @@ const ERRORS = {
   INVALID_HEADER: { status: 400, scope: 'http', doc: 'a malformed `X-Request-Timeout-Ms` or `Content-Length`' },
   INVALID_QUERY: { status: 400, scope: 'http', doc: 'a missing or bad query parameter (`POST /monitoring/drift/update`)' },
   UNKNOWN_MODEL: { status: 400, scope: 'http', doc: 'the named model is not served' },
+  INVALID_TENSOR: { status: 400, scope: 'http', doc: 'an Open Inference Protocol request names a tensor, datatype, shape or output the model does not have, or its binary data does not add up' },
   UNSUPPORTED_OPERATION: { status: 400, scope: 'http', doc: 'loading or rolling back `sgd`, which is learned online' },
   // 401/403: admin endpoints
   UNAUTHORIZED: {
@@ -62,6 +63,7 @@ const ERRORS = {
     doc: 'no such path',
     message: (p: { method: string; path: string }) => `no route for ${p.method} ${p.path}`,
   },
+  MODEL_NOT_FOUND: { status: 404, scope: 'http', doc: 'an Open Inference Protocol route names a model that is not served, or a version that is not the serving one' },
   PREDICTION_ID_NOT_FOUND: {
     status: 404,
     scope: 'http',

@@ -3,13 +3,18 @@
  * so nothing is served before the parts behind the routes exist; stopped first at shutdown, after
  * the drain, so in-flight answers still go out.
  */
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { projectRoot } from '../paths';
 import { publicConfig, type EngineConfig } from '../config';
 import { adminCheck } from '../http/auth';
 import { registerDriftRoutes } from '../http/drift';
 import { createLearnHandler } from '../http/learn';
 import { registerModelRoutes } from '../http/models';
 import { registerMonitoringRoutes, runtimeInfo } from '../http/monitoring';
+import { registerOipRoutes } from '../http/oip/routes';
+import { RowQueue } from '../http/rows';
 import { HttpServer, type Lifecycle } from '../http/server';
 import { registerTrainRoutes } from '../http/train';
 import type { Logger } from '../telemetry/logger';
@@ -37,7 +42,10 @@ export interface HttpInputs {
 
 export async function startHttp(p: HttpInputs, logger: Logger): Promise<HttpPart> {
   const { config, serving } = p;
+  const queue = new RowQueue({ models: p.models.models, batcher: serving.batcher, cache: serving.cache.enabled ? serving.cache : null, telemetry: p.obs.record ? p.obs.telemetry : null, stats: serving.stats });
   const server = new HttpServer({
+    queue,
+    stats: serving.stats,
     batcher: serving.batcher,
     models: p.models.models,
     lifecycle: lifecycleOf(p),
@@ -49,6 +57,7 @@ export async function startHttp(p: HttpInputs, logger: Logger): Promise<HttpPart
     store: p.learning.store,
   });
   registerRoutes(server, p);
+  registerOip(server, p, queue);
   if (config.adminToken === null) {
     logger.warn('no ADMIN_TOKEN configured: mutating endpoints (/learn, /train, model load and rollback, drift update and reset) accept loopback clients only');
   }
@@ -88,6 +97,27 @@ function registerRoutes(server: HttpServer, p: HttpInputs): void {
       native: { uws: 'uWebSockets.js v20.30 (native)', onnxruntime: ortVersion() },
     }),
   });
+}
+
+function registerOip(server: HttpServer, p: HttpInputs, queue: RowQueue): void {
+  const { config, models, serving: s } = p;
+  const lifecycle = lifecycleOf(p);
+  registerOipRoutes(server, {
+    models: models.models,
+    queue,
+    stats: s.stats,
+    isDraining: () => s.state.draining,
+    notReadyReasons: () => lifecycle.notReadyReasons(),
+    options: { maxBodyBytes: config.maxBodyBytes, maxRequestRows: config.maxRequestRows, requestTimeoutMs: config.requestTimeoutMs },
+    batching: { maxBatchRows: config.maxBatchRows, maxQueueDelayUs: config.maxQueueDelayUs, workers: config.workers },
+    serverVersion: packageVersion(),
+    admin: adminCheck(config.adminToken),
+    repository: { swapper: p.training.swapper, maxUploadBytes: config.modelUploadMaxBytes },
+  });
+}
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(path.join(projectRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 function lifecycleOf(p: HttpInputs): Lifecycle {

@@ -366,7 +366,7 @@ const POW10 = [
 
 // Results of the scan helpers that do not fit in the returned index (no tuples on the hot path).
 // The number lives in a typed array: a double in a module-level `let` is boxed on every store.
-const numOut = new Float64Array(1);
+export const numOut = new Float64Array(1);
 let rowCount = 0;
 let keyOut = 0;
 let strOut: string | undefined;
@@ -493,7 +493,7 @@ function scannable(F: number, out: Float32Array, maxRows: number): boolean {
   return F >= 1 && maxRows >= 0 && (F | 0) === F && (maxRows | 0) === maxRows && out.length >= maxRows * F;
 }
 
-function ws(b: Uint8Array, i: number, n: number): number {
+export function ws(b: Uint8Array, i: number, n: number): number {
   while (i < n) {
     const c = b[i];
     if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
@@ -503,7 +503,7 @@ function ws(b: Uint8Array, i: number, n: number): number {
 }
 
 /** Index after the closing quote of a string whose body starts at i; -1 for escapes, control or non-ASCII bytes. */
-function stringEnd(b: Uint8Array, i: number, n: number): number {
+export function stringEnd(b: Uint8Array, i: number, n: number): number {
   while (i < n) {
     const c = b[i++];
     if (c === QUOTE) return i;
@@ -629,7 +629,7 @@ function scanLabels(b: Uint8Array, i: number, n: number, labelsOut: Uint8Array):
  * JSON.parse) on the literal's bytes. The caller checks what follows the literal, so `01`,
  * `1.5x` and the like are rejected there.
  */
-function scanNumber(b: Uint8Array, i: number, n: number): number {
+export function scanNumber(b: Uint8Array, i: number, n: number): number {
   const start = i;
   let neg = false;
   if (i < n && b[i] === MINUS) {
@@ -694,7 +694,7 @@ function scanNumber(b: Uint8Array, i: number, n: number): number {
 }
 
 /** Skips any JSON value, checking its syntax; strings must be plain printable ASCII. */
-function skipValue(b: Uint8Array, i: number, n: number, depth: number): number {
+export function skipValue(b: Uint8Array, i: number, n: number, depth: number): number {
   if (i >= n) return -1;
   const c = b[i];
   if (c === QUOTE) return stringEnd(b, i + 1, n);
