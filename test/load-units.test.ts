@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { startConstantServer } from '../bench/baselines/constant-server';
@@ -193,6 +194,40 @@ describe('the open loop when the tool itself stalls', () => {
       expect(m.late).toBeGreaterThanOrEqual(30);
       expect(m.maxLateMs).toBeGreaterThanOrEqual(BLOCK_MS / 2);
       expect(m.latencyUs.maxValue / 1000).toBeGreaterThanOrEqual(BLOCK_MS / 2);
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('connections the server closes', () => {
+  it('reopens a keep-alive connection closed while idle and never sends on a closed one', async () => {
+    // Answers each request, then closes the connection after 200 ms of silence (an idle timeout).
+    const server = net.createServer((socket) => {
+      let idle: NodeJS.Timeout | undefined;
+      const arm = () => {
+        clearTimeout(idle);
+        idle = setTimeout(() => socket.end(), 200);
+      };
+      arm();
+      socket.on('data', () => {
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        arm();
+      });
+      socket.on('error', () => {});
+      socket.on('close', () => clearTimeout(idle));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const target = { host: '127.0.0.1', port: (server.address() as net.AddressInfo).port };
+      const requests = new RequestCycle(buildRequests(shapeByName('json'), { features: 2, rows: 1, model: null, servedModel: null }, generatedRows(2, 10, 1), target));
+      // 8 connections at 20/s: the most recently used one carries every request (it never idles
+      // 200 ms); the others are closed while idle and reopened, and none is sent on while closing.
+      const r = await runLoad({ target, requests, connections: 8, mode: 'open', rate: 20, warmupMs: 0, durationMs: 1500, timeoutMs: 5000, keepSamples: false });
+      expect(r.measured.sent).toBe(30);
+      expect(r.measured.answered + r.measured.failed).toBe(30);
+      expect(r.reconnects).toBeGreaterThan(0);
+      expect(r.measured.answered).toBe(30);
     } finally {
       server.close();
     }

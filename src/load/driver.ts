@@ -55,7 +55,7 @@ export interface RunOutcome {
 /** Connections, the two recorders, timeouts and the end of a run; the loops add how requests are issued. */
 abstract class LoadRun {
   protected readonly conns: Connection[];
-  protected readonly idle = new Set<Connection>();
+  protected readonly idle = new IdleConnections();
   protected t0 = 0;
   protected measureStart = 0;
   protected scheduleEnd = 0;
@@ -90,7 +90,7 @@ abstract class LoadRun {
     hooks.started?.(this.warmup, this.measured);
     const done = new Promise<void>((resolve) => (this.finished = resolve));
     this.sweep = setInterval(() => this.sweepTimeouts(), TIMEOUT_SWEEP_MS);
-    for (const c of this.conns) this.idle.add(c);
+    for (const c of this.conns) this.idle.push(c);
     this.begin();
     await done;
     clearTimeout(boundary);
@@ -107,7 +107,6 @@ abstract class LoadRun {
   /** Sends one request on `c`; `start` is what its latency counts from (capped at the send). */
   protected send(c: Connection, due: number, rec: Recorder): void {
     const request = this.spec.requests.next();
-    this.idle.delete(c);
     c.send(request, (answer: ParsedResponse | null, reason: string, at: number) => {
       if (answer) rec.answer(answer, Math.min(due, c.sentAt), at);
       else rec.failure(reason, at);
@@ -176,7 +175,7 @@ class OpenLoop extends LoadRun {
 
   private issue(due: number, now: number): void {
     const rec = this.recorderAt(due);
-    const c = this.idle.values().next().value as Connection | undefined;
+    const c = this.idle.pop();
     if (c === undefined) {
       this.waiting.push(due, now);
       return;
@@ -188,7 +187,7 @@ class OpenLoop extends LoadRun {
   protected freed(c: Connection): void {
     if (c.busy) return;
     if (this.waiting.length === 0) {
-      this.idle.add(c);
+      this.idle.push(c);
       this.checkDone();
       return;
     }
@@ -219,7 +218,9 @@ class ClosedLoop extends LoadRun {
       this.stopped = true;
       this.checkDone();
     }, this.scheduleEnd - performance.now());
-    for (const c of [...this.idle]) this.freed(c);
+    const all: Connection[] = [];
+    for (let c = this.idle.pop(); c !== undefined; c = this.idle.pop()) all.push(c);
+    for (const c of all) this.freed(c);
   }
 
   protected get exhausted(): boolean {
@@ -230,13 +231,38 @@ class ClosedLoop extends LoadRun {
     if (c.busy) return;
     const now = performance.now();
     if (this.stopped || now >= this.scheduleEnd) {
-      this.idle.add(c);
+      this.idle.push(c);
       this.checkDone();
       return;
     }
     const rec = this.recorderAt(now);
     rec.sent++;
     this.send(c, now, rec);
+  }
+}
+
+/**
+ * Connections free to send, the most recently used first: at a low rate the same few carry the
+ * load and the others idle, so a server's idle timeout closes those (they reconnect in the
+ * background) rather than one about to be used. One the server closed while it waited here is
+ * skipped; it comes back through onReady once reconnected.
+ */
+class IdleConnections {
+  private readonly stack: Connection[] = [];
+  private readonly members = new Set<Connection>();
+
+  push(c: Connection): void {
+    if (this.members.has(c)) return;
+    this.members.add(c);
+    this.stack.push(c);
+  }
+
+  pop(): Connection | undefined {
+    for (let c = this.stack.pop(); c !== undefined; c = this.stack.pop()) {
+      this.members.delete(c);
+      if (c.open && !c.busy) return c;
+    }
+    return undefined;
   }
 }
 
