@@ -65,6 +65,13 @@ export class Router {
     return { route: null, params: NO_PARAMS };
   }
 
+  /** Every method and template registered, for tests that must cover them all. */
+  routes(): Array<{ method: string; template: string }> {
+    const out: Array<{ method: string; template: string }> = [];
+    for (const r of [...this.exact.values(), ...this.templated]) for (const method of r.methods.keys()) out.push({ method, template: r.template });
+    return out;
+  }
+
   static allow(route: Route): string {
     return [...route.methods.keys()].sort().join(', ');
   }
