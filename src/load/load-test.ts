@@ -75,9 +75,10 @@ async function prepare(o: LoadTestOptions): Promise<Prepared> {
   const requests = buildRequests(shape, t, data, target);
   const notes: string[] = [];
   const prometheus = o.prometheus ? await prometheusSource(new PrometheusApi(o.prometheus), shape.endpoint, target, o.instance, notes) : null;
+  if (o.prometheus && prometheus === null) notes.push(`Prometheus at ${o.prometheus} has no scrape target ${target.host}:${target.port} nor any api_request_duration_seconds series for ${shape.endpoint} yet: its view is left out (--instance names the engine's instance)`);
   return {
     target,
-    description: { url: o.url, path: shape.path(t), shape: shape.name, rows: o.rows, model: served.name, features: served.features, source: `${data.source}, ${requests.length} distinct requests cycled` },
+    description: { url: o.url, path: shape.path(t), shape: shape.name, rows: o.rows, model: served.name, features: served.features, source: `${data.source}, ${requests.length} distinct request${requests.length === 1 ? '' : 's'} cycled` },
     spec: { target, requests: new RequestCycle(requests), connections: o.connections, mode: o.mode, rate: o.rate, warmupMs: o.warmupMs, durationMs: o.durationMs, timeoutMs: o.timeoutMs, keepSamples: o.plot !== null },
     sources: { engineUrl: o.engineMetrics ? o.url : null, endpoint: shape.endpoint, prometheus },
     notes,
@@ -96,23 +97,22 @@ function targetOf(url: string): Target {
 }
 
 /**
- * Which of Prometheus' `instance`s is the engine under load: --instance, else the one that names
- * --url's host and port (localhost and 127.0.0.1 alike), else the only one there is.
+ * Which of Prometheus' `instance`s is the engine under load: --instance, else the scrape target
+ * that names --url's host and port (localhost and 127.0.0.1 alike), else the only instance with
+ * the engine's histogram; none of them: null (Prometheus' view is then left out).
  */
 async function prometheusSource(api: PrometheusApi, endpoint: string, target: Target, explicit: string | null, notes: string[]): Promise<{ api: PrometheusApi; instance: string } | null> {
   if (explicit) return { api, instance: explicit };
-  const instances = await api.instances(endpoint);
   const loopback = ['127.0.0.1', 'localhost', '::1'].includes(target.host);
   const names = loopback ? ['127.0.0.1', 'localhost', '[::1]'].map((h) => `${h}:${target.port}`) : [`${target.host}:${target.port}`];
-  const match = instances.find((i) => names.includes(i)) ?? (instances.length === 1 ? instances[0] : undefined);
-  if (match !== undefined) {
-    if (!names.includes(match)) notes.push(`Prometheus' only instance with ${endpoint} series is ${match}: taken as this engine (--instance to name another)`);
-    return { api, instance: match };
+  const scraped = (await api.targetInstances()).find((i) => names.includes(i));
+  if (scraped !== undefined) return { api, instance: scraped };
+  const instances = await api.instances(endpoint);
+  if (instances.length === 1) {
+    notes.push(`Prometheus' only instance with ${endpoint} series is ${instances[0]}: taken as this engine (--instance to name another)`);
+    return { api, instance: instances[0]! };
   }
-  if (instances.length === 0) {
-    notes.push(`Prometheus at ${api.url} has no api_request_duration_seconds series for ${endpoint}: is it scraping the engine? Its view is left out`);
-    return null;
-  }
+  if (instances.length === 0) return null;
   throw tfError('CONFIG_INVALID', `Prometheus scrapes several engines (${instances.join(', ')}) and none is ${names[0]}: name one with --instance`);
 }
 

@@ -70,6 +70,12 @@ export class PrometheusApi {
     return { buckets: out.sort((a, b) => a.le - b.le), byStatus };
   }
 
+  /** The `instance` labels of the active scrape targets. */
+  async targetInstances(): Promise<string[]> {
+    const data = await this.get<{ activeTargets: Array<{ labels: Record<string, string> }> }>('/api/v1/targets', { state: 'active' });
+    return data.activeTargets.map((t) => t.labels.instance ?? '');
+  }
+
   /** The last scrape of `instance` (ms since the epoch) and its scrape interval (ms), if Prometheus scrapes it. */
   async lastScrape(instance: string): Promise<{ atMs: number; intervalMs: number } | null> {
     const data = await this.get<{ activeTargets: Array<{ labels: Record<string, string>; lastScrape: string; scrapeInterval?: string }> }>('/api/v1/targets', { state: 'active' });

@@ -71,12 +71,13 @@ function serverLine(v: ServerView, c: ClientStats): string {
   if (!Number.isFinite(v.p95.value)) return `${where}: no request in the window`;
   const head = `${where}: ${count(v.requests)} answers, api_request_duration_seconds P95 ${formatMs(v.p95.value * 1000)} in the bucket ${bucketText(v.p95.lower, v.p95.upper)}`;
   const a = v.agreement!;
+  if (a.agree && a.explanation) return `${head}; the client's ${formatMs(c.latencyMs.p95)} is in it, but ${a.explanation}`;
   if (a.agree) return `${head}; agrees with the client's ${formatMs(c.latencyMs.p95)} (within the bucket's width)`;
-  return `${head}; DISAGREES with the client's ${formatMs(c.latencyMs.p95)} by more than the bucket's width: either ${a.explanation}`;
+  return `${head}; DISAGREES with the client's ${formatMs(c.latencyMs.p95)} by more than the bucket's width: ${a.explanation}`;
 }
 
 export function alertLines(v: AlertVerdict, runStart: number): string[] {
-  const at = (t: number): string => `${t >= runStart ? '+' : ''}${((t - runStart) / 1000).toFixed(1)} s`;
+  const at = (t: number): string => (t < runStart ? 'the start' : `+${((t - runStart) / 1000).toFixed(1)} s`);
   const seen = v.transitions.map((t, i) => {
     const what = i > 0 && t.state === 'inactive' && v.transitions[i - 1]!.state === 'firing' ? 'resolved' : t.state;
     return `${what} at ${at(t.seenAt)}${t.activeAt ? ` (active since ${t.activeAt})` : ''}`;

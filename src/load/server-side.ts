@@ -100,26 +100,30 @@ export interface ClientEvidence {
 /**
  * Client and server P95 agree when they are within the width of the bucket holding the server's
  * (the histogram cannot say more). The engine times a request from routing to its last byte, so
- * per request it sees at most what the client sees: a client P95 beyond the bucket is time before
- * the engine's clock starts (waiting for a connection, the socket backlog, the event loop before
- * routing, the load generator itself), unless the buckets are too coarse for the latencies; a
- * client P95 below it means the engine's window held slower requests than this client's.
+ * it sees at most what the client sees of each request, and its P95 is at most the bucket's upper
+ * bound: a client P95 beyond that is time before the engine's clock starts (waiting for a
+ * connection, the socket backlog, the event loop before routing, the load generator itself). A
+ * client P95 below the bucket means the engine's window held slower requests than this client's.
+ * In the +Inf bucket the histogram only says "above the highest bound": it does not resolve them.
  */
 export function compareP95(client: ClientEvidence, server: ServerQuantile): Agreement {
   const widthS = server.upper - server.lower;
   const clientS = client.p95Ms / 1000;
-  if (!Number.isFinite(server.value) || Math.abs(clientS - server.value) <= widthS) return { agree: true, widthS, explanation: '' };
-  const buckets = `the histogram's buckets do not resolve these latencies (its P95 falls in (${server.lower}, ${server.upper}] s, ${widthS} s wide)`;
-  if (clientS < server.value) {
-    return { agree: false, widthS, explanation: `the engine's window held slower requests than this client's (other clients, or warm-up requests answered in it); or ${buckets}` };
+  if (!Number.isFinite(server.value)) return { agree: true, widthS, explanation: '' };
+  const slower = "the engine's window held slower requests than this client's (other clients, or warm-up requests answered in it)";
+  if (server.upper === Infinity) {
+    const unresolved = `the histogram's buckets do not resolve these latencies: its P95 is past its highest bound, ${server.lower} s`;
+    return clientS >= server.lower ? { agree: true, widthS, explanation: unresolved } : { agree: false, widthS, explanation: `${slower}; and ${unresolved}` };
   }
+  if (Math.abs(clientS - server.value) <= widthS) return { agree: true, widthS, explanation: '' };
+  if (clientS < server.value) return { agree: false, widthS, explanation: slower };
   const seen: string[] = [];
   if (client.waited > 0) seen.push(`${client.waited} requests waited for a free connection`);
   if (client.late > 0) seen.push(`${client.late} were issued more than 1 ms late by the load generator`);
-  const evidence = seen.length ? ` (here ${seen.join(' and ')})` : '';
+  const evidence = seen.length ? `; here ${seen.join(' and ')}` : '';
   return {
     agree: false,
     widthS,
-    explanation: `the client measured time the engine does not see: queueing before the socket, in its backlog or before the engine routes the request${evidence}; or ${buckets}`,
+    explanation: `the client measured time the engine does not see (the engine's own P95 is at most ${server.upper} s): queueing before the socket, in its backlog or before the engine routes the request${evidence}`,
   };
 }
