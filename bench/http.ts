@@ -13,7 +13,8 @@
  * over rounds of answers/s, rows/s and latency percentiles, non-2xx answers and socket errors (a
  * run with any is flagged), and the CPU used by each server and by the load generator. Engine
  * settings come from the environment (WORKERS, MAX_BATCH_ROWS, MAX_QUEUE_DELAY_US, ...), as for
- * `tradeflow serve`. Every child is killed on exit, error or Ctrl-C; the whole run has a time limit.
+ * `tradeflow serve`. Then the Open Inference Protocol's JSON and binary infer at 1 and 64 rows,
+ * each beside /predict on the engine (bench/http/oip.ts). Every child is killed on exit, error or Ctrl-C; the whole run has a time limit.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -21,6 +22,7 @@ import * as path from 'node:path';
 import { logProblems, ROOT, sourceLine } from './lib/engine-proc';
 import { installExitHandlers, stopAll } from './lib/procs';
 import { commandLine, engineConfigLine } from './http/context';
+import { OIP_PAIRS, oipReport, runOipPairs } from './http/oip';
 import { benchOptions, type Options } from './http/options';
 import { buildReport } from './http/report';
 import { writeResults } from './http/results-file';
@@ -32,9 +34,11 @@ function timeBudgetS(o: Options): { expectedS: number; budgetS: number } {
   const perServer = o.scenarios.length * 2;
   const runs = perServer * (o.rounds * o.durationS + o.warmupS);
   const attempts = perServer * o.rounds * (1 + o.retries);
+  // The protocol's pairs beside /predict (bench/http/oip.ts): 4 pairs × 2 paths.
+  const oip = OIP_PAIRS * 2 * (o.rounds * o.durationS + Math.max(1, o.warmupS));
   return {
-    expectedS: Math.ceil(runs + perServer * (o.rounds + 1) * 0.5),
-    budgetS: Math.ceil(runs * 1.3 + attempts * (o.durationS + o.quietWaitS + 2) - perServer * o.rounds * o.durationS + o.scenarios.length * 30 + 240),
+    expectedS: Math.ceil(runs + oip + perServer * (o.rounds + 1) * 0.5),
+    budgetS: Math.ceil(oip * 1.3 + runs * 1.3 + attempts * (o.durationS + o.quietWaitS + 2) - perServer * o.rounds * o.durationS + o.scenarios.length * 30 + 240),
   };
 }
 
@@ -57,9 +61,10 @@ async function benchmark(o: Options, argv: string[], workDir: string): Promise<b
   const modelLine = `Model: ${path.relative(ROOT, o.modelPath) || o.modelPath} (version ${info.version}, F = ${info.features}, input "${info.inputName}", probabilities "${info.probabilityOutput}")`;
   const results: ScenarioResult[] = [];
   for (const sc of o.scenarios) results.push(await runScenario(o, sc, [engine, baseline], o.features ?? info.features, workDir));
+  const oip = await runOipPairs(o, engine, o.features ?? info.features, info.inputName, workDir);
   const engineLogErrors = logProblems(engine, 50).length;
   await servers.stop();
-  const report = buildReport(o, results, { command: commandLine(argv), engineConfig, engineBuild, modelLine, startedAt, engineLogErrors });
+  const report = [buildReport(o, results, { command: commandLine(argv), engineConfig, engineBuild, modelLine, startedAt, engineLogErrors }), ...oipReport(oip)].join('\n');
   process.stdout.write('\n' + report + '\n');
   if (o.write) process.stdout.write(`\nappended to ${writeResults(report)}\n`);
   return engineLogErrors > 0;

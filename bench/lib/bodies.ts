@@ -68,6 +68,8 @@ export interface BodySet {
   /** Rows per body. */
   rows: number;
   contentType: string;
+  /** Headers sent with every body besides Content-Type (e.g. Inference-Header-Content-Length). */
+  headers?: Readonly<Record<string, string>>;
   bodies: Buffer[];
   /** The rows of body 0, for checking answers. */
   firstRows: Float32Array;

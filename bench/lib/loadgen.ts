@@ -43,6 +43,7 @@ async function runWrkLoad(spec: LoadSpec): Promise<RunResult> {
     id: spec.id,
     bodies: spec.set.bodies,
     contentType: spec.set.contentType,
+    headers: spec.set.headers,
     path: spec.path ?? '/predict',
     port: spec.port,
     connections: spec.connections,
@@ -67,7 +68,7 @@ function autocannonSetup(spec: LoadSpec): (client: autocannon.Client) => void {
     const first = spec.startIndex + next++ * per;
     const list: autocannon.Request[] = [];
     for (let i = 0; i < per; i++) {
-      list.push({ method: 'POST', path: spec.path ?? '/predict', headers: { 'content-type': spec.set.contentType }, body: bodies[(first + i) % bodies.length]! });
+      list.push({ method: 'POST', path: spec.path ?? '/predict', headers: { ...spec.set.headers, 'content-type': spec.set.contentType }, body: bodies[(first + i) % bodies.length]! });
     }
     client.setRequests(list);
   };
@@ -84,7 +85,7 @@ async function runAutocannon(spec: LoadSpec): Promise<RunResult> {
         duration: spec.durationS,
         timeout: 10,
         method: 'POST',
-        headers: { 'content-type': spec.set.contentType },
+        headers: { ...spec.set.headers, 'content-type': spec.set.contentType },
         body: spec.set.bodies[spec.startIndex % spec.set.bodies.length]!,
         setupClient: autocannonSetup(spec),
       },

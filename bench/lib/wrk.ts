@@ -25,6 +25,8 @@ export interface WrkScriptSpec {
   id: string;
   bodies: readonly Uint8Array[];
   contentType: string;
+  /** Headers sent with every body besides Content-Type. */
+  headers?: Readonly<Record<string, string>>;
   path: string;
   /** Count answers by status (wrk alone counts only statuses >= 400). */
   countStatuses?: boolean;
@@ -76,7 +78,7 @@ function init(args)
   for i, n in ipairs(lengths) do
     local body = string.sub(data, pos, pos + n - 1)
     pos = pos + n
-    reqs[i] = wrk.format("POST", target, { ["Content-Type"] = content_type }, body)
+    reqs[i] = wrk.format("POST", target, { ["Content-Type"] = content_type${extraHeaders(spec.headers)} }, body)
   end
   idx = (start + (tid or 0) * math.floor(#reqs / nthreads)) % #reqs
 end
@@ -105,6 +107,11 @@ end
   fs.writeFileSync(scriptPath, lua);
   written.set(key, scriptPath);
   return scriptPath;
+}
+
+/** Lua table entries after Content-Type: `, ["Name"] = "value"` per header. */
+function extraHeaders(h: Readonly<Record<string, string>> | undefined): string {
+  return h ? Object.entries(h).map(([k, v]) => `, [${JSON.stringify(k)}] = ${JSON.stringify(v)}`).join('') : '';
 }
 
 /** CPU seconds of wrk from bash `times` (line 1 the shell, line 2 its children: "0m1.234s 0m0.567s"). */
