@@ -25,16 +25,16 @@ export class InferAnswer implements RowAnswer {
     let head = '{"model_name":"' + this.model.name + '","model_version":"' + served + '"';
     if (this.id !== undefined) head += ',"id":' + JSON.stringify(this.id);
     head += ',"outputs":[';
-    const blobs: Uint8Array[] = [];
+    let binaryBytes = 0;
     for (let o = 0; o < this.outputs.length; o++) {
       const out = this.outputs[o]!;
       if (o > 0) head += ',';
       const isProbs = out.name === OUTPUT_PROBABILITIES;
       head += isProbs ? '{"name":"probabilities","datatype":"FP32","shape":[' + rows + ',2]' : '{"name":"label","datatype":"INT64","shape":[' + rows + ']';
       if (out.binary) {
-        const blob = isProbs ? probsBytes(probs, first, rows) : labelBytes(labels, first, rows);
-        blobs.push(blob);
-        head += ',"parameters":{"binary_data_size":' + blob.length + '}}';
+        // Both outputs are 8 bytes a row: two float32, or one int64.
+        binaryBytes += 8 * rows;
+        head += ',"parameters":{"binary_data_size":' + 8 * rows + '}}';
       } else {
         head += ',"data":[' + (isProbs ? probsText(probs, first, rows) : labelText(labels, first, rows)) + ']}';
       }
@@ -42,13 +42,19 @@ export class InferAnswer implements RowAnswer {
     head += ']}';
     const x = this.x;
     const r = this.r;
-    if (blobs.length === 0) {
+    if (binaryBytes === 0) {
       r.corked(x, () => r.send(x, 200, JSON_TYPE, head));
       return;
     }
-    const headBytes = Buffer.from(head, 'utf8');
-    const body = Buffer.concat([headBytes, ...blobs]);
-    r.corked(x, () => r.send(x, 200, BINARY_TYPE, body, { [HEADER_LENGTH]: String(headBytes.length) }));
+    const headBytes = Buffer.byteLength(head);
+    const body = Buffer.allocUnsafe(headBytes + binaryBytes);
+    body.write(head, 0, 'utf8');
+    let at = headBytes;
+    for (const out of this.outputs) {
+      if (!out.binary) continue;
+      at = out.name === OUTPUT_PROBABILITIES ? putProbs(body, at, probs, first, rows) : putLabels(body, at, labels, first, rows);
+    }
+    r.corked(x, () => r.send(x, 200, BINARY_TYPE, body, { [HEADER_LENGTH]: String(headBytes) }));
   }
 
   fail(err: unknown): void {
@@ -74,14 +80,19 @@ function labelText(l: Int32Array, first: number, rows: number): string {
   return s;
 }
 
-function probsBytes(p: Float32Array, first: number, rows: number): Uint8Array {
-  const out = new Float32Array(2 * rows);
-  out.set(p.subarray(2 * first, 2 * (first + rows)));
-  return new Uint8Array(out.buffer);
+/** Little-endian float32 pairs (x86 and arm64 are little-endian: the slab's bytes as they are). */
+function putProbs(body: Buffer, at: number, p: Float32Array, first: number, rows: number): number {
+  body.set(new Uint8Array(p.buffer, p.byteOffset + 8 * first, 8 * rows), at);
+  return at + 8 * rows;
 }
 
-function labelBytes(l: Int32Array, first: number, rows: number): Uint8Array {
-  const out = new BigInt64Array(rows);
-  for (let r = 0; r < rows; r++) out[r] = BigInt(l[first + r]!);
-  return new Uint8Array(out.buffer);
+/** Little-endian int64: the class index, then its sign extension. */
+function putLabels(body: Buffer, at: number, l: Int32Array, first: number, rows: number): number {
+  for (let r = 0; r < rows; r++) {
+    const v = l[first + r]!;
+    body.writeInt32LE(v, at);
+    body.writeInt32LE(v < 0 ? -1 : 0, at + 4);
+    at += 8;
+  }
+  return at;
 }

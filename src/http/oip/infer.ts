@@ -11,9 +11,10 @@ import { checkDeclaredLength, parseContentLength, readBody } from '../body';
 import type { Exchange, Responder } from '../respond';
 import { parseTimeoutHeader, type RowQueue } from '../rows';
 import { HEADER_LENGTH, InferAnswer } from './answer';
+import { HeaderCache } from './header-cache';
 import { corkedOipError } from './errors';
-import { findModel, inputSpec } from './models';
-import { checkCount, checkHeader, flattenData, parseJsonText, type InferHeader } from './request';
+import { findModel, inputNameOf, inputSpec } from './models';
+import { checkCount, checkHeader, flattenData, parseJsonText, type InferHeader, type InputSpec } from './request';
 import { decodeInfer } from './scan';
 import { binaryTensor } from './tensors';
 
@@ -27,9 +28,19 @@ export interface InferDeps {
 
 export class InferHandler {
   private readonly staging: Float32Array;
+  /** Per model index, what its input takes (one object per model: the header caches key on it). */
+  private readonly specs: InputSpec[] = [];
+  private readonly binaryHeaders = new HeaderCache();
 
   constructor(private readonly deps: InferDeps) {
     this.staging = new Float32Array(deps.options.maxRequestRows * deps.models.features);
+  }
+
+  private specOf(model: ServedModel): InputSpec {
+    const s = this.specs[model.index];
+    // The input's name can change with a hot swap of the ONNX model.
+    if (s !== undefined && s.inputName === inputNameOf(model)) return s;
+    return (this.specs[model.index] = inputSpec(model, this.deps.options.maxRequestRows));
   }
 
   accept(x: Exchange, req: HttpRequest, params: Record<string, string>): void {
@@ -61,15 +72,21 @@ export class InferHandler {
   }
 
   private dispatch(x: Exchange, model: ServedModel, bytes: Uint8Array, headerLength: number, deadline: number): BatchClient | null {
-    const spec = inputSpec(model, this.deps.options.maxRequestRows);
+    const spec = this.specOf(model);
     let h: InferHeader;
     let src: Float32Array = this.staging;
     if (headerLength < 0) {
       h = decodeInfer(bytes, spec, this.staging);
     } else {
       if (headerLength > bytes.length) throw tfError('INVALID_TENSOR', `${HEADER_LENGTH} is ${headerLength} but the body has ${bytes.length} bytes`);
-      const doc = parseJsonText(bytes.subarray(0, headerLength));
-      h = checkHeader(doc, spec);
+      const kept = this.binaryHeaders.get(spec, bytes, 0, headerLength, 0, 0);
+      let doc: unknown = null;
+      if (kept === null) {
+        doc = parseJsonText(bytes.subarray(0, headerLength));
+        h = checkHeader(doc, spec);
+        // Kept only when its tensor is binary: a JSON tensor's data is inside the header.
+        if (h.binarySize >= 0) this.binaryHeaders.set(spec, bytes, 0, headerLength, 0, 0, h);
+      } else h = kept;
       const size = h.binarySize < 0 ? 0 : h.binarySize;
       if (bytes.length !== headerLength + size) {
         throw tfError('INVALID_TENSOR', `the body has ${bytes.length - headerLength} bytes after the ${headerLength}-byte JSON header but inputs[0] declares ${size} (parameters.binary_data_size)`);

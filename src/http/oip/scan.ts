@@ -8,6 +8,7 @@
  * construction and results equal by test (test/oip-scan.test.ts compares the two).
  */
 import { numOut, scanNumber, skipValue, stringEnd, ws } from '../json-body';
+import { HeaderCache } from './header-cache';
 import { checkCount, checkHeader, decodeInferReference, type InferHeader, type InputSpec } from './request';
 
 const QUOTE = 0x22;
@@ -21,6 +22,8 @@ const MAX_DATA_DEPTH = 8;
 
 /** Where the scan found the data: [start, end) of the array, its value count. */
 const found = { start: -1, end: -1, count: 0 };
+
+const headers = new HeaderCache();
 
 /** Decodes a JSON infer body into `out` (room for spec.maxRows * F floats). */
 export function decodeInfer(body: Uint8Array, spec: InputSpec, out: Float32Array): InferHeader {
@@ -60,6 +63,11 @@ function scanBody(b: Uint8Array, spec: InputSpec, out: Float32Array): InferHeade
     else return null;
   }
   if (ws(b, i + 1, n) !== n || found.start < 0) return null;
+  const kept = headers.get(spec, b, 0, found.start, found.end, n);
+  if (kept !== null) {
+    checkCount(found.count, kept, spec.features);
+    return kept;
+  }
   const buf = Buffer.from(b.buffer, b.byteOffset, b.length);
   let doc: unknown;
   try {
@@ -69,6 +77,7 @@ function scanBody(b: Uint8Array, spec: InputSpec, out: Float32Array): InferHeade
   }
   const h = checkHeader(doc, spec);
   if (h.datatype !== 'FP32' && h.datatype !== 'FP64') return null;
+  headers.set(spec, b, 0, found.start, found.end, n, h);
   checkCount(found.count, h, spec.features);
   return h;
 }
