@@ -227,3 +227,26 @@ describe('extensions', () => {
     expect(typeof bad.json().error).toBe('string');
   });
 });
+
+describe('model_repository is admin-protected like model admin', () => {
+  let guarded: Engine;
+  beforeAll(async () => {
+    guarded = await startTestEngine({ ADMIN_TOKEN: 'oip-secret' });
+  });
+  afterAll(async () => {
+    await guarded.shutdown('test end');
+  });
+
+  it('refuses load and unload without the token (401, 403) in the protocol shape, and takes them with it', async () => {
+    const none = await request(guarded.port, 'POST', '/v2/repository/models/ensemble/load', '{}');
+    expect(none.status).toBe(401);
+    expect(none.headers['www-authenticate']).toBe('Bearer');
+    expect(Object.keys(none.json())).toEqual(['error']);
+    const wrong = await request(guarded.port, 'POST', '/v2/repository/models/ensemble/unload', '{}', { authorization: 'Bearer nope' });
+    expect(wrong.status).toBe(403);
+    const ok = await request(guarded.port, 'POST', '/v2/repository/models/ensemble/load', '{}', { authorization: 'Bearer oip-secret' });
+    expect(ok.status).toBe(200);
+    // The index only reads: no token needed.
+    expect((await request(guarded.port, 'POST', '/v2/repository/index', '')).status).toBe(200);
+  });
+});
