@@ -35,8 +35,8 @@ import { performance } from 'node:perf_hooks';
 import { fork, type ChildProcess } from 'node:child_process';
 import { numberFlag, type FlagSpec } from './lib/args';
 import { makeBodies } from './lib/bodies';
-import { cpuSeconds } from './lib/cpu';
-import { CLI, commandLine, fmtRatio, loadLine, machineLine, median, postJson, runScript, sleep, sourceLine, startEngine, stopEngine, type EngineProc } from './lib/engine-proc';
+import { cpuSeconds, machineBusySeconds } from './lib/cpu';
+import { CLI, fmtRatio, loadLine, machineLine, median, postJson, runScript, sleep, sourceLine, startEngine, stopEngine, type EngineProc } from './lib/engine-proc';
 import { startChild } from './lib/procs';
 import { FEATURE_NAMES } from '../src/training/features';
 import { writeEnsembleOnnx } from '../src/training/onnx-writer';
@@ -158,6 +158,10 @@ function loadGeneratorMain(): void {
 class LoadGenerator {
   private constructor(private readonly proc: ChildProcess) {}
 
+  get pid(): number | undefined {
+    return this.proc.pid;
+  }
+
   static async start(port: number, rate: number): Promise<LoadGenerator> {
     const proc = fork(__filename, [], { env: { ...process.env, [LOADGEN_ENV]: '1' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     process.on('exit', () => proc.kill('SIGKILL'));
@@ -240,6 +244,8 @@ interface Window {
   measuredTo: number;
   status: number;
   engineCpuS: number;
+  /** % of one core that everything but the engine and the load generator used (other jobs, VM steal; curl in upload windows). */
+  otherCpuPct: number;
 }
 
 function pct(sorted: number[], p: number): number {
@@ -275,18 +281,27 @@ function windowStats(samples: readonly Sample[], ws: readonly Window[]): WindowS
   return { n: ms.length, p50: pct(ms, 50), p99: pct(ms, 99), max: ms[ms.length - 1] ?? NaN, errors, afterFlip: late.length, afterFlipP50: pct(late, 50) };
 }
 
-async function measure(e: EngineProc, files: string[], idleMs: number): Promise<Window[]> {
+/** CPU seconds so far: the engine's, the load generator's, the whole machine's. */
+function cpuNow(e: EngineProc, gen: LoadGenerator): { engine: number; gen: number; machine: number } {
+  return { engine: cpuSeconds(e.child.proc.pid), gen: cpuSeconds(gen.pid), machine: machineBusySeconds() };
+}
+
+function cpuSince(c0: ReturnType<typeof cpuNow>, c1: ReturnType<typeof cpuNow>, wallMs: number): { engineCpuS: number; otherCpuPct: number } {
+  const engineCpuS = c1.engine - c0.engine;
+  return { engineCpuS, otherCpuPct: Math.max(0, ((c1.machine - c0.machine - engineCpuS - (c1.gen - c0.gen)) / (wallMs / 1000)) * 100) };
+}
+
+async function measure(e: EngineProc, gen: LoadGenerator, files: string[], idleMs: number): Promise<Window[]> {
   const windows: Window[] = [];
-  const pid = e.child.proc.pid;
   for (const file of files) {
-    let c0 = cpuSeconds(pid);
+    let c0 = cpuNow(e, gen);
     const idleFrom = clock();
     await sleep(idleMs);
     const idleTo = clock();
-    windows.push({ kind: 'idle', from: idleFrom, to: idleTo, uploaded: null, measuredTo: idleTo, status: 0, engineCpuS: cpuSeconds(pid) - c0 });
-    c0 = cpuSeconds(pid);
+    windows.push({ kind: 'idle', from: idleFrom, to: idleTo, uploaded: null, measuredTo: idleTo, status: 0, ...cpuSince(c0, cpuNow(e, gen), idleTo - idleFrom) });
+    c0 = cpuNow(e, gen);
     const u = await upload(e.port, file);
-    windows.push({ kind: 'upload', from: u.from, to: u.to, uploaded: u.version, measuredTo: u.to, status: u.status, engineCpuS: cpuSeconds(pid) - c0 });
+    windows.push({ kind: 'upload', from: u.from, to: u.to, uploaded: u.version, measuredTo: u.to, status: u.status, ...cpuSince(c0, cpuNow(e, gen), u.to - u.from) });
     if (u.status !== 200) throw new Error(`upload of ${file} answered ${u.status}`);
     const back = await postJson(e.port, '/models/ensemble/rollback', '');
     if (back.status !== 200) throw new Error(`rollback answered ${back.status}: ${JSON.stringify(back.json)}`);
@@ -317,19 +332,35 @@ function listSlow(windows: readonly Window[], samples: readonly Sample[], ms: nu
 
 const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
 
-function report(cmd: string, label: string, modelBytes: number, rate: number, windows: Window[], samples: Sample[], maxLateMs: number, loadStart: string): string {
+/** What other processes take is noise on 2 cores: curl's own share of an upload is about 10% of a core. */
+const QUIET_OTHER_PCT = 35;
+
+function quietLine(perRound: Array<{ idle: WindowStats; up: WindowStats; otherIdle: number; otherUp: number }>): string {
+  const quiet = perRound.filter((r) => r.otherIdle < QUIET_OTHER_PCT && r.otherUp < QUIET_OTHER_PCT);
+  if (quiet.length === 0) return `No round had other processes under ${QUIET_OTHER_PCT}% of a core in both windows.`;
+  const ratios = quiet.map((r) => r.up.p99 / r.idle.p99);
+  return `Rounds where other processes used under ${QUIET_OTHER_PCT}% of a core in both windows: ${quiet.length}; p99 upload ÷ idle there ${ratios.map((x) => x.toFixed(2)).join(' / ')}, median ${fmtRatio(median(ratios))}.`;
+}
+
+/** The command line as run, arguments quoted where the shell needs it. */
+function commandOf(script: string): string {
+  const quote = (a: string): string => (/^[\w./:=@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`);
+  return `npx tsc -p tsconfig.json && node dist/bench/${script}${process.argv.slice(2).map((a) => ' ' + quote(a)).join('')}`;
+}
+
+function report(cmd: string, label: string, entry: string, modelBytes: number, rate: number, windows: Window[], samples: Sample[], maxLateMs: number, loadStart: string): string {
   const idle = windows.filter((w) => w.kind === 'idle');
   const up = windows.filter((w) => w.kind === 'upload');
   const si = windowStats(samples, idle);
   const su = windowStats(samples, up);
-  const perRound = up.map((w, i) => ({ idle: windowStats(samples, [idle[i]!]), up: windowStats(samples, [w]), ms: w.to - w.from, flipMs: w.to - w.measuredTo }));
+  const perRound = up.map((w, i) => ({ idle: windowStats(samples, [idle[i]!]), up: windowStats(samples, [w]), ms: w.to - w.from, flipMs: w.to - w.measuredTo, otherIdle: idle[i]!.otherCpuPct, otherUp: w.otherCpuPct }));
   const cpu = (ws: Window[]): string => `${((ws.reduce((a, w) => a + w.engineCpuS, 0) / (ws.reduce((a, w) => a + w.to - w.from, 0) / 1000)) * 100).toFixed(0)}%`;
   const row = (name: string, s: WindowStats, ws: Window[]): string => `| ${name} | ${s.n} | ${f2(s.p50)} | ${f2(s.p99)} | ${f2(s.max)} | ${s.errors} | ${cpu(ws)} |`;
   const lines = [
     `### ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — ${label}`,
     '',
     `- Command: \`${cmd}\``,
-    `- Source: ${sourceLine()}`,
+    `- Source: ${entry === CLI ? sourceLine() : `the engine is ${entry} (${label}); the harness is ${sourceLine()}`}`,
     `- Machine: ${machineLine()}; load average (1 / 5 / 15 min) ${loadStart} at the start, ${loadLine()} at the end`,
     `- Engine: defaults (WORKERS=${Math.max(1, os.cpus().length - 1)}), \`CACHE_CAPACITY=0\`; serving models/ensemble.onnx between uploads`,
     `- Load: ${rate} POST /predict per second (JSON, 1 row, rotating seeded bodies), open loop over up to ${MAX_SOCKETS} keep-alive connections, from a process of its own; its timer fell at most ${f2(maxLateMs)} ms behind schedule`,
@@ -342,6 +373,8 @@ function report(cmd: string, label: string, modelBytes: number, rate: number, wi
     '',
     `**p99 during an upload ÷ idle: ${fmtRatio(su.p99 / si.p99)}** (pooled over the rounds); per round ${perRound.map((r) => (r.up.p99 / r.idle.p99).toFixed(2)).join(' / ')}, median ${fmtRatio(median(perRound.map((r) => r.up.p99 / r.idle.p99)))}.`,
     `p99 per round, idle: ${perRound.map((r) => f2(r.idle.p99)).join(' / ')} ms; upload: ${perRound.map((r) => f2(r.up.p99)).join(' / ')} ms.`,
+    `Other processes (other jobs, VM steal; curl during uploads) per round, idle / upload: ${perRound.map((r) => `${r.otherIdle.toFixed(0)}/${r.otherUp.toFixed(0)}%`).join(' ')} of a core.`,
+    quietLine(perRound),
     `Upload windows measured up to the flip, ${perRound.map((r) => r.flipMs.toFixed(0)).join(' / ')} ms before the upload's answer; the ${su.afterFlip} requests sent after it ran on the 50 MB model itself (or queued behind it): kept out of the figures above, p50 ${f2(su.afterFlipP50)} ms.`,
     '',
   ];
@@ -373,15 +406,15 @@ else runScript(FLAGS, async (flags, setBudget) => {
   const e = await startEngine('model-upload', { CACHE_CAPACITY: '0', MODEL_UPLOAD_MAX_BYTES: String(Math.max(64 << 20, modelBytes + 1024)) }, workDir, entry);
   const gen = await LoadGenerator.start(e.port, rate);
   // Warm-up: connections opened, the JIT warm, the first upload's costs that a second one does not repeat.
-  await measure(e, files.slice(0, 1), idleMs);
+  await measure(e, gen, files.slice(0, 1), idleMs);
   await gen.reset();
-  const windows = await measure(e, files.slice(1), idleMs);
+  const windows = await measure(e, gen, files.slice(1), idleMs);
   const load = await gen.stop();
   await stopEngine(e);
   cutAtFlips(windows, load.samples);
   const slowMs = flags.has('list-slow') ? numberFlag(flags, 'list-slow', 5, 0, 60_000) : null;
   if (slowMs !== null) process.stdout.write(listSlow(windows, load.samples, slowMs));
-  const text = report(commandLine('model-upload.js'), flags.get('label') ?? (entry === CLI ? 'this build' : entry), modelBytes, rate, windows, load.samples, load.maxLateMs, loadStart);
+  const text = report(commandOf('model-upload.js'), flags.get('label') ?? (entry === CLI ? 'this build' : entry), entry, modelBytes, rate, windows, load.samples, load.maxLateMs, loadStart);
   process.stdout.write('\n' + text);
   const out = flags.get('out');
   if (out) fs.writeFileSync(out, text);
