@@ -144,7 +144,7 @@ describe('request shapes and rows', () => {
   const t = { features: 3, rows: 2, model: 'sgd', servedModel: 'sgd' };
   const target = { host: '127.0.0.1', port: 8000 };
 
-  it('builds whole HTTP requests: JSON rows with the model, binary float32 with X-Model', () => {
+  it('builds whole HTTP requests: JSON rows with the model, binary float32 with X-Model, the protocol\'s infer in JSON and binary', () => {
     const data = { rows: Float64Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]), count: 4, features: 3, source: 'test' };
     const json = buildRequests(shapeByName('json'), t, data, target).map((b) => b.toString('latin1'));
     expect(json).toHaveLength(2);
@@ -159,6 +159,16 @@ describe('request shapes and rows', () => {
     expect(bin.subarray(0, split).toString('latin1')).toContain('X-Model: sgd\r\nContent-Length: 24');
     const floats = new Float32Array(bin.buffer.slice(bin.byteOffset + split + 4, bin.byteOffset + bin.length));
     expect(Array.from(floats)).toEqual([7, 8, 9, 10, 11, 12]);
+    const oip = { ...t, servedModel: 'ensemble', inputName: 'input' };
+    const oipJson = buildRequests(shapeByName('oip-json'), oip, data, target)[0]!.toString('latin1');
+    expect(oipJson.split('\r\n')[0]).toBe('POST /v2/models/ensemble/infer HTTP/1.1');
+    expect(JSON.parse(oipJson.split('\r\n\r\n')[1]!)).toEqual({ inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 3], data: [1, 2, 3, 4, 5, 6] }], outputs: [{ name: 'probabilities' }] });
+    const oipBin = buildRequests(shapeByName('oip-binary'), oip, data, target)[1]!;
+    const at = oipBin.indexOf('\r\n\r\n');
+    const headerLength = Number(/Inference-Header-Content-Length: (\d+)/.exec(oipBin.subarray(0, at).toString('latin1'))![1]);
+    const payload = oipBin.subarray(at + 4);
+    expect(JSON.parse(payload.subarray(0, headerLength).toString('utf8')).inputs[0]).toEqual({ name: 'input', datatype: 'FP32', shape: [2, 3], parameters: { binary_data_size: 24 } });
+    expect(Array.from(new Float32Array(payload.buffer.slice(payload.byteOffset + headerLength, payload.byteOffset + payload.length)))).toEqual([7, 8, 9, 10, 11, 12]);
     const cycle = new RequestCycle(['a', 'b'].map((s) => Buffer.from(s)));
     expect([cycle.next(), cycle.next(), cycle.next()].map(String)).toEqual(['a', 'b', 'a']);
   });

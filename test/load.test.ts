@@ -105,15 +105,16 @@ describe('tradeflow load against a real engine', () => {
   });
   afterAll(() => engine.shutdown('test end'));
 
-  /** api_requests_total{endpoint="/predict"} by status, from the engine's own metrics. */
-  async function predictCounts(): Promise<Record<string, number>> {
+  /** api_requests_total{endpoint} by status, from the engine's own metrics. */
+  async function endpointCounts(endpoint: string): Promise<Record<string, number>> {
     const text = await (await fetch(`http://127.0.0.1:${engine.port}/monitoring/metrics`)).text();
     const out: Record<string, number> = {};
     for (const s of parsePrometheusText(text).samples) {
-      if (s.name === 'api_requests_total' && s.labels.endpoint === '/predict') out[s.labels.status!] = (out[s.labels.status!] ?? 0) + s.value;
+      if (s.name === 'api_requests_total' && s.labels.endpoint === endpoint) out[s.labels.status!] = (out[s.labels.status!] ?? 0) + s.value;
     }
     return out;
   }
+  const predictCounts = () => endpointCounts('/predict');
 
   it('achieves the asked rate within 3 %, and its counts are the engine\'s api_requests_total increase', async () => {
     const before = await predictCounts();
@@ -137,6 +138,18 @@ describe('tradeflow load against a real engine', () => {
     expect(engineView.bucketS[1]).toBeGreaterThanOrEqual(engineView.p95S);
   }, 60_000);
 
+  it('speaks the Open Inference Protocol, JSON and binary, counted under its own route', async () => {
+    for (const shape of ['oip-json', 'oip-binary']) {
+      const before = await endpointCounts('/v2/models/{name}/infer');
+      const j = parseJson(await runLoadCli(['--url', `http://127.0.0.1:${engine.port}`, '--shape', shape, '--rows', '8', '--rate', '100', '--duration', '1s', '--json']));
+      const after = await endpointCounts('/v2/models/{name}/infer');
+      expect(j.target, shape).toMatchObject({ path: '/v2/models/ensemble/infer', shape, rows: 8 });
+      expect(j.byStatus, shape).toEqual({ '200': 100 });
+      expect((after['200'] ?? 0) - (before['200'] ?? 0), shape).toBe(100);
+      expect(j.server[0], shape).toMatchObject({ source: 'engine', requests: 100, byStatus: { '200': 100 } });
+    }
+  }, 60_000);
+
   it('sends binary rows and reports the engine\'s server-side P95 beside the client\'s', async () => {
     const r = await runLoadCli(['--url', `http://127.0.0.1:${engine.port}`, '--shape', 'binary', '--rows', '64', '--rate', '100', '--duration', '1s']);
     expect(r.code, r.stderr).toBe(0);
@@ -154,7 +167,7 @@ describe('tradeflow load command line', () => {
   it('refuses contradictory flags and shapes the engine does not serve yet (exit 2)', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['--closed', '--rate', '5'], /--rate does not apply/],
-      [['--shape', 'oip-json'], /not served by this engine yet \(shapes now: json, binary\)/],
+      [['--shape', 'grpc'], /--shape must be one of json, binary, oip-json, oip-binary, got "grpc"/],
       [['--expect-alert', 'HighAPILatency'], /needs --prometheus/],
       [['--expect-alert', 'HighAPILatency=on', '--prometheus', 'http://127.0.0.1:1'], /NAME=firing or NAME=inactive/],
       [['--duration', '10 minutes'], /--duration must be a duration/],

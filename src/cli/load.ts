@@ -7,12 +7,12 @@
 import { TradeflowError } from '../errors';
 import { parseExpectation } from '../load/alert-watch';
 import { DEFAULT_P95_UNDER_MS, runLoadTest, type LoadTestOptions } from '../load/load-test';
-import { PLANNED_SHAPES, SHAPES } from '../load/shapes';
+import { SHAPES } from '../load/shapes';
 import { parseSweep } from '../load/sweep';
 import { parseDuration, parsePositive } from '../load/units';
 import { listFlag, parseFlags, UsageError, wholeNumber } from './flags';
 
-const shapeLines = [...SHAPES.map((s) => `                          ${s.name.padEnd(11)}${s.summary}`), ...Object.entries(PLANNED_SHAPES).map(([n, why]) => `                          ${n.padEnd(11)}${why}`)].join('\n');
+const shapeLines = SHAPES.map((s) => `                          ${s.name.padEnd(11)}${s.summary}`).join('\n');
 
 export const LOAD_USAGE = `Usage: tradeflow load [options]
 

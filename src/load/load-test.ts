@@ -70,7 +70,8 @@ async function prepare(o: LoadTestOptions): Promise<Prepared> {
   const target = targetOf(o.url);
   const shape = shapeByName(o.shape);
   const served = o.features !== null ? { name: o.model, features: o.features } : await servedModel(o.url, o.model);
-  const t = { features: served.features, rows: o.rows, model: o.model, servedModel: served.name };
+  const bare = { features: served.features, rows: o.rows, model: o.model, servedModel: served.name };
+  const t = shape.prepare ? await shape.prepare(o.url, bare) : bare;
   const data = o.csv ? await csvRows(o.csv.path, o.csv.labelColumn, o.csv.dropColumns) : generatedRows(served.features, generatedRowCount(o.rows, served.features), o.seed ?? (Math.random() * 2 ** 32) >>> 0);
   const requests = buildRequests(shape, t, data, target);
   const notes: string[] = [];

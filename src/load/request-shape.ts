@@ -12,6 +12,8 @@ export interface ShapeTarget {
   model: string | null;
   /** The model that answers, as GET /models names it (null when its F came from --features). */
   servedModel: string | null;
+  /** The model's input tensor's name, for shapes that name it (set by their prepare()). */
+  inputName?: string;
 }
 
 export interface RequestShape {
@@ -20,6 +22,8 @@ export interface RequestShape {
   readonly summary: string;
   /** The route template the engine labels this request's metrics with (`endpoint` of api_request_duration_seconds). */
   readonly endpoint: string;
+  /** Reads what the shape needs from the target before the run (the protocol's model metadata). */
+  prepare?(baseUrl: string, t: ShapeTarget): Promise<ShapeTarget>;
   path(t: ShapeTarget): string;
   headers(t: ShapeTarget): Record<string, string>;
   /** The body of one request: rows [first, first + t.rows) of `rows` (row-major, t.features values per row). */
