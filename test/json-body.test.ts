@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TradeflowError } from '../src/errors';
 import { decodeJsonBody, decodeJsonBodyReference, type DecodedBody, type DecodeOptions } from '../src/http/json-body';
+import { rng } from '../bench/lib/bodies';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -350,19 +351,9 @@ describe('decodeJsonBody: error precedence', () => {
 // Fuzz: the scanner and the reference must agree on every body, bit for bit.
 // ---------------------------------------------------------------------------------------------
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function makeFuzzer(seed: number) {
-  const rnd = mulberry32(seed);
+  const rnd = rng(seed);
   const int = (n: number) => Math.floor(rnd() * n);
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)];
   const chance = (p: number) => rnd() < p;

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logProblems, startEngine, stopEngine, type EngineProc } from '../../bench/lib/engine-proc';
 import { postJson, request, startTestEngine } from '../helpers/engine';
 import { errorOf, parseAnswer, rawExchange } from '../helpers/raw-http';
+import { rng } from '../../bench/lib/bodies';
 
 const SEED = 20261201;
 const BODIES = 10_000;
@@ -39,17 +40,6 @@ async function routesOfTheRouter(): Promise<Route[]> {
   }
 }
 
-/** mulberry32: small, seeded, good enough to pick cases. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   readonly next: () => number;
