@@ -38,6 +38,8 @@ export interface EngineConfig {
   cacheMaxRows: number;
   qualityWindow: number;
   qualityMinOutcomes: number;
+  servePolicy: 'fixed' | 'champion';
+  championMargin: number;
   metricsEnabled: boolean;
   healthRestartWindowS: number;
   batchTimeoutMs: number;
@@ -66,6 +68,7 @@ export interface EngineConfig {
   trainHoldout: number;
   trainOnDrift: string;
   trainDriftMinRows: number;
+  trainRecentRows: number;
   /** Derived and checked at load: DRIFT_DETECTORS as a list of known detector types. */
   detectors: DetectorType[];
   /** Derived and checked at load: the SGD_* settings as the online learner takes them. */
@@ -116,7 +119,9 @@ export const OPTIONS: readonly Option[] = [
   { key: 'cacheCapacity', env: 'CACHE_CAPACITY', flag: '--cache-capacity', kind: 'int', min: 0, max: 10_000_000, help: 'prediction cache entries (0 disables the cache)', default: () => 10_000 },
   { key: 'cacheMaxRows', env: 'CACHE_MAX_ROWS', flag: '--cache-max-rows', kind: 'int', min: 1, max: 65536, help: 'requests with more rows than this bypass the cache', default: () => 1 },
   { key: 'qualityWindow', env: 'QUALITY_WINDOW', flag: '--quality-window', kind: 'int', min: 1, max: 10_000_000, help: 'labelled outcomes in the sliding window of the quality gauges', default: () => 1000 },
-  { key: 'qualityMinOutcomes', env: 'QUALITY_MIN_OUTCOMES', flag: '--quality-min-outcomes', kind: 'int', min: 1, max: 10_000_000, help: 'outcomes needed before quality gauges are exported', default: () => 100 },
+  { key: 'qualityMinOutcomes', env: 'QUALITY_MIN_OUTCOMES', flag: '--quality-min-outcomes', kind: 'int', min: 1, max: 10_000_000, help: 'outcomes needed before quality gauges are exported, and by every candidate before SERVE_POLICY=champion picks by accuracy', default: () => 100 },
+  { key: 'servePolicy', env: 'SERVE_POLICY', flag: '--serve-policy', kind: 'choice', choices: ['fixed', 'champion'], help: 'which model answers a request naming none: fixed (ensemble, or sgd on a cold start) or champion (the best rolling accuracy over QUALITY_WINDOW)', default: () => 'champion' },
+  { key: 'championMargin', env: 'CHAMPION_MARGIN', flag: '--champion-margin', kind: 'float', min: 0, max: 1, help: 'lead in rolling accuracy a challenger needs to become champion (hysteresis)', default: () => 0.02 },
   { key: 'metricsEnabled', env: 'METRICS_ENABLED', flag: '--metrics-enabled', kind: 'bool', help: 'record request and batch metrics (false: only for measuring their cost)', default: () => true },
   { key: 'batchTimeoutMs', env: 'BATCH_TIMEOUT_MS', flag: '--batch-timeout-ms', kind: 'int', min: 10, max: 3_600_000, help: 'a batch running longer than this in a worker fails (500 BATCH_TIMEOUT) and the worker is replaced', default: () => 5000 },
   { key: 'healthRestartWindowS', env: 'HEALTH_RESTART_WINDOW_S', flag: '--health-restart-window-s', kind: 'int', min: 1, max: 86_400, help: 'how long a worker restart keeps the model component degraded', default: () => 60 },
@@ -144,6 +149,7 @@ export const OPTIONS: readonly Option[] = [
   { key: 'trainHoldout', env: 'TRAIN_HOLDOUT', flag: '--train-holdout', kind: 'float', min: 0.01, max: 0.9, help: 'share of the buffer (the most recent rows) held out to compare candidate and serving model', default: () => 0.2 },
   { key: 'trainOnDrift', env: 'TRAIN_ON_DRIFT', flag: '--train-on-drift', kind: 'string', help: 'detector whose drift triggers a training run on the rows seen since ("off" disables)', default: () => 'off' },
   { key: 'trainDriftMinRows', env: 'TRAIN_DRIFT_MIN_ROWS', flag: '--train-drift-min-rows', kind: 'int', min: 10, max: 100_000_000, help: 'rows needed after a drift before the drift-triggered run', default: () => 500 },
+  { key: 'trainRecentRows', env: 'TRAIN_RECENT_ROWS', flag: '--train-recent-rows', kind: 'int', min: 0, max: 100_000_000, help: 'a training run also trains a candidate on only this many most recent training rows; the holdout picks (0: whole buffer only)', default: () => 5000 },
   { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', kind: 'int', min: 0, max: 600_000, help: 'bound on the whole shutdown after SIGTERM (drain, training abort, final checkpoint); exit 3 when reached', default: () => 10_000 },
 ];
 

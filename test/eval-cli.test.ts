@@ -59,6 +59,25 @@ describe('tradeflow eval', () => {
     }
   });
 
+  it('--model default names no model, so the engine\'s default route answers (and the result says who did)', async () => {
+    const wide = path.join(dir, 'wide.csv');
+    let t = 99;
+    const rnd = () => ((t = (Math.imul(t, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const lines = [Array.from({ length: 16 }, (_, j) => `f${j}`).join(',') + ',label'];
+    for (let i = 0; i < 300; i++) lines.push(Array.from({ length: 16 }, () => rnd().toFixed(4)).join(',') + ',' + (rnd() < 0.5 ? 'UP' : 'DOWN'));
+    writeFileSync(wide, lines.join('\n') + '\n');
+    const engine: Engine = await startTestEngine({ SERVE_POLICY: 'fixed' });
+    try {
+      const base = ['--csv', wide, '--label-column', 'label', '--positive', 'UP', '--url', `http://127.0.0.1:${engine.port}`];
+      const byDefault = await runEval(parseEvalArgs([...base, '--model', 'default']));
+      expect(byDefault).toMatchObject({ rows: 300, model: 'default', servedBy: { ensemble: 300 } });
+      const named = await runEval(parseEvalArgs([...base, '--model', 'sgd']));
+      expect(named.servedBy).toEqual({ sgd: 300 });
+    } finally {
+      await engine.shutdown('test end');
+    }
+  });
+
   it('refuses bad arguments with exit 2 and a message', () => {
     const r = spawnSync(process.execPath, [CLI, 'eval', '--csv', csv], { encoding: 'utf8' });
     expect(r.status).toBe(2);

@@ -55,6 +55,7 @@ export async function startHttp(p: HttpInputs, logger: Logger): Promise<HttpPart
     cache: serving.cache.enabled ? serving.cache : null,
     telemetry: p.obs.record ? p.obs.telemetry : null,
     store: p.learning.store,
+    defaultRoute: p.learning.champion,
   });
   registerRoutes(server, p);
   registerOip(server, p, queue);

@@ -5,6 +5,7 @@
  */
 import type { EngineConfig } from '../config';
 import { DriftMonitor, type DriftEvent } from '../drift/monitor';
+import { ChampionSelector } from '../learning/champion';
 import { OnlineLearning } from '../learning/online';
 import { PredictionStore } from '../learning/prediction-store';
 import { QualityWindow } from '../learning/quality-window';
@@ -26,6 +27,8 @@ export interface LearningPart extends Part {
   readonly quality: Map<string, QualityWindow>;
   readonly learning: OnlineLearning;
   readonly store: PredictionStore;
+  /** The model a request naming none goes to (SERVE_POLICY), re-evaluated after each applied record. */
+  readonly champion: ChampionSelector;
   /** Adds a listener to learning events (applied in log order, on the main thread). */
   subscribe(listener: Partial<LearningListeners>): void;
 }
@@ -67,17 +70,46 @@ export async function startLearning(config: EngineConfig, m: ModelsPart, obs: Ob
     },
   });
   observeLearning(obs, drift, quality, learning, listeners);
+  const champion = startChampion(config, m, obs, quality, listeners, logger);
   return {
     name: 'learning',
     drift,
     quality,
     learning,
+    champion,
     store: new PredictionStore(config.predictionIdCapacity, config.predictionIdTtlS * 1000),
     subscribe: (l) => listeners.push(l),
     // The final checkpoint: what was acknowledged is in it (the log is flushed first).
     drain: () => learning.close(),
     stop: () => learning.close(),
   };
+}
+
+/**
+ * The default route. Made after every served model is registered: each one with a quality window
+ * is a candidate, so a model kind added later joins without a change here.
+ */
+function startChampion(
+  config: EngineConfig,
+  m: ModelsPart,
+  obs: ObservabilityPart,
+  quality: Map<string, QualityWindow>,
+  listeners: Array<Partial<LearningListeners>>,
+  logger: Logger,
+): ChampionSelector {
+  const candidates = m.models.list.map((x) => x.name).filter((name) => quality.has(name));
+  const champion = new ChampionSelector(quality, {
+    policy: config.servePolicy,
+    margin: config.championMargin,
+    minOutcomes: config.qualityMinOutcomes,
+    fallback: m.models.defaultModel.name,
+    candidates,
+  });
+  champion.onSwitch((from, to) => logger.info({ from, to, reason: champion.status().reason }, 'champion changed: requests naming no model now go to ' + to));
+  listeners.push({ onApplied: () => champion.evaluate() });
+  obs.telemetry.setSources({ champion: () => ({ models: candidates, champion: champion.current, switches: champion.switches }) });
+  logger.info({ policy: config.servePolicy, champion: champion.current, candidates, reason: champion.status().reason }, 'default route');
+  return champion;
 }
 
 /** What start-up found, and loudly what a repair dropped: acknowledged feedback is gone. */

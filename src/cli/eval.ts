@@ -26,7 +26,8 @@ Options:
   --label-column NAME    the label column
   --positive VALUE       the label value of class 1 (e.g. UP)
   --drop-columns a,b     columns that are not features (e.g. date)
-  --model NAME           model to predict with (default sgd)
+  --model NAME           model to predict with (default sgd); "default" names none, so the
+                         engine's default route answers (SERVE_POLICY: the champion, or fixed)
   --batch N              rows per request (default 1)
   --skip N               start at row N (e.g. past rows an initial model was trained on)
   --limit N              stop after N rows
@@ -47,6 +48,8 @@ export interface EvalResult {
   seconds: number;
   mode: 'http' | 'in-process';
   model: string;
+  /** Rows answered per model, as the answers named it (with --model default, who the route chose). */
+  servedBy: Record<string, number>;
 }
 
 interface EvalArgs extends CsvSource {
@@ -61,6 +64,9 @@ interface EvalArgs extends CsvSource {
 }
 
 const WINDOW = 1000;
+
+/** `--model default`: the request names no model, so it measures what the default route serves. */
+export const DEFAULT_ROUTE = 'default';
 
 const EVAL_FLAGS = {
   ...CSV_FLAGS,
@@ -124,7 +130,7 @@ export class PrequentialScore {
     this.prevLabel = actual;
   }
 
-  result(seconds: number, mode: EvalResult['mode'], model: string): EvalResult {
+  result(seconds: number, mode: EvalResult['mode'], model: string, servedBy: Record<string, number> = {}): EvalResult {
     const rows = this.tp + this.fp + this.fn + this.tn;
     const precision = this.tp + this.fp > 0 ? this.tp / (this.tp + this.fp) : 0;
     const recall = this.tp + this.fn > 0 ? this.tp / (this.tp + this.fn) : 0;
@@ -142,6 +148,7 @@ export class PrequentialScore {
       seconds,
       mode,
       model,
+      servedBy,
     };
   }
 }
@@ -177,21 +184,24 @@ export async function runEval(a: EvalArgs): Promise<EvalResult> {
       const p = learner.learn(data.rows, i, y);
       score.add(p > 0.5 ? 1 : 0, y);
     }
-    return score.result((performance.now() - started) / 1000, 'in-process', 'sgd');
+    return score.result((performance.now() - started) / 1000, 'in-process', 'sgd', { sgd: n - first });
   }
   const url = new URL(a.url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const auth: Record<string, string> = a.token ? { authorization: `Bearer ${a.token}` } : {};
   const run = `eval-${process.pid}-${Date.now().toString(36)}`;
+  const servedBy: Record<string, number> = {};
   try {
     for (let start = first, k = 0; start < n; start += a.batch, k++) {
       const end = Math.min(n, start + a.batch);
       const rows: number[][] = [];
       for (let i = start; i < end; i++) rows.push(Array.from(data.rows.subarray(i * F, (i + 1) * F)));
       const id = `${run}-${k}`;
-      const p = await post(agent, url, '/predict', JSON.stringify({ instances: rows, id, model: a.model }), {});
+      const p = await post(agent, url, '/predict', JSON.stringify(a.model === DEFAULT_ROUTE ? { instances: rows, id } : { instances: rows, id, model: a.model }), {});
       if (p.status !== 200) throw engineError('/predict', p, start, end);
-      const predictions = (JSON.parse(p.text) as { predictions: Array<{ class: number }> }).predictions;
+      const answer = JSON.parse(p.text) as { model: string; predictions: Array<{ class: number }> };
+      servedBy[answer.model] = (servedBy[answer.model] ?? 0) + (end - start);
+      const predictions = answer.predictions;
       const labels: number[] = [];
       for (let i = start; i < end; i++) {
         score.add(predictions[i - start]!.class, data.labels[i]!);
@@ -203,7 +213,7 @@ export async function runEval(a: EvalArgs): Promise<EvalResult> {
   } finally {
     agent.destroy();
   }
-  return score.result((performance.now() - started) / 1000, 'http', a.model);
+  return score.result((performance.now() - started) / 1000, 'http', a.model, servedBy);
 }
 
 export function formatEval(r: EvalResult): string {
@@ -216,6 +226,7 @@ export function formatEval(r: EvalResult): string {
     `f1              ${pct(r.f1)}`,
     `window accuracy min ${pct(r.windows.min)} / median ${pct(r.windows.median)} / max ${pct(r.windows.max)} over ${r.windows.count} windows of ${r.windows.size} rows`,
     `previous label  ${pct(r.previousLabelAccuracy)}`,
+    `served by       ${Object.entries(r.servedBy).map(([m, n]) => `${m} ${n}`).join(', ') || 'n/a'}`,
     `rows/s          ${r.rowsPerSecond.toFixed(0)} (${r.seconds.toFixed(1)} s)`,
   ].join('\n');
 }

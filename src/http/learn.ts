@@ -5,7 +5,9 @@
  *
  * Rows that come with their features are first scored by the ensemble (through the batcher, like
  * any prediction), so the log records what the ensemble said about them and replay after a crash
- * gives the same quality windows. Feedback by id records the answer the client was given.
+ * gives the same quality windows. Feedback by id records the answer the client was given, by the
+ * model that gave it; when that was not the ensemble (a champion answered), the ensemble scores the
+ * rows now as well, so every model's window sees every outcome.
  */
 import type { HttpRequest } from 'uWebSockets.js';
 import type { Batcher, BatchClient } from '../batching/batcher';
@@ -133,10 +135,14 @@ class LearnHandler {
     const { learning, store, responder } = this.deps;
     const { example, claimed } = parsed;
     const ensemble = this.ensemble;
-    const served: Promise<ServedPrediction | null> =
-      parsed.served !== null || ensemble === null ? Promise.resolve(parsed.served) : this.score(ensemble, example.features, example.rows, deadline);
-    served
-      .then((s) => learning.submit({ ...example, served: s }))
+    const given = parsed.served;
+    let record: Promise<FeedbackExample>;
+    if (ensemble === null || given?.model === ensemble.name) record = Promise.resolve({ ...example, served: given });
+    else if (given === null) record = this.score(ensemble, example.features, example.rows, deadline).then((s) => ({ ...example, served: s }));
+    // Another model answered (the champion): the ensemble is scored too, so its window keeps up.
+    else record = this.score(ensemble, example.features, example.rows, deadline).then((s) => ({ ...example, served: given, others: [s] }));
+    record
+      .then((r) => learning.submit(r))
       .then(
         () => responder.corked(x, () => responder.json(x, 202, { accepted: example.rows, durable: learning.durable, sgd_updates: learning.learner.updates })),
         (err) => {

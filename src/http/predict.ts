@@ -38,6 +38,18 @@ export interface PredictDeps {
   stats?: InferStats | null;
   /** The row queue to share with other routes; one is made when absent. */
   queue?: RowQueue;
+  /**
+   * The model a request naming none goes to (SERVE_POLICY, src/learning/champion.ts), read once
+   * per request; absent: the registry's default.
+   */
+  defaultRoute?: DefaultRoute | null;
+}
+
+/** The default route as the front end sees it (src/learning/champion.ts's ChampionSelector). */
+export interface DefaultRoute {
+  readonly current: string;
+  /** Who is champion and why, for GET /models. */
+  status(): object;
 }
 
 type Format = 'features' | 'instances' | 'binary';
@@ -211,14 +223,21 @@ class PredictHandler {
 
   /** Decodes the body and answers it from the cache or queues its rows: the call in the batch, if any. */
   private dispatch(x: Exchange, bytes: Uint8Array, kind: MediaKind, modelHeader: string, deadline: number): BatchClient | null {
-    const { models } = this.deps;
     if (kind === 'binary') {
       const src = this.decodeBinary(bytes);
-      return this.enqueue(x, 'binary', modelHeader || models.defaultModel.name, undefined, src, src.length / this.F, deadline);
+      return this.enqueue(x, 'binary', modelHeader || this.defaultName(), undefined, src, src.length / this.F, deadline);
     }
     const d = decodeJsonBody(bytes, this.F, this.staging, this.deps.options.maxRequestRows);
     if (d.shape === 'none') throw tfError('INVALID_BODY', 'body needs "features" (one row) or "instances" (a list of rows)');
-    return this.enqueue(x, d.shape, d.model ?? (modelHeader || models.defaultModel.name), d.id, this.staging, d.rows, deadline);
+    return this.enqueue(x, d.shape, d.model ?? (modelHeader || this.defaultName()), d.id, this.staging, d.rows, deadline);
+  }
+
+  /**
+   * A request naming no model (neither "model" nor X-Model): the champion under
+   * SERVE_POLICY=champion. The answer, its headers and a stored id name the model resolved here.
+   */
+  private defaultName(): string {
+    return this.deps.defaultRoute?.current ?? this.deps.models.defaultModel.name;
   }
 
   private enqueue(x: Exchange, format: Format, modelName: string, id: string | undefined, src: Float32Array, rows: number, deadline: number): BatchClient | null {

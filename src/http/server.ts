@@ -55,7 +55,10 @@ export class HttpServer {
     const predict = createPredictHandler({ ...this.deps, responder: r, isDraining: () => lifecycle.isDraining() });
     this.router
       .on('POST', '/predict', predict)
-      .on('GET', '/models', (x) => r.json(x, 200, { models: models.list.map((m) => models.describe(m)) }))
+      .on('GET', '/models', (x) => {
+        const route = this.deps.defaultRoute;
+        r.json(x, 200, { models: models.list.map((m) => models.describe(m)), ...(route ? { champion: route.status() } : {}) });
+      })
       .on('GET', '/monitoring/health/liveness', (x) => r.json(x, 200, { status: 'alive' }))
       .on('GET', '/monitoring/health/readiness', (x) => {
         const reasons = lifecycle.notReadyReasons();

@@ -3,8 +3,11 @@
  * state, so nothing in it may depend on when it is replayed. Binary, little-endian:
  *
  *   u8 kind (1 feedback, 2 drift outcome, 3 drift reset)
- *   feedback:  u8 flags (bit 0: served prediction present) | u32 rows | u8 name length | name
- *              | f32 features[rows*F] | u8 labels[rows] | [u8 classes[rows] | f32 p1[rows]]
+ *   feedback:  u8 flags (bit 0: served prediction present, bit 1: other models' predictions
+ *              present) | u32 rows | u8 name length | name | f32 features[rows*F] | u8 labels[rows]
+ *              | [u8 classes[rows] | f32 p1[rows]]
+ *              | [u8 count | count × (u8 name length | name | u8 classes[rows] | f32 p1[rows])]
+ *   (records without bit 1, as engines before it wrote them, read the same as before)
  *   drift:     u8 prediction | u8 actual | f64 proba (NaN: none)
  */
 import { tfError } from '../errors';
@@ -22,6 +25,12 @@ export interface FeedbackExample {
   features: Float32Array;
   labels: Uint8Array;
   served: ServedPrediction | null;
+  /**
+   * What the other ONNX models said about the rows when the feedback arrived, for their quality
+   * windows: feedback by id on a prediction another model answered (the champion, say) still
+   * scores every model, so a challenger can win back. Absent: none.
+   */
+  others?: ServedPrediction[];
 }
 
 export interface DriftOutcomeRecord {
@@ -53,11 +62,14 @@ export function encodeRecord(r: LearningRecord, features: number): Uint8Array {
   }
   const name = Buffer.from(r.served?.model ?? '', 'utf8');
   const n = r.rows;
-  const size = 1 + 1 + 4 + 1 + name.length + n * features * 4 + n + (r.served ? n + n * 4 : 0);
+  const others = r.others ?? [];
+  const otherNames = others.map((p) => Buffer.from(p.model, 'utf8'));
+  let size = 1 + 1 + 4 + 1 + name.length + n * features * 4 + n + (r.served ? n + n * 4 : 0);
+  if (others.length > 0) size += 1 + otherNames.reduce((t, nm) => t + 1 + nm.length + n * 5, 0);
   const b = Buffer.alloc(size);
   let o = 0;
   b[o++] = KIND_FEEDBACK;
-  b[o++] = r.served ? 1 : 0;
+  b[o++] = (r.served ? 1 : 0) | (others.length > 0 ? 2 : 0);
   b.writeUInt32LE(n, o);
   o += 4;
   b[o++] = name.length;
@@ -67,12 +79,31 @@ export function encodeRecord(r: LearningRecord, features: number): Uint8Array {
   o += n * features * 4;
   b.set(r.labels.subarray(0, n), o);
   o += n;
-  if (r.served) {
-    b.set(r.served.classes.subarray(0, n), o);
-    o += n;
-    Buffer.from(r.served.p1.buffer, r.served.p1.byteOffset, n * 4).copy(b, o);
+  if (r.served) o = writePrediction(b, o, r.served, n);
+  if (others.length > 0) {
+    b[o++] = others.length;
+    for (let k = 0; k < others.length; k++) {
+      b[o++] = otherNames[k]!.length;
+      otherNames[k]!.copy(b, o);
+      o += otherNames[k]!.length;
+      o = writePrediction(b, o, others[k]!, n);
+    }
   }
   return b;
+}
+
+function writePrediction(b: Buffer, o: number, p: ServedPrediction, n: number): number {
+  b.set(p.classes.subarray(0, n), o);
+  o += n;
+  Buffer.from(p.p1.buffer, p.p1.byteOffset, n * 4).copy(b, o);
+  return o + n * 4;
+}
+
+function readPrediction(b: Buffer, o: number, model: string, n: number): ServedPrediction {
+  const classes = Uint8Array.from(b.subarray(o, o + n));
+  const p1 = new Float32Array(n);
+  new Uint8Array(p1.buffer).set(b.subarray(o + n, o + n * 5));
+  return { model, classes, p1 };
 }
 
 export function decodeRecord(bytes: Uint8Array, features: number): LearningRecord {
@@ -90,13 +121,14 @@ export function decodeRecord(bytes: Uint8Array, features: number): LearningRecor
     }
     case KIND_FEEDBACK: {
       const hasServed = (b[1]! & 1) === 1;
+      const hasOthers = (b[1]! & 2) === 2;
       const n = b.readUInt32LE(2);
       const nameLen = b[6]!;
       let o = 7;
       const model = b.toString('utf8', o, o + nameLen);
       o += nameLen;
       const expected = o + n * features * 4 + n + (hasServed ? n * 5 : 0);
-      if (b.length !== expected) bad(`expected ${expected} bytes for ${n} rows of ${features} features, got ${b.length} (was FEATURES changed?)`);
+      if (hasOthers ? b.length < expected + 1 : b.length !== expected) bad(`expected ${expected} bytes for ${n} rows of ${features} features, got ${b.length} (was FEATURES changed?)`);
       // Copies: the log's buffer is reused, and float32 reads need 4-byte alignment.
       const feats = new Float32Array(n * features);
       new Uint8Array(feats.buffer).set(b.subarray(o, o + n * features * 4));
@@ -105,13 +137,22 @@ export function decodeRecord(bytes: Uint8Array, features: number): LearningRecor
       o += n;
       let served: ServedPrediction | null = null;
       if (hasServed) {
-        const classes = Uint8Array.from(b.subarray(o, o + n));
-        o += n;
-        const p1 = new Float32Array(n);
-        new Uint8Array(p1.buffer).set(b.subarray(o, o + n * 4));
-        served = { model, classes, p1 };
+        served = readPrediction(b, o, model, n);
+        o += n * 5;
       }
-      return { kind: 'feedback', rows: n, features: feats, labels, served };
+      if (!hasOthers) return { kind: 'feedback', rows: n, features: feats, labels, served };
+      const others: ServedPrediction[] = [];
+      const count = b[o++]!;
+      for (let k = 0; k < count; k++) {
+        const len = b[o] ?? 0;
+        if (o + 1 + len + n * 5 > b.length) bad(`the prediction of model ${k + 1} of ${count} runs past the record's ${b.length} bytes`);
+        const name = b.toString('utf8', o + 1, o + 1 + len);
+        o += 1 + len;
+        others.push(readPrediction(b, o, name, n));
+        o += n * 5;
+      }
+      if (o !== b.length) bad(`${b.length - o} bytes after the last model's prediction`);
+      return { kind: 'feedback', rows: n, features: feats, labels, served, others };
     }
     default:
       return bad(`unknown kind ${b[0]}`);

@@ -17,7 +17,7 @@ import { tfError } from '../errors';
 import { readCheckpoint } from './checkpoint';
 import { CheckpointWriter } from './checkpoint-writer';
 import { FeedbackLog, type RecoveryReport } from './feedback-log';
-import { decodeRecord, encodeRecord, type FeedbackExample, type LearningRecord } from './feedback-record';
+import { decodeRecord, encodeRecord, type FeedbackExample, type LearningRecord, type ServedPrediction } from './feedback-record';
 import type { QualityWindow } from './quality-window';
 import { ReplayBuffer, type ReplaySnapshot, type ReplaySnapshotV1 } from './replay-buffer';
 import { SgdLearner, type SgdOptions, type SgdSnapshot } from './sgd';
@@ -219,6 +219,8 @@ export class OnlineLearning {
         servedQuality?.add(served.classes[i]!, y);
         if (served.model === primaryModel) this.feedDrift({ prediction: served.classes[i]!, actual: y, proba: served.p1[i]! });
       }
+      // The ONNX models that did not answer, scored when the feedback arrived (feedback by id on an answer of the champion).
+      if (r.others) for (const o of r.others) this.scoreOther(o, i, y);
       // Prequential: the online model's prediction for the row is taken before it learns it.
       const p = this.learner.learn(r.features, i, y);
       const cls = p > 0.5 ? 1 : 0;
@@ -230,6 +232,11 @@ export class OnlineLearning {
     }
     this.examples += r.rows;
     this.opts.onApplied?.(r.rows);
+  }
+
+  private scoreOther(o: ServedPrediction, i: number, y: 0 | 1): void {
+    this.opts.quality.get(o.model)?.add(o.classes[i]!, y);
+    if (o.model === this.opts.primaryModel) this.feedDrift({ prediction: o.classes[i]!, actual: y, proba: o.p1[i]! });
   }
 
   private publish(): void {

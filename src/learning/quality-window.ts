@@ -50,6 +50,11 @@ export class QualityWindow {
     return this.size;
   }
 
+  /** Accuracy over the outcomes held (0 when empty), reached minOutcomes or not; allocates nothing. */
+  get accuracy(): number {
+    return this.size === 0 ? 0 : (this.tp + this.tn) / this.size;
+  }
+
   /** Null until the window holds enough outcomes. Precision/recall of an empty class are 0. */
   metrics(): QualityMetrics | null {
     if (this.size < this.minOutcomes || this.size === 0) return null;

@@ -45,6 +45,8 @@ export interface GaugeSources {
   lastTrainingTimestamp(): Array<{ modelType: string; seconds: number }>;
   /** Inference workers replaced since start, by why: they died (`crash`) or BATCH_TIMEOUT_MS ended them (`timeout`). */
   workerRestarts(): Record<WorkerRestartReason, number>;
+  /** The model a request naming none goes to (SERVE_POLICY), and every other candidate. */
+  champion(): { models: string[]; champion: string | null; switches: number };
 }
 
 export type WorkerRestartReason = 'crash' | 'timeout';
@@ -59,6 +61,7 @@ const EMPTY_SOURCES: GaugeSources = {
   onlineBufferSize: () => [],
   lastTrainingTimestamp: () => [],
   workerRestarts: () => ({ crash: 0, timeout: 0 }),
+  champion: () => ({ models: [], champion: null, switches: 0 }),
 };
 
 const METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS']);
@@ -182,6 +185,13 @@ export class Telemetry {
     m.createObservableCounter('ml_worker_restarts_total', { description: 'Inference workers replaced, by reason: crash (the worker died) or timeout (a batch ran past BATCH_TIMEOUT_MS)', valueType: ValueType.INT }).addCallback((r) => {
       const n = this.sources.workerRestarts();
       for (const reason of Object.keys(n) as WorkerRestartReason[]) r.observe(n[reason], { reason });
+    });
+    gauge('ml_model_champion', 'The model answering requests that name none: 1 for the champion, 0 for every other candidate', (r) => {
+      const c = this.sources.champion();
+      for (const name of c.models) r.observe(name === c.champion ? 1 : 0, { model_name: name });
+    });
+    m.createObservableCounter('ml_champion_switches_total', { description: 'Changes of the model answering requests that name none (SERVE_POLICY=champion)', valueType: ValueType.INT }).addCallback((r) => {
+      r.observe(this.sources.champion().switches);
     });
     gauge('ml_last_training_timestamp', 'Unix time of the last successful training run', (r) => {
       for (const t of this.sources.lastTrainingTimestamp()) r.observe(t.seconds, { model_type: t.modelType });
