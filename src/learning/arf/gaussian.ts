@@ -1,0 +1,67 @@
+/**
+ * The numeric statistics of a Hoeffding tree leaf, as River's `proba.Gaussian` over
+ * `stats.Var(ddof=1)`: a weighted running mean and sum of squared deviations (West's weighted
+ * Welford), kept as three numbers (weight, mean, m2) at an offset of a Float64Array so that a
+ * leaf's statistics are the very numbers the workers read from shared memory (no copy to keep in
+ * step).
+ */
+
+const SQRT2 = Math.SQRT2;
+const TWO_PI = 2 * Math.PI;
+
+/** Adds `x` with weight `w` to the estimator at `o` in `a` ([weight, mean, m2]). */
+export function gaussianUpdate(a: Float64Array, o: number, x: number, w: number): void {
+  const n = a[o]! + w;
+  const oldMean = a[o + 1]!;
+  const mean = oldMean + (w / n) * (x - oldMean);
+  a[o] = n;
+  a[o + 1] = mean;
+  a[o + 2] = a[o + 2]! + w * (x - oldMean) * (x - mean);
+}
+
+/** Sample variance (ddof 1); 0 until the weight passes 1, as River's Var. */
+export function gaussianVariance(n: number, m2: number): number {
+  return n > 1 ? m2 / (n - 1) : 0;
+}
+
+/** Density at x; 0 when the variance is 0 (a single value), which naive Bayes then skips. */
+export function gaussianPdf(n: number, mean: number, m2: number, x: number): number {
+  const v = gaussianVariance(n, m2);
+  if (!(v > 0)) return 0;
+  const d = x - mean;
+  return Math.exp((d * d) / (-2 * v)) / Math.sqrt(TWO_PI * v);
+}
+
+/** P(X <= x). With no spread: a step at the mean. */
+export function gaussianCdf(n: number, mean: number, m2: number, x: number): number {
+  const sd = Math.sqrt(gaussianVariance(n, m2));
+  if (!(sd > 0)) return x >= mean ? 1 : 0;
+  return 0.5 * (1 + erf((x - mean) / (sd * SQRT2)));
+}
+
+/**
+ * erf, from erfc's Chebyshev fit in Numerical Recipes (3rd ed., §6.2.2): within about 1e-14 of
+ * Python's math.erf (test/arf-parts.test.ts). JavaScript has no Math.erf; what matters more than
+ * the last digits is that it is the same arithmetic on every run (determinism).
+ */
+export function erf(x: number): number {
+  const z = Math.abs(x);
+  const t = 2 / (2 + z);
+  const ty = 4 * t - 2;
+  let d = 0;
+  let dd = 0;
+  for (let j = ERF_COF.length - 1; j > 0; j--) {
+    const tmp = d;
+    d = ty * d - dd + ERF_COF[j]!;
+    dd = tmp;
+  }
+  const erfcz = t * Math.exp(-z * z + 0.5 * (ERF_COF[0]! + ty * d) - dd);
+  return x >= 0 ? 1 - erfcz : erfcz - 1;
+}
+
+const ERF_COF = [
+  -1.3026537197817094, 6.4196979235649026e-1, 1.9476473204185836e-2, -9.561514786808631e-3, -9.46595344482036e-4, 3.66839497852761e-4,
+  4.2523324806907e-5, -2.0278578112534e-5, -1.624290004647e-6, 1.30365583558e-6, 1.5626441722e-8, -8.5238095915e-8, 6.529054439e-9,
+  5.059343495e-9, -9.91364156e-10, -2.27365122e-10, 9.6467911e-11, 2.394038e-12, -6.886027e-12, 8.94487e-13, 3.13092e-13,
+  -1.12708e-13, 3.81e-16, 7.106e-15, -1.523e-15, -9.4e-17, 1.21e-16, -2.8e-17,
+];
