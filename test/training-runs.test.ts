@@ -61,7 +61,7 @@ describe('training runs', () => {
     expect(run.serving.version).toBe(before);
     expect(typeof run.serving.metrics.accuracy).toBe('number');
     expect(e.models.get('ensemble').version).toBe(run.promoted_version);
-    const p = await postJson(e.port, { features: Array.from(rows.subarray(0, F)) });
+    const p = await postJson(e.port, { features: Array.from(rows.subarray(0, F)), model: 'ensemble' });
     expect(p.json().version).toBe(run.promoted_version);
     const text = (await request(e.port, 'GET', '/monitoring/metrics')).body.toString();
     expect(metric(text, /ml_training_runs_total\{model_type="ensemble",status="success"\} (\S+)/)).toBe(1);
@@ -82,7 +82,7 @@ describe('training runs', () => {
     // opposite labels: the candidate learns the inverse of the serving model and gets the
     // holdout wrong. Training is seeded, so the outcome is the same on every run.
     const rows = makeRows(600, F, 9);
-    const answers: number[] = (await postJson(e.port, { instances: rowsToArrays(rows, F) })).json().predictions.map((p: any) => p.class);
+    const answers: number[] = (await postJson(e.port, { instances: rowsToArrays(rows, F), model: 'ensemble' })).json().predictions.map((p: any) => p.class);
     const holdoutAnswers = answers.slice(480);
     expect(new Set(holdoutAnswers).size, 'the holdout has both classes').toBe(2);
     const labels = answers.map((c, i) => (i < 480 ? 1 - c : c));
@@ -94,7 +94,7 @@ describe('training runs', () => {
     expect(run.candidate.metrics.accuracy).toBeLessThan(0.5);
     expect(run.reason).toMatch(/margin/);
     expect(e.models.get('ensemble').version).toBe(before);
-    expect((await postJson(e.port, { features: Array.from(rows.subarray(0, F)) })).json().version).toBe(before);
+    expect((await postJson(e.port, { features: Array.from(rows.subarray(0, F)), model: 'ensemble' })).json().version).toBe(before);
     // Forced, the same candidate is promoted whatever the comparison says.
     const forced = await finished(e.port, (await request(e.port, 'POST', '/train', JSON.stringify({ force: true }), { 'content-type': 'application/json' })).json().id);
     expect(forced.status).toBe('promoted');
@@ -138,7 +138,7 @@ describe('training runs', () => {
     engine = await startTestEngine({ TRAIN_ON_DRIFT: 'ddm', TRAIN_DRIFT_MIN_ROWS: '120', TRAIN_MIN_ROWS: '50', TRAIN_MARGIN: '1', DRIFT_DETECTORS: 'ddm' });
     const e = engine;
     const rows = makeRows(500, F, 11);
-    const answers: number[] = (await postJson(e.port, { instances: rowsToArrays(rows, F) })).json().predictions.map((p: any) => p.class);
+    const answers: number[] = (await postJson(e.port, { instances: rowsToArrays(rows, F), model: 'ensemble' })).json().predictions.map((p: any) => p.class);
     // The ensemble is right on the first 200 rows, then wrong: DDM signals drift.
     const labels = answers.map((c, i) => (i < 200 ? c : 1 - c));
     await feed(e.port, rows.subarray(0, 300 * F), labels.slice(0, 300));
@@ -149,5 +149,40 @@ describe('training runs', () => {
     expect(run.status).toBe('promoted');
     expect(run.rows).toBeLessThan(500);
     expect(run.rows).toBeGreaterThanOrEqual(120);
+  });
+
+  it('on a stream whose concept changed, the candidate trained on the recent window wins the holdout', async () => {
+    engine = await startTestEngine({ TRAIN_RECENT_ROWS: '400', TRAIN_MARGIN: '1' });
+    const e = engine;
+    // 2,000 rows: the first 1,200 labelled by one linear rule, the last 800 by its opposite.
+    // The time-ordered holdout is rows 1,600..1,999 (new concept); the recent window is rows
+    // 1,200..1,599 (new concept too); the whole training part is mostly the old concept.
+    const { rows, labels } = labelled(2000, 12);
+    const changed = labels.map((c, i) => (i < 1200 ? c : 1 - c));
+    await feed(e.port, rows, changed);
+    const run = await finished(e.port, (await request(e.port, 'POST', '/train')).json().id);
+    expect(run).toMatchObject({ status: 'promoted', rows: 2000, train_rows: 1600, holdout_rows: 400 });
+    expect(run.candidates.map((c: any) => [c.window, c.first_row, c.rows])).toEqual([
+      ['recent', 1200, 400],
+      ['all', 0, 1600],
+    ]);
+    const [recent, all] = run.candidates;
+    expect(recent.metrics.accuracy).toBeGreaterThan(0.85);
+    expect(all.metrics.accuracy).toBeLessThan(recent.metrics.accuracy - 0.2);
+    expect(run.candidate.metrics).toEqual(recent.metrics);
+    const card = (await request(e.port, 'GET', '/models/ensemble')).json().versions.find((v: any) => v.serving).card;
+    expect(card.trainer.candidates.map((c: any) => c.window)).toEqual(['recent', 'all']);
+    expect(card.trainer.training_window).toMatch(/most recent 400 training rows \(from row 1200\)/);
+  });
+
+  it('on a stream that did not change, the whole buffer stays the candidate (a recent window is only chosen when better)', async () => {
+    engine = await startTestEngine({ TRAIN_RECENT_ROWS: '100', TRAIN_MARGIN: '1' });
+    const e = engine;
+    const { rows, labels } = labelled(1500, 13);
+    await feed(e.port, rows, labels);
+    const run = await finished(e.port, (await request(e.port, 'POST', '/train')).json().id);
+    expect(run.candidates.map((c: any) => c.window)).toEqual(['all', 'recent']);
+    expect(run.candidate.metrics).toEqual(run.candidates[0].metrics);
+    expect(run.candidates[0].metrics.accuracy).toBeGreaterThanOrEqual(run.candidates[1].metrics.accuracy);
   });
 });

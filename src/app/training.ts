@@ -52,7 +52,7 @@ function trainingRuns(config: EngineConfig, m: ModelsPart, l: LearningPart, swap
         if (status === 'success') lastSuccess = Date.now() / 1000;
       },
     },
-    settings: { minRows: config.trainMinRows, margin: config.trainMargin, holdoutFraction: config.trainHoldout },
+    settings: { minRows: config.trainMinRows, margin: config.trainMargin, holdoutFraction: config.trainHoldout, recentRows: config.trainRecentRows },
     ...(featureNames && featureNames.length === m.features ? { featureNames } : {}),
     intervalMs: config.trainIntervalMs,
     driftDetector: config.trainOnDrift === 'off' ? null : config.trainOnDrift,

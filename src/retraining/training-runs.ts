@@ -1,6 +1,8 @@
 /**
  * Training runs of the ensemble: from the labelled replay buffer, in a worker thread (serving
- * never stalls), scored against the serving model on the same time-ordered holdout, promoted
+ * never stalls), a candidate trained on the whole buffer and one on its most recent rows
+ * (TRAIN_RECENT_ROWS), the better of the two on the time-ordered holdout scored against the
+ * serving model on that same holdout, promoted
  * through the hot swap only if not worse by more than the margin. One run at a time. Triggered
  * by POST /train, by a schedule, and optionally by a drift detector (then on the rows seen since
  * the drift). Every run is counted, timed, and kept in a short history.
@@ -31,6 +33,11 @@ export interface TrainRunRecord {
   train_rows: number | null;
   holdout_rows: number | null;
   candidate: { version: string | null; metrics: HoldoutMetrics | null };
+  /**
+   * Every candidate the run trained, the chosen one first: on the whole training part (`all`)
+   * and on its most recent TRAIN_RECENT_ROWS (`recent`), each with its holdout metrics.
+   */
+  candidates: Array<{ window: 'all' | 'recent'; first_row: number; rows: number; metrics: HoldoutMetrics }>;
   serving: { version: string; metrics: HoldoutMetrics | null };
   promoted_version: string | null;
   reason: string | null;
@@ -105,6 +112,7 @@ export class TrainingRuns {
       train_rows: null,
       holdout_rows: null,
       candidate: { version: null, metrics: null },
+      candidates: [],
       serving: { version: served.version, metrics: null },
       promoted_version: null,
       reason: null,
@@ -140,6 +148,7 @@ export class TrainingRuns {
         record.train_rows = outcome.trainRows;
         record.holdout_rows = outcome.holdoutRows;
         record.candidate.metrics = outcome.candidateMetrics;
+        record.candidates = outcome.candidates.map((c) => ({ window: c.window, first_row: c.firstRow, rows: c.rows, metrics: c.metrics }));
         record.serving.metrics = outcome.servingMetrics;
         if (!outcome.promote) return finish('rejected', outcome.reason);
         const swapped = await this.o.swapper.load(MODEL, outcome.candidate, `training run ${record.id}`, {

@@ -27,6 +27,12 @@ export interface TrainSettings {
   margin: number;
   /** Promote whatever the comparison says (both models are still scored). */
   force: boolean;
+  /**
+   * Also train a candidate on only the most recent this many training rows (0: none). The one of
+   * the two with the better holdout accuracy is the run's candidate: after a change of concept the
+   * rows before it teach the old one.
+   */
+  recentRows: number;
   logregEpochs: number;
   logregLearningRate: number;
   logregL2: number;
@@ -49,6 +55,7 @@ export const DEFAULT_TRAIN_SETTINGS: Readonly<TrainSettings> = Object.freeze({
   minRows: 200,
   margin: 0.01,
   force: false,
+  recentRows: 5000,
   logregEpochs: DEFAULT_LOGREG_SETTINGS.epochs,
   logregLearningRate: DEFAULT_LOGREG_SETTINGS.learningRate,
   logregL2: DEFAULT_LOGREG_SETTINGS.l2,
@@ -67,6 +74,15 @@ export interface HoldoutMetrics {
   f1: number;
 }
 
+/** One candidate a run trained: on the whole training part, or on its most recent rows. */
+export interface CandidateRecord {
+  window: 'all' | 'recent';
+  /** Training rows [firstRow, firstRow + rows) of the buffer. */
+  firstRow: number;
+  rows: number;
+  metrics: HoldoutMetrics;
+}
+
 export interface TrainOutcome {
   /** ONNX in the SPEC §2 convention: `input` [N,F] → `label` int64 [N], `probabilities` float32 [N,2]. */
   candidate: Uint8Array;
@@ -75,8 +91,11 @@ export interface TrainOutcome {
   servingMetrics: HoldoutMetrics | null;
   promote: boolean;
   reason: string;
+  /** Where the holdout starts: the rows before it are the training part. */
   trainRows: number;
   holdoutRows: number;
+  /** Every candidate trained, the chosen one (`candidateMetrics`) first. */
+  candidates: CandidateRecord[];
   /** The candidate's parameters (float32-exact: the numbers stored in `candidate`). */
   model: EnsembleModel;
 }
@@ -86,7 +105,7 @@ export type ServingScorer = (x: Float32Array, rows: number) => Float32Array;
 
 export const MODEL_NAME = 'ensemble';
 
-const INTEGER_KEYS = new Set<keyof TrainSettings>(['seed', 'minRows', 'logregEpochs', 'mlpHidden', 'mlpEpochs', 'mlpBatchSize']);
+const INTEGER_KEYS = new Set<keyof TrainSettings>(['seed', 'minRows', 'recentRows', 'logregEpochs', 'mlpHidden', 'mlpEpochs', 'mlpBatchSize']);
 
 function invalid(message: string): never {
   throw tfError('CONFIG_INVALID', message);
@@ -125,6 +144,7 @@ export function resolveTrainSettings(partial: Partial<TrainSettings> = {}): Trai
   range('seed', s.seed >= 0 && s.seed <= 0xffffffff, 'in [0, 4294967295]');
   range('minRows', s.minRows >= 2, '≥ 2');
   range('margin', s.margin >= 0 && s.margin <= 1, 'in [0, 1]');
+  range('recentRows', s.recentRows >= 0, '≥ 0');
   range('logregEpochs', s.logregEpochs >= 1, '≥ 1');
   range('logregLearningRate', s.logregLearningRate > 0, '> 0');
   range('logregL2', s.logregL2 >= 0, '≥ 0');
@@ -174,28 +194,27 @@ export function trainRun(
   const { settings: s, trainRows, holdoutRows } = checkTrainingInput(x, y, rows, features, settings, featureNames);
   const F = features;
   const xHold = x.subarray(trainRows * F, rows * F);
-  const yTrain = y.subarray(0, trainRows);
   const yHold = y.subarray(trainRows, rows);
 
   // The serving model first: if it cannot score these rows there is no point in training.
   const servingP = serving ? checkServing(serving(xHold, holdoutRows), holdoutRows) : null;
 
   const ensembleSettings = trainerSettings(s);
-  // Widening float32 → float64 is exact, so training sees exactly the numbers served later.
-  const training = trainEnsemble(Float64Array.from(x.subarray(0, trainRows * F)), yTrain, trainRows, F, ensembleSettings);
-  const model = toFloat32Parameters(training.model);
-
-  const candidateMetrics = holdoutMetrics(yHold, ensembleProba(model, xHold, holdoutRows).ensemble);
+  const chosen = trainCandidates(x, y, trainRows, rows, F, s, ensembleSettings);
+  const { model, training, candidates } = chosen;
+  const candidateMetrics = candidates[0]!.metrics;
   const servingMetrics = servingP ? holdoutMetrics(yHold, servingP) : null;
   const { promote, reason } = decide(candidateMetrics, servingMetrics, s.margin, s.force);
 
-  const trainer = trainerRecord(s, ensembleSettings);
-  const trainSha = dataSha256(x, y, F, 0, trainRows);
+  const trainer = trainerRecord(s, ensembleSettings, candidates);
+  const from = candidates[0]!.firstRow;
+  const trainSha = dataSha256(x, y, F, from, trainRows);
+  const yTrain = y.subarray(from, trainRows);
   const candidate = writeCandidate(model, F, featureNames, {
     producer: 'tradeflow src/training/train-run.ts',
     training_seed: String(s.seed),
     data_sha256: trainSha,
-    train_rows: String(trainRows),
+    train_rows: String(trainRows - from),
     trainer: JSON.stringify(trainer.model),
   });
 
@@ -223,7 +242,46 @@ export function trainRun(
     seed: s.seed,
   });
 
-  return { candidate, card, candidateMetrics, servingMetrics, promote, reason, trainRows, holdoutRows, model };
+  return { candidate, card, candidateMetrics, servingMetrics, promote, reason, trainRows, holdoutRows, candidates, model };
+}
+
+/**
+ * The ensemble trained on the whole training part and, when `recentRows` leaves rows out, on its
+ * most recent `recentRows` only; each scored on the same holdout. The recent one is chosen only
+ * when strictly better there (a tie goes to the one that saw more data). Listed chosen first.
+ */
+function trainCandidates(
+  x: Float32Array,
+  y: Uint8Array,
+  trainRows: number,
+  rows: number,
+  F: number,
+  s: TrainSettings,
+  e: EnsembleSettings,
+): { model: EnsembleModel; training: ReturnType<typeof trainEnsemble>; candidates: CandidateRecord[] } {
+  const xHold = x.subarray(trainRows * F, rows * F);
+  const yHold = y.subarray(trainRows, rows);
+  const fit = (from: number) => {
+    // Widening float32 → float64 is exact, so training sees exactly the numbers served later.
+    const training = trainEnsemble(Float64Array.from(x.subarray(from * F, trainRows * F)), y.subarray(from, trainRows), trainRows - from, F, e);
+    const model = toFloat32Parameters(training.model);
+    return { training, model, metrics: holdoutMetrics(yHold, ensembleProba(model, xHold, rows - trainRows).ensemble) };
+  };
+  const all = fit(0);
+  const allRecord: CandidateRecord = { window: 'all', firstRow: 0, rows: trainRows, metrics: all.metrics };
+  const from = trainRows - s.recentRows;
+  if (s.recentRows === 0 || from <= 0 || oneLabel(y, from, trainRows)) return { model: all.model, training: all.training, candidates: [allRecord] };
+  const recent = fit(from);
+  const recentRecord: CandidateRecord = { window: 'recent', firstRow: from, rows: s.recentRows, metrics: recent.metrics };
+  if (recent.metrics.accuracy > all.metrics.accuracy) return { model: recent.model, training: recent.training, candidates: [recentRecord, allRecord] };
+  return { model: all.model, training: all.training, candidates: [allRecord, recentRecord] };
+}
+
+/** A window with one label only teaches nothing (and the trainer refuses it). */
+function oneLabel(y: Uint8Array, from: number, to: number): boolean {
+  let ones = 0;
+  for (let i = from; i < to; i++) ones += y[i]!;
+  return ones === 0 || ones === to - from;
 }
 
 /**
@@ -343,9 +401,12 @@ function trainerSettings(s: TrainSettings): EnsembleSettings {
  * run's decision settings, which must stay out of the ONNX bytes (a forced run on the same rows
  * gives the same file).
  */
-function trainerRecord(s: TrainSettings, e: EnsembleSettings): { model: Record<string, unknown>; card: Record<string, unknown> } {
+function trainerRecord(s: TrainSettings, e: EnsembleSettings, candidates: CandidateRecord[]): { model: Record<string, unknown>; card: Record<string, unknown> } {
+  const chosen = candidates[0]!;
   const model = {
     holdout_fraction: s.holdoutFraction,
+    // Only a recent-window candidate says so: a whole-buffer candidate's file is as it always was.
+    ...(chosen.window === 'recent' ? { training_window: `the most recent ${chosen.rows} training rows (from row ${chosen.firstRow})` } : {}),
     standardization: 'z-score, mean and population std of the training rows',
     logreg: { method: 'full-batch gradient descent, cross-entropy + L2', epochs: e.logreg.epochs, learning_rate: e.logreg.learningRate, l2: e.logreg.l2, seed: e.logreg.seed },
     mlp: {
@@ -359,7 +420,8 @@ function trainerRecord(s: TrainSettings, e: EnsembleSettings): { model: Record<s
     },
     ensemble: 'mean of the two class-1 probabilities',
   };
-  return { model, card: { ...model, min_rows: s.minRows, margin: s.margin, force: s.force } };
+  const compared = candidates.map((c) => ({ window: c.window, first_row: c.firstRow, rows: c.rows, holdout_accuracy: c.metrics.accuracy }));
+  return { model, card: { ...model, min_rows: s.minRows, margin: s.margin, force: s.force, recent_rows: s.recentRows, candidates: compared } };
 }
 
 /**
