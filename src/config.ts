@@ -10,6 +10,7 @@ import { DETECTOR_TYPES, isDetectorType } from './drift/registry';
 import { tfError, type TradeflowError } from './errors';
 import { DEFAULT_LINGER } from './http/linger';
 import { projectRoot } from './paths';
+import { DEFAULT_ARF_OPTIONS } from './learning/arf/forest';
 import { DEFAULT_SGD_OPTIONS, validateSgdOptions, type SgdOptions } from './learning/sgd';
 
 export interface EngineConfig {
@@ -56,6 +57,17 @@ export interface EngineConfig {
   sgdEta0: number;
   sgdPowerT: number;
   sgdStandardize: boolean;
+  arfEnabled: boolean;
+  arfTrees: number;
+  arfSeed: number;
+  arfLambda: number;
+  arfGracePeriod: number;
+  arfDelta: number;
+  arfTau: number;
+  arfSplitCriterion: 'info_gain' | 'gini';
+  arfLeafPrediction: 'nba' | 'mc';
+  arfMaxFeatures: number;
+  arfMaxNodes: number;
   driftDetectors: string;
   driftRealInput: 'error' | 'proba';
   modelVersionsKeep: number;
@@ -138,6 +150,17 @@ export const OPTIONS: readonly Option[] = [
   { key: 'sgdEta0', env: 'SGD_ETA0', flag: '--sgd-eta0', kind: 'float', min: 0, max: 1e3, help: 'online model initial / constant learning rate', default: () => DEFAULT_SGD_OPTIONS.eta0 },
   { key: 'sgdPowerT', env: 'SGD_POWER_T', flag: '--sgd-power-t', kind: 'float', min: 0, max: 10, help: 'exponent of the invscaling schedule', default: () => DEFAULT_SGD_OPTIONS.powerT },
   { key: 'sgdStandardize', env: 'SGD_STANDARDIZE', flag: '--sgd-standardize', kind: 'bool', help: 'standardize features with running mean and variance before learning', default: () => DEFAULT_SGD_OPTIONS.standardize },
+  { key: 'arfEnabled', env: 'ARF_ENABLED', flag: '--arf-enabled', kind: 'bool', help: 'serve and learn the adaptive random forest "arf" beside sgd', default: () => true },
+  { key: 'arfTrees', env: 'ARF_TREES', flag: '--arf-trees', kind: 'int', min: 1, max: 100, help: 'trees in the arf forest', default: () => DEFAULT_ARF_OPTIONS.trees },
+  { key: 'arfSeed', env: 'ARF_SEED', flag: '--arf-seed', kind: 'int', min: 0, max: 4294967295, help: 'seed of the arf forest (bagging weights, feature subsets): same seed and feedback, same forest', default: () => DEFAULT_ARF_OPTIONS.seed },
+  { key: 'arfLambda', env: 'ARF_LAMBDA', flag: '--arf-lambda', kind: 'float', min: 0.1, max: 50, help: 'mean of the Poisson weight each arf tree gives a row (online bagging)', default: () => DEFAULT_ARF_OPTIONS.lambda },
+  { key: 'arfGracePeriod', env: 'ARF_GRACE_PERIOD', flag: '--arf-grace-period', kind: 'int', min: 1, max: 1_000_000, help: 'weight an arf leaf sees between split attempts', default: () => DEFAULT_ARF_OPTIONS.gracePeriod },
+  { key: 'arfDelta', env: 'ARF_DELTA', flag: '--arf-delta', kind: 'float', min: 1e-12, max: 0.5, help: 'arf split confidence (Hoeffding bound delta)', default: () => DEFAULT_ARF_OPTIONS.delta },
+  { key: 'arfTau', env: 'ARF_TAU', flag: '--arf-tau', kind: 'float', min: 0, max: 1, help: 'arf tie threshold: split when the Hoeffding bound is below it', default: () => DEFAULT_ARF_OPTIONS.tau },
+  { key: 'arfSplitCriterion', env: 'ARF_SPLIT_CRITERION', flag: '--arf-split-criterion', kind: 'choice', choices: ['info_gain', 'gini'], help: 'arf split criterion', default: () => DEFAULT_ARF_OPTIONS.splitCriterion },
+  { key: 'arfLeafPrediction', env: 'ARF_LEAF_PREDICTION', flag: '--arf-leaf-prediction', kind: 'choice', choices: ['nba', 'mc'], help: 'arf leaves: naive Bayes adaptive or majority class', default: () => DEFAULT_ARF_OPTIONS.leafPrediction },
+  { key: 'arfMaxFeatures', env: 'ARF_MAX_FEATURES', flag: '--arf-max-features', kind: 'int', min: 0, max: 65536, help: 'features each arf leaf monitors, drawn at random (0: round(sqrt(F)))', default: () => DEFAULT_ARF_OPTIONS.maxFeatures },
+  { key: 'arfMaxNodes', env: 'ARF_MAX_NODES', flag: '--arf-max-nodes', kind: 'int', min: 1, max: 65535, help: 'most nodes per arf tree (bounds its shared memory); a leaf that would pass it stops splitting', default: () => DEFAULT_ARF_OPTIONS.maxNodes },
   { key: 'driftDetectors', env: 'DRIFT_DETECTORS', flag: '--drift-detectors', kind: 'string', help: 'comma-separated drift detectors watching the primary model', default: () => 'ddm,eddm,hddm_a,hddm_w,adwin,page_hinkley' },
   { key: 'driftRealInput', env: 'DRIFT_REAL_INPUT', flag: '--drift-real-input', kind: 'choice', choices: ['error', 'proba'], help: 'what real-valued detectors get: the error bit, or 1 - p(actual class)', default: () => 'error' },
   { key: 'modelVersionsKeep', env: 'MODEL_VERSIONS_KEEP', flag: '--model-versions-keep', kind: 'int', min: 1, max: 1000, help: 'model versions kept in the state directory per model (for rollback)', default: () => 5 },

@@ -45,7 +45,7 @@ const ERRORS = {
   INVALID_QUERY: { status: 400, scope: 'http', doc: 'a missing or bad query parameter (`POST /monitoring/drift/update`)' },
   UNKNOWN_MODEL: { status: 400, scope: 'http', doc: 'the named model is not served' },
   INVALID_TENSOR: { status: 400, scope: 'http', doc: 'an Open Inference Protocol request names a tensor, datatype, shape or output the model does not have, or its binary data does not add up' },
-  UNSUPPORTED_OPERATION: { status: 400, scope: 'http', doc: 'loading or rolling back `sgd`, which is learned online' },
+  UNSUPPORTED_OPERATION: { status: 400, scope: 'http', doc: 'loading or rolling back `sgd` or `arf`, which are learned online' },
   // 401/403: admin endpoints
   UNAUTHORIZED: {
     status: 401,

@@ -57,9 +57,13 @@ function correct(e: Engine, model: string): number {
   return Math.round(w.accuracy * w.outcomes);
 }
 
+// These streams are built for two candidates, the ensemble and sgd; the forest (ARF_ENABLED, on by
+// default) is a third, whose candidacy test/arf-engine.test.ts covers.
+const TWO_CANDIDATES = { ARF_ENABLED: 'false' };
+
 describe('SERVE_POLICY=champion', () => {
   it('routes requests naming no model to the champion, names it, and attributes feedback by id to it', async () => {
-    engine = await startTestEngine({ SERVE_POLICY: 'champion', CHAMPION_MARGIN: '0.2', QUALITY_WINDOW: '1000', QUALITY_MIN_OUTCOMES: '50' });
+    engine = await startTestEngine({ ...TWO_CANDIDATES, SERVE_POLICY: 'champion', CHAMPION_MARGIN: '0.2', QUALITY_WINDOW: '1000', QUALITY_MIN_OUTCOMES: '50' });
     const e = engine;
     const rows = makeRows(600, F, 21);
     const answers = (await postJson(e.port, { instances: rowsToArrays(rows, F), model: 'ensemble' })).json().predictions.map((p: any) => p.class);
@@ -132,7 +136,7 @@ describe('SERVE_POLICY=champion', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'tradeflow-champion-kill9-'));
     dirs.push(dir);
     // No checkpoint before the kill: the restarted state comes from the log alone.
-    const env = { SERVE_POLICY: 'champion', CHAMPION_MARGIN: '0.2', QUALITY_MIN_OUTCOMES: '50', CHECKPOINT_INTERVAL_S: '0' };
+    const env = { ...TWO_CANDIDATES, SERVE_POLICY: 'champion', CHAMPION_MARGIN: '0.2', QUALITY_MIN_OUTCOMES: '50', CHECKPOINT_INTERVAL_S: '0' };
     const first = await serve(dir, env);
     const rows = makeRows(600, F, 23);
     const answers = (await postJson(first.port, { instances: rowsToArrays(rows, F), model: 'ensemble' })).json().predictions.map((p: any) => p.class);
@@ -169,7 +173,7 @@ describe('SERVE_POLICY=champion', () => {
   });
 
   it('SERVE_POLICY=fixed keeps the ensemble on the default route whatever the windows say', async () => {
-    engine = await startTestEngine({ SERVE_POLICY: 'fixed', QUALITY_MIN_OUTCOMES: '20' });
+    engine = await startTestEngine({ ...TWO_CANDIDATES, SERVE_POLICY: 'fixed', QUALITY_MIN_OUTCOMES: '20' });
     const e = engine;
     const rows = makeRows(300, F, 22);
     const answers = (await postJson(e.port, { instances: rowsToArrays(rows, F) })).json().predictions.map((p: any) => p.class);

@@ -320,7 +320,7 @@ describe('cold start', () => {
   it('serves and learns the online model alone with MODEL_PATH=none', async () => {
     engine = await startTestEngine({ STATE_DIR: stateDir(), MODEL_PATH: 'none', FEATURES: '7' });
     const e = engine;
-    expect(e.models.list.map((m) => m.name)).toEqual(['sgd']);
+    expect(e.models.list.map((m) => m.name)).toEqual(['sgd', 'arf']);
     expect((await request(e.port, 'GET', '/monitoring/health/readiness')).status).toBe(200);
     const rows = makeRows(3, 7, 2);
     const p = await postJson(e.port, { features: Array.from(rows.subarray(0, 7)), id: 'a' });
@@ -331,6 +331,9 @@ describe('cold start', () => {
     const after = await postJson(e.port, { features: Array.from(rows.subarray(0, 7)) });
     expect(after.json().version).toBe('u3');
     expect(after.json().probabilities[1]).not.toBe(0.5);
+    // The forest learned the same three rows.
+    const forest = await postJson(e.port, { features: Array.from(rows.subarray(0, 7)), model: 'arf' });
+    expect(forest.json()).toMatchObject({ model: 'arf', version: 'u3' });
     expect((await postJson(e.port, { features: [1, 2, 3] })).status).toBe(400);
   });
 });

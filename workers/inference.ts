@@ -7,6 +7,7 @@
 import { openSync, readSync } from 'node:fs';
 import { MessageChannel, parentPort, threadId, workerData, type MessagePort } from 'node:worker_threads';
 import { checkWarmup } from '../src/models/model-loader';
+import { ArfScorer } from '../src/learning/arf/arf-scorer';
 import { SgdScorer } from '../src/learning/sgd-scorer';
 import { OnnxScorer } from '../src/models/onnx-scorer';
 import type { Scorer } from '../src/models/scorer';
@@ -115,9 +116,9 @@ async function startScorers(data: InferenceWorkerData): Promise<{ fixed: (Scorer
   const fixed: (Scorer | null)[] = [];
   const onnx = new Map<number, Scorer>();
   for (const m of data.models) {
-    if (m.kind === 'sgd') {
-      const scorer = new SgdScorer(m.weights);
-      await checkWarmup(scorer, m.features, 'sgd');
+    if (m.kind === 'sgd' || m.kind === 'arf') {
+      const scorer = m.kind === 'sgd' ? new SgdScorer(m.weights) : new ArfScorer(m.weights);
+      await checkWarmup(scorer, m.features, m.kind);
       fixed.push(scorer);
       continue;
     }

@@ -6,7 +6,8 @@
 import type { EngineConfig } from '../config';
 import { DriftMonitor, type DriftEvent } from '../drift/monitor';
 import { ChampionSelector } from '../learning/champion';
-import { OnlineLearning } from '../learning/online';
+import type { ArfOptions } from '../learning/arf/forest';
+import { ARF_MODEL, OnlineLearning } from '../learning/online';
 import { PredictionStore } from '../learning/prediction-store';
 import { QualityWindow } from '../learning/quality-window';
 import { validateSgdOptions } from '../learning/sgd';
@@ -36,11 +37,13 @@ export interface LearningPart extends Part {
 export async function startLearning(config: EngineConfig, m: ModelsPart, obs: ObservabilityPart, logger: Logger): Promise<LearningPart> {
   const drift = new DriftMonitor({ detectors: config.detectors, realInput: config.driftRealInput });
   const quality = new Map<string, QualityWindow>();
-  for (const name of [...m.models.list.map((x) => x.name), ONLINE_MODEL]) quality.set(name, new QualityWindow(config.qualityWindow, config.qualityMinOutcomes));
+  const online = config.arfEnabled ? [ONLINE_MODEL, ARF_MODEL] : [ONLINE_MODEL];
+  for (const name of [...m.models.list.map((x) => x.name), ...online]) quality.set(name, new QualityWindow(config.qualityWindow, config.qualityMinOutcomes));
   const listeners: Array<Partial<LearningListeners>> = [];
   const learning = await OnlineLearning.open({
     stateDir: config.stateDir,
     sgd: validateSgdOptions({ features: m.features, ...config.sgd }),
+    arf: config.arfEnabled ? arfOptions(config, m.features) : null,
     primaryModel: m.primaryModel,
     quality,
     drift,
@@ -69,6 +72,18 @@ export async function startLearning(config: EngineConfig, m: ModelsPart, obs: Ob
       return { options: learning.learner.options, updates: learning.learner.updates, weights: Array.from(w), bias, state_dir: config.stateDir };
     },
   });
+  const forest = learning.forest;
+  if (forest) {
+    m.models.addOnline(
+      {
+        features: m.features,
+        weights: learning.sharedForest!.buffer,
+        version: () => 'u' + forest.rows,
+        describe: () => ({ options: forest.options, ...learning.arfStats(), state_dir: config.stateDir }),
+      },
+      'arf',
+    );
+  }
   observeLearning(obs, drift, quality, learning, listeners);
   const champion = startChampion(config, m, obs, quality, listeners, logger);
   return {
@@ -110,6 +125,24 @@ function startChampion(
   obs.telemetry.setSources({ champion: () => ({ models: candidates, champion: champion.current, switches: champion.switches }) });
   logger.info({ policy: config.servePolicy, champion: champion.current, candidates, reason: champion.status().reason }, 'default route');
   return champion;
+}
+
+function arfOptions(c: EngineConfig, features: number): ArfOptions {
+  return {
+    features,
+    trees: c.arfTrees,
+    seed: c.arfSeed,
+    lambda: c.arfLambda,
+    gracePeriod: c.arfGracePeriod,
+    delta: c.arfDelta,
+    tau: c.arfTau,
+    splitCriterion: c.arfSplitCriterion,
+    leafPrediction: c.arfLeafPrediction,
+    maxFeatures: c.arfMaxFeatures,
+    maxNodes: c.arfMaxNodes,
+    warningDelta: 0.01,
+    driftDelta: 0.001,
+  };
 }
 
 /** What start-up found, and loudly what a repair dropped: acknowledged feedback is gone. */

@@ -57,7 +57,7 @@ class RowCall implements BatchClient {
     const q = this.q;
     const m = this.a.model;
     // The batch ran one version: the online model's update count, or an ONNX version id.
-    const served = m.kind === 'sgd' ? 'u' + version : q.models.versionName(version);
+    const served = m.kind !== 'onnx' ? 'u' + version : q.models.versionName(version);
     if (!q.answer(this.a, probs, labels, this.offset, this.rows, served, slab.inputs[slot]!, slot)) return;
     if (this.cacheKeys) {
       for (let r = 0; r < this.rows; r++) {

@@ -4,8 +4,9 @@
  * Every piece of feedback (and every outcome sent to the drift endpoints) becomes a record in
  * the feedback log; the caller is answered only once the record is fsynced (group commit). A
  * record is applied to the in-memory state strictly in log order: the quality windows and the
- * drift monitor get the outcome first (prequential), then the SGD model learns the row and the
- * new weights are published to the workers. Periodically and on close the whole state is
+ * drift monitor get the outcome first (prequential), then the SGD model and the adaptive random
+ * forest (`arf`, when enabled) learn the row, each scored on it first, and the new weights and
+ * forest are published to the workers. Periodically and on close the whole state is
  * checkpointed atomically with the sequence number it includes, and the log before it is
  * dropped. On start the checkpoint is loaded and the log after it replayed: the state equals the
  * state before a crash, for every acknowledged record.
@@ -19,16 +20,26 @@ import { CheckpointWriter } from './checkpoint-writer';
 import { FeedbackLog, type RecoveryReport } from './feedback-log';
 import { decodeRecord, encodeRecord, type FeedbackExample, type LearningRecord, type ServedPrediction } from './feedback-record';
 import type { QualityWindow } from './quality-window';
+import { AdaptiveRandomForest, type ArfOptions, type ForestSnapshot } from './arf/forest';
+import { SharedForest } from './arf/shared-forest';
 import { ReplayBuffer, type ReplaySnapshot, type ReplaySnapshotV1 } from './replay-buffer';
 import { SgdLearner, type SgdOptions, type SgdSnapshot } from './sgd';
 import { SharedWeights } from './shared-weights';
 
 export const CHECKPOINT_NAME = 'learning.checkpoint';
-const CHECKPOINT_SCHEMA = 1;
+/**
+ * 2 added `arf`. A schema-1 checkpoint (an engine without the forest) still loads: the forest then
+ * starts empty and learns from the log after the checkpoint, which is all the log there is.
+ */
+const CHECKPOINT_SCHEMA = 2;
+const READABLE_SCHEMAS = [1, 2];
+export const ARF_MODEL = 'arf';
 
 export interface OnlineLearningOptions {
   stateDir: string;
   sgd: SgdOptions;
+  /** The adaptive random forest's options, or null when it is not served (ARF_ENABLED=false). */
+  arf?: ArfOptions | null;
   /** Name of the model whose outcomes feed the drift monitor. */
   primaryModel: string;
   quality: Map<string, QualityWindow>;
@@ -50,6 +61,8 @@ interface LearningCheckpoint {
   seq: number;
   features: number;
   sgd: SgdSnapshot;
+  /** Schema 2; null when the forest was not enabled. */
+  arf?: ForestSnapshot | null;
   quality: Record<string, { outcomes: string }>;
   drift: MonitorSnapshot | null;
   /** Typed arrays in checkpoints of format 2, base64 in format 1 (see checkpoint.ts). */
@@ -84,6 +97,8 @@ export class OnlineLearning {
   readonly learner: SgdLearner;
   readonly weights: SharedWeights;
   readonly replay: ReplayBuffer;
+  readonly forest: AdaptiveRandomForest | null;
+  readonly sharedForest: SharedForest | null;
   private readonly effective: Float64Array;
   private appliedSeq = 0;
   private readonly waiting = new Map<number, { record: LearningRecord; done: (u: MonitorUpdate | null) => void }>();
@@ -108,8 +123,11 @@ export class OnlineLearning {
     private readonly opts: OnlineLearningOptions,
     private readonly log: FeedbackLog,
     learner: SgdLearner,
+    forest: AdaptiveRandomForest | null,
   ) {
     this.learner = learner;
+    this.forest = forest;
+    this.sharedForest = forest ? SharedForest.forForest(forest) : null;
     this.weights = SharedWeights.create(opts.sgd.features);
     this.effective = new Float64Array(opts.sgd.features);
     this.replay = new ReplayBuffer(opts.replayCapacity, opts.sgd.features);
@@ -146,7 +164,9 @@ export class OnlineLearning {
     // The learner's options come from the checkpoint when there is one: changing SGD settings
     // mid-stream would make the replayed state differ from the state that was acknowledged.
     const learner = cp ? SgdLearner.restore(cp.sgd) : new SgdLearner(opts.sgd);
-    const self = new OnlineLearning(opts, log, learner);
+    // As for SGD, a checkpointed forest keeps the options it was grown with.
+    const forest = opts.arf ? (cp?.arf ? AdaptiveRandomForest.restore(cp.arf) : new AdaptiveRandomForest(opts.arf)) : null;
+    const self = new OnlineLearning(opts, log, learner, forest);
     if (cp) self.restore(cp);
     const replayed = await log.replay(self.appliedSeq, (seq, payload) => self.apply(seq, decodeRecord(payload, self.features)));
     self.recovery = { checkpointSeq: cp?.seq ?? 0, replayed, lastSeq: self.appliedSeq, log: log.recovery };
@@ -213,6 +233,9 @@ export class OnlineLearning {
     const served = r.served;
     const servedQuality = served ? quality.get(served.model) : undefined;
     const sgdQuality = quality.get('sgd');
+    const forest = this.forest;
+    const arfQuality = quality.get(ARF_MODEL);
+    const F = this.features;
     for (let i = 0; i < r.rows; i++) {
       const y = r.labels[i]! as 0 | 1;
       if (served) {
@@ -228,6 +251,10 @@ export class OnlineLearning {
         sgdQuality?.add(cls, y);
         if (primaryModel === 'sgd') this.feedDrift({ prediction: cls, actual: y, proba: p });
       }
+      if (forest) {
+        const pa = forest.learn(r.features, i * F, y);
+        if (served?.model !== ARF_MODEL) arfQuality?.add(pa > 0.5 ? 1 : 0, y);
+      }
       this.replay.push(r.features, i, y);
     }
     this.examples += r.rows;
@@ -242,6 +269,7 @@ export class OnlineLearning {
   private publish(): void {
     const bias = this.learner.effectiveWeights(this.effective);
     this.weights.publish(this.effective, bias, this.learner.updates);
+    if (this.forest) this.sharedForest!.publish(this.forest);
   }
 
   /**
@@ -282,6 +310,7 @@ export class OnlineLearning {
       seq: this.appliedSeq,
       features: this.features,
       sgd: this.learner.snapshot(),
+      arf: this.forest ? this.forest.snapshot() : null,
       quality,
       drift: this.opts.drift ? this.opts.drift.snapshot() : null,
       replay: this.replay.snapshot(),
@@ -290,8 +319,8 @@ export class OnlineLearning {
   }
 
   private restore(cp: LearningCheckpoint): void {
-    if (cp.schema !== CHECKPOINT_SCHEMA) {
-      throw tfError('CHECKPOINT_CORRUPT', `learning checkpoint schema ${cp.schema} is not supported (expected ${CHECKPOINT_SCHEMA})`);
+    if (!READABLE_SCHEMAS.includes(cp.schema)) {
+      throw tfError('CHECKPOINT_CORRUPT', `learning checkpoint schema ${cp.schema} is not supported (expected one of ${READABLE_SCHEMAS.join(', ')})`);
     }
     this.appliedSeq = cp.seq;
     for (const [name, q] of Object.entries(cp.quality)) this.opts.quality.get(name)?.restore(q);
@@ -308,10 +337,19 @@ export class OnlineLearning {
       applied_seq: this.appliedSeq,
       replay_buffer_rows: this.replay.size,
       replay_buffer_capacity: this.replay.capacity,
+      arf: this.arfStats(),
       recovery: this.recovery,
       checkpoints: { ...this.checkpoints },
       log: this.log.stats(),
     };
+  }
+
+  /** The forest's shape and its adaptations (GET /models/arf, system info), or null when off. */
+  arfStats(): Record<string, unknown> | null {
+    const f = this.forest;
+    if (!f) return null;
+    const { nodes, backgrounds } = f.shape();
+    return { rows_learned: f.rows, trees: f.members.length, nodes, background_trees: backgrounds, warnings: f.warnings, trees_replaced: f.replaced };
   }
 
   /** Final checkpoint and close: what was acknowledged is in the checkpoint. */

@@ -14,8 +14,9 @@ export interface OnlineModelInfo {
   describe(): Record<string, unknown>;
 }
 
+/** An online model as workers know it: `weights` is the SGD weights' buffer, or the arf forest's. */
 export interface SgdDescriptor {
-  kind: 'sgd';
+  kind: 'sgd' | 'arf';
   name: string;
   features: number;
   weights: SharedArrayBuffer;
@@ -29,7 +30,7 @@ export type WorkerModel = OnnxWorkerModel | SgdDescriptor;
 export interface ServedModel {
   index: number;
   name: string;
-  kind: 'onnx' | 'sgd';
+  kind: 'onnx' | 'sgd' | 'arf';
   /** Fixed for an ONNX model; for the online model, the version when the registry was asked. */
   readonly version: string;
   features: number;
@@ -114,12 +115,13 @@ export class ModelRegistry {
     return { id, name, version, kind, bytes, contract, source };
   }
 
-  addOnline(info: OnlineModelInfo): ServedModel {
+  /** An online model: `sgd`, or the adaptive random forest (`arf`). */
+  addOnline(info: OnlineModelInfo, kind: 'sgd' | 'arf' = 'sgd'): ServedModel {
     this.current[this.list.length] = -1;
     const served: ServedModel = {
       index: this.list.length,
-      name: ONLINE_MODEL,
-      kind: 'sgd',
+      name: kind === 'sgd' ? ONLINE_MODEL : kind,
+      kind,
       get version() {
         return info.version();
       },
@@ -170,7 +172,7 @@ export class ModelRegistry {
   workerModels(instead: ReadonlyMap<number, number> = new Map()): WorkerModel[] {
     return this.list.map((m) => {
       if (m.kind === 'onnx') return this.describeVersion(instead.get(m.index) ?? this.current[m.index]!)!;
-      return { kind: 'sgd', name: m.name, features: m.features, weights: m.online!.weights };
+      return { kind: m.kind, name: m.name, features: m.features, weights: m.online!.weights };
     });
   }
 
@@ -181,7 +183,7 @@ export class ModelRegistry {
 
   describe(m: ServedModel): Record<string, unknown> {
     if (m.online) {
-      return { name: m.name, version: m.version, kind: 'sgd', features: m.features, classes: m.classLabels, ...m.online.describe() };
+      return { name: m.name, version: m.version, kind: m.kind, features: m.features, classes: m.classLabels, ...m.online.describe() };
     }
     const model = m.onnx!;
     return {

@@ -16,8 +16,8 @@ export function findModel(models: ModelRegistry, params: Record<string, string>)
   if (!m) throw tfError('MODEL_NOT_FOUND', `model "${name}" is not served; the models are ${models.list.map((s) => s.name).join(', ')}`);
   const v = params.version;
   if (v === undefined) return m;
-  if (m.kind === 'sgd' ? !/^u\d+$/.test(v) : v !== m.version) {
-    const want = m.kind === 'sgd' ? 'u<updates>' : `"${m.version}"`;
+  if (m.kind !== 'onnx' ? !/^u\d+$/.test(v) : v !== m.version) {
+    const want = m.kind !== 'onnx' ? 'u<updates>' : `"${m.version}"`;
     throw tfError('MODEL_NOT_FOUND', `model "${name}" has no version "${v}" being served; the serving version is ${want} (a kept version serves again after a load or rollback)`);
   }
   return m;
