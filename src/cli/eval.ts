@@ -42,7 +42,7 @@ export interface EvalResult {
   precision: number;
   recall: number;
   f1: number;
-  windows: { size: number; count: number; min: number; median: number; max: number };
+  windows: { size: number; count: number; min: number; median: number; max: number; accuracies: number[] };
   previousLabelAccuracy: number;
   rowsPerSecond: number;
   seconds: number;
@@ -50,6 +50,8 @@ export interface EvalResult {
   model: string;
   /** Rows answered per model, as the answers named it (with --model default, who the route chose). */
   servedBy: Record<string, number>;
+  /** The predicted class of every row, in stream order, when asked for (`keepPredictions`). */
+  predictions?: Uint8Array;
 }
 
 interface EvalArgs extends CsvSource {
@@ -61,6 +63,8 @@ interface EvalArgs extends CsvSource {
   token: string | null;
   inProcess: boolean;
   json: boolean;
+  /** Keep every row's predicted class in the result (for a benchmark's own analysis). */
+  keepPredictions?: boolean;
 }
 
 const WINDOW = 1000;
@@ -142,7 +146,7 @@ export class PrequentialScore {
       precision,
       recall,
       f1: precision + recall > 0 ? (2 * precision * recall) / (precision + recall) : 0,
-      windows: { size: WINDOW, count: sorted.length, min: sorted[0] ?? NaN, median, max: sorted[sorted.length - 1] ?? NaN },
+      windows: { size: WINDOW, count: sorted.length, min: sorted[0] ?? NaN, median, max: sorted[sorted.length - 1] ?? NaN, accuracies: [...this.windowAccuracies] },
       previousLabelAccuracy: this.prevRows > 0 ? this.prevCorrect / this.prevRows : 0,
       rowsPerSecond: seconds > 0 ? rows / seconds : 0,
       seconds,
@@ -191,6 +195,7 @@ export async function runEval(a: EvalArgs): Promise<EvalResult> {
   const auth: Record<string, string> = a.token ? { authorization: `Bearer ${a.token}` } : {};
   const run = `eval-${process.pid}-${Date.now().toString(36)}`;
   const servedBy: Record<string, number> = {};
+  const kept = a.keepPredictions ? new Uint8Array(n - first) : null;
   try {
     for (let start = first, k = 0; start < n; start += a.batch, k++) {
       const end = Math.min(n, start + a.batch);
@@ -204,6 +209,7 @@ export async function runEval(a: EvalArgs): Promise<EvalResult> {
       const predictions = answer.predictions;
       const labels: number[] = [];
       for (let i = start; i < end; i++) {
+        if (kept) kept[i - first] = predictions[i - start]!.class;
         score.add(predictions[i - start]!.class, data.labels[i]!);
         labels.push(data.labels[i]!);
       }
@@ -213,7 +219,9 @@ export async function runEval(a: EvalArgs): Promise<EvalResult> {
   } finally {
     agent.destroy();
   }
-  return score.result((performance.now() - started) / 1000, 'http', a.model, servedBy);
+  const result = score.result((performance.now() - started) / 1000, 'http', a.model, servedBy);
+  if (kept) result.predictions = kept;
+  return result;
 }
 
 export function formatEval(r: EvalResult): string {
