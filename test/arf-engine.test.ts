@@ -146,6 +146,12 @@ describe('arf in the engine', () => {
     const second = await serve(dir);
     expect((await request(second.port, 'GET', '/models/sgd')).json().updates).toBe(16);
     expect((await request(second.port, 'GET', '/models/arf')).json().rows_learned).toBe(0);
+    // The Open Inference Protocol serves it too, named as what it is.
+    const meta = (await request(second.port, 'GET', '/v2/models/arf')).json();
+    expect(meta).toMatchObject({ name: 'arf', platform: 'tradeflow_arf', versions: ['u0'] });
+    const infer = await request(second.port, 'POST', '/v2/models/arf/infer', JSON.stringify({ inputs: [{ name: meta.inputs[0].name, shape: [1, F], datatype: 'FP32', data: Array.from(rows.subarray(0, F)) }] }), { 'content-type': 'application/json' });
+    expect(infer.status).toBe(200);
+    expect(infer.json()).toMatchObject({ model_name: 'arf', model_version: 'u0' });
     await stopChild(second.child, 15_000);
   }, 120_000);
 });

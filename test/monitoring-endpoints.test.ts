@@ -20,7 +20,7 @@ describe('/monitoring endpoints', () => {
     const h = res.json();
     expect(h.status).toBe('healthy');
     expect(Object.keys(h.components).sort()).toEqual(['api', 'cache', 'model']);
-    expect(h.components.model).toMatchObject({ status: 'healthy', models_loaded: 2, workers: 1, workers_warm: 1, draining: false });
+    expect(h.components.model).toMatchObject({ status: 'healthy', models_loaded: 3, workers: 1, workers_warm: 1, draining: false });
     expect(h.components.api).toMatchObject({ status: 'healthy', window_seconds: 60 });
     expect(h.components.cache).toMatchObject({ status: 'healthy', enabled: true, capacity: 10000 });
     expect(typeof h.timestamp).toBe('string');

@@ -204,7 +204,7 @@ describe('extensions', () => {
     expect(after.inference_stats.queue.count).toBe(after.inference_stats.compute_infer.count);
     expect(after.inference_stats.success.ns).toBeGreaterThan(before.inference_stats.success.ns);
     const all = (await request(port, 'GET', '/v2/models/stats')).json().model_stats;
-    expect(all.map((m: any) => m.name)).toEqual(['ensemble', 'sgd']);
+    expect(all.map((m: any) => m.name)).toEqual(['ensemble', 'sgd', 'arf']);
   });
 
   it('model_configuration shows the batching settings', async () => {
@@ -216,7 +216,7 @@ describe('extensions', () => {
 
   it('model_repository: index, load without a file keeps the model, unload is refused', async () => {
     const index = (await request(port, 'POST', '/v2/repository/index', '{}')).json();
-    expect(index.map((m: any) => [m.name, m.state])).toEqual([['ensemble', 'READY'], ['sgd', 'READY']]);
+    expect(index.map((m: any) => [m.name, m.state])).toEqual([['ensemble', 'READY'], ['sgd', 'READY'], ['arf', 'READY']]);
     const load = await request(port, 'POST', '/v2/repository/models/ensemble/load', '');
     expect(load.status).toBe(200);
     const unload = await request(port, 'POST', '/v2/repository/models/ensemble/unload', '');

@@ -32,7 +32,7 @@ export function inputSpec(m: ServedModel, maxRows: number): InputSpec {
 }
 
 export function platformOf(m: ServedModel): string {
-  return m.kind === 'onnx' ? 'onnxruntime_onnx' : 'tradeflow_sgd';
+  return m.kind === 'onnx' ? 'onnxruntime_onnx' : `tradeflow_${m.kind}`;
 }
 
 /** GET /v2/models/{name}[/versions/{version}]. */
