@@ -6,7 +6,7 @@
  * the learner's own arrays answer.
  */
 import { describe, expect, it } from 'vitest';
-import { AdaptiveRandomForest, DEFAULT_ARF_OPTIONS, type ArfOptions, type ForestSnapshot } from '../src/learning/arf/forest';
+import { AdaptiveRandomForest, DEFAULT_ARF_OPTIONS, sharedBytes, validateArfOptions, type ArfOptions, type ForestSnapshot } from '../src/learning/arf/forest';
 import { SharedForest } from '../src/learning/arf/shared-forest';
 import { Mulberry32 } from '../src/learning/arf/rng';
 import { decodeCheckpoint, encodeCheckpoint } from '../src/learning/checkpoint';
@@ -34,6 +34,13 @@ function learnAll(f: AdaptiveRandomForest, s: { x: Float32Array; y: Uint8Array }
 }
 
 describe('adaptive random forest', () => {
+  it('refuses, at start, options whose shared forest would pass 1 GiB', () => {
+    expect(sharedBytes(opts())).toBe(10 * 2047 * (5 + 7 * 4) * 8);
+    expect(validateArfOptions(opts())).toEqual(opts());
+    const big = opts({ features: 65536, maxFeatures: 0, trees: 100 });
+    expect(() => validateArfOptions(big)).toThrow(/CONFIG_INVALID|shared memory.*ARF_TREES 100 × ARF_MAX_NODES 2047 × 256 features per leaf/);
+  });
+
   it('a cold forest answers 0.5, also through shared memory', () => {
     const f = new AdaptiveRandomForest(opts());
     expect(f.predict(new Float32Array(F), 0)).toBe(0.5);

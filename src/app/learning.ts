@@ -6,7 +6,7 @@
 import type { EngineConfig } from '../config';
 import { DriftMonitor, type DriftEvent } from '../drift/monitor';
 import { ChampionSelector } from '../learning/champion';
-import type { ArfOptions } from '../learning/arf/forest';
+import { validateArfOptions, type ArfOptions } from '../learning/arf/forest';
 import { ARF_MODEL, OnlineLearning } from '../learning/online';
 import { PredictionStore } from '../learning/prediction-store';
 import { QualityWindow } from '../learning/quality-window';
@@ -128,7 +128,7 @@ function startChampion(
 }
 
 function arfOptions(c: EngineConfig, features: number): ArfOptions {
-  return {
+  return validateArfOptions({
     features,
     trees: c.arfTrees,
     seed: c.arfSeed,
@@ -142,14 +142,16 @@ function arfOptions(c: EngineConfig, features: number): ArfOptions {
     maxNodes: c.arfMaxNodes,
     warningDelta: 0.01,
     driftDelta: 0.001,
-  };
+  });
 }
 
 /** What start-up found, and loudly what a repair dropped: acknowledged feedback is gone. */
 function logRecovery(logger: Logger, config: EngineConfig, learning: OnlineLearning): void {
   const { log: report, ...recovery } = learning.recovery;
   const cut = report?.truncated ?? null;
-  logger.info({ stateDir: config.stateDir, ...recovery, logCut: cut, sgd: learning.learner.options }, 'learning state recovered');
+  // The online models' options are the checkpoint's when there is one, whatever SGD_* and ARF_* say now.
+  const arf = learning.forest?.options ?? null;
+  logger.info({ stateDir: config.stateDir, ...recovery, logCut: cut, sgd: learning.learner.options, arf }, 'learning state recovered');
   if (cut?.acknowledged) {
     logger.warn(
       { segment: cut.segment, offset: cut.offset, discardedBytes: cut.discardedBytes, reason: cut.reason, copiedTo: cut.copiedTo, discardedSegments: report!.discardedSegments },

@@ -12,7 +12,9 @@
  * the seed and the rows, so a replay of the same log gives the same forest to the last bit.
  */
 import { ADWIN } from '../../drift/adwin';
+import { tfError } from '../../errors';
 import { HoeffdingTree, type TreeParams, type TreeSnapshot } from './hoeffding-tree';
+import { slotSize } from './layout';
 import { Mulberry32 } from './rng';
 import type { SplitCriterion } from './split-criterion';
 
@@ -55,6 +57,26 @@ const N_SPLITS = 10;
 export function featuresPerLeaf(o: Pick<ArfOptions, 'features' | 'maxFeatures'>): number {
   const k = o.maxFeatures > 0 ? o.maxFeatures : Math.round(Math.sqrt(o.features));
   return Math.max(1, Math.min(o.features, k));
+}
+
+/** Most shared memory the forest may take (every tree at ARF_MAX_NODES): a start-up check, not a surprise. */
+export const MAX_SHARED_BYTES = 1 << 30;
+
+/** The bytes of the workers' copy of a forest with these options, at its largest. */
+export function sharedBytes(o: ArfOptions): number {
+  return o.trees * o.maxNodes * slotSize(featuresPerLeaf(o)) * 8;
+}
+
+/** Refuses options the engine cannot run with (CONFIG_INVALID, naming the settings). */
+export function validateArfOptions(o: ArfOptions): ArfOptions {
+  const bytes = sharedBytes(o);
+  if (bytes > MAX_SHARED_BYTES) {
+    throw tfError(
+      'CONFIG_INVALID',
+      `the arf forest would need ${Math.ceil(bytes / 2 ** 20)} MiB of shared memory at its largest (ARF_TREES ${o.trees} × ARF_MAX_NODES ${o.maxNodes} × ${featuresPerLeaf(o)} features per leaf); at most ${MAX_SHARED_BYTES / 2 ** 20} MiB: lower one of them (ARF_MAX_FEATURES, 0 meaning round(sqrt(F)) = ${Math.round(Math.sqrt(o.features))} here)`,
+    );
+  }
+  return o;
 }
 
 class Member {
@@ -109,6 +131,8 @@ export class AdaptiveRandomForest {
   warnings = 0;
   replaced = 0;
   private readonly votes: Float64Array;
+  /** Per tree, its leaf's naive Bayes answer for the row being learned (NaN: not computed). */
+  private readonly nbVotes: Float64Array;
 
   constructor(options: ArfOptions) {
     this.options = { ...options };
@@ -125,6 +149,7 @@ export class AdaptiveRandomForest {
     };
     this.rng = new Mulberry32(options.seed);
     this.votes = new Float64Array(options.trees);
+    this.nbVotes = new Float64Array(options.trees);
     for (let i = 0; i < options.trees; i++) this.members.push(new Member(new HoeffdingTree(this.params, this.rng), this.options));
   }
 
@@ -134,7 +159,7 @@ export class AdaptiveRandomForest {
     let weights = 0;
     for (let i = 0; i < this.members.length; i++) {
       const m = this.members[i]!;
-      const p = m.tree.p1(x, xo);
+      const p = m.tree.p1AndNb(x, xo, this.nbVotes, i);
       this.votes[i] = p;
       if (p < 0) continue;
       const w = m.weight;
@@ -155,7 +180,7 @@ export class AdaptiveRandomForest {
       if (right) m.correct++;
       const k = this.rng.poisson(this.options.lambda);
       if (k > 0) {
-        m.tree.learn(x, xo, y, k, this.rng);
+        m.tree.learn(x, xo, y, k, this.rng, this.nbVotes[i]);
         m.background?.learn(x, xo, y, k, this.rng);
       }
       this.watch(m, right ? 0 : 1);

@@ -15,7 +15,7 @@
  * split (merit 0, River's merit_preprune) competes too, and the best splits when it beats the
  * second by the Hoeffding bound or the bound is under tau.
  */
-import { gaussianCdf, gaussianUpdate } from './gaussian';
+import { erf, gaussianUpdate, gaussianVariance } from './gaussian';
 import { LEAF, LEAF_HEAD, leafP1, leafSlot, PER_FEATURE, slotSize, SPLIT } from './layout';
 import type { Mulberry32 } from './rng';
 import { hoeffdingBound, meritRange, splitMerit, type SplitCriterion } from './split-criterion';
@@ -106,12 +106,24 @@ export class HoeffdingTree {
     return leafP1(this.nodes, slot * this.s, this.p.features, x, xo);
   }
 
-  learn(x: ArrayLike<number>, xo: number, y: 0 | 1, w: number, rng: Mulberry32): void {
+  /**
+   * As p1, for a row the tree learns next: also answers (NaN when it did not compute it) the
+   * naive Bayes P(class 1) of the leaf, which `learn` would otherwise compute again to score NBA.
+   */
+  p1AndNb(x: ArrayLike<number>, xo: number, out: Float64Array, i: number): number {
+    const slot = leafSlot(this.nodes, 0, this.s, this.size, this.p.features, x, xo);
+    const p = leafP1(this.nodes, slot * this.s, this.p.features, x, xo);
+    out[i] = this.nodes[slot * this.s + 3] === 1 ? p : NaN;
+    return p;
+  }
+
+  /** `nb`: the leaf's naive Bayes P(class 1) for this row from p1AndNb, or NaN (computed here). */
+  learn(x: ArrayLike<number>, xo: number, y: 0 | 1, w: number, rng: Mulberry32, nb = NaN): void {
     const slot = leafSlot(this.nodes, 0, this.s, this.size, this.p.features, x, xo);
     const a = this.nodes;
     const o = slot * this.s;
     const eo = slot * this.e;
-    if (this.p.nba) this.scoreLeaf(slot, x, xo, y, w);
+    if (this.p.nba) this.scoreLeaf(slot, x, xo, y, w, nb);
     a[o + 1 + y] = a[o + 1 + y]! + w;
     const ex = this.extra;
     for (let j = 0; j < this.p.k; j++) {
@@ -137,7 +149,7 @@ export class HoeffdingTree {
   }
 
   /** NBA: which of majority class and naive Bayes would have got this row right, before learning it. */
-  private scoreLeaf(slot: number, x: ArrayLike<number>, xo: number, y: 0 | 1, w: number): void {
+  private scoreLeaf(slot: number, x: ArrayLike<number>, xo: number, y: 0 | 1, w: number, nbP1: number): void {
     const a = this.nodes;
     const o = slot * this.s;
     const eo = slot * this.e;
@@ -147,11 +159,14 @@ export class HoeffdingTree {
     const mc = w1 > w0 ? 1 : 0;
     if (w0 + w1 === 0 || mc === y) ex[eo + MC_OK] = ex[eo + MC_OK]! + w;
     if (w0 + w1 > 0) {
-      const flag = a[o + 3]!;
-      a[o + 3] = 1;
-      const nb = leafP1(a, o, this.p.features, x, xo) > 0.5 ? 1 : 0;
-      a[o + 3] = flag;
-      if (nb === y) ex[eo + NB_OK] = ex[eo + NB_OK]! + w;
+      let p = nbP1;
+      if (p !== p) {
+        const flag = a[o + 3]!;
+        a[o + 3] = 1;
+        p = leafP1(a, o, this.p.features, x, xo);
+        a[o + 3] = flag;
+      }
+      if ((p > 0.5 ? 1 : 0) === y) ex[eo + NB_OK] = ex[eo + NB_OK]! + w;
     }
     a[o + 3] = ex[eo + NB_OK]! >= ex[eo + MC_OK]! ? 1 : 0;
   }
@@ -248,36 +263,48 @@ export class HoeffdingTree {
     const lo = n0 === 0 ? ex[mm + 2]! : n1 === 0 ? ex[mm]! : Math.min(ex[mm]!, ex[mm + 2]!);
     const hi = n0 === 0 ? ex[mm + 3]! : n1 === 0 ? ex[mm + 1]! : Math.max(ex[mm + 1]!, ex[mm + 3]!);
     const bin = (hi - lo) / (this.p.nSplits + 1);
+    // The CDFs' scale, once per feature rather than once per threshold (the same arithmetic).
+    const den0 = cdfScale(n0, a[b + 3]!);
+    const den1 = cdfScale(n1, a[b + 6]!);
     for (let i = 0; i < this.p.nSplits; i++) {
       const v = lo + bin * (i + 1);
       if (!(lo < v && v < hi)) continue;
-      const [l0, r0] = sideWeights(n0, a[b + 2]!, a[b + 3]!, ex[mm]!, ex[mm + 1]!, v);
-      const [l1, r1] = sideWeights(n1, a[b + 5]!, a[b + 6]!, ex[mm + 2]!, ex[mm + 3]!, v);
+      const l0 = leftWeight(n0, a[b + 2]!, den0, ex[mm]!, ex[mm + 1]!, v);
+      const l1 = leftWeight(n1, a[b + 5]!, den1, ex[mm + 2]!, ex[mm + 3]!, v);
+      const r0 = n0 - l0;
+      const r1 = n1 - l1;
       const merit = splitMerit(this.p.criterion, pre0, pre1, l0, l1, r0, r1);
-      if (merit > c.merit) Object.assign(c, { merit, threshold: v, l0, l1, r0, r1 });
+      if (merit > c.merit) {
+        c.merit = merit;
+        c.threshold = v;
+        c.l0 = l0;
+        c.l1 = l1;
+        c.r0 = r0;
+        c.r1 = r1;
+      }
     }
     return c;
   }
 }
 
-const SIDES: [number, number] = [0, 0];
-
-/** A class's weight left (<= v) and right of threshold v, as River's GaussianSplitter. */
-export function sideWeights(n: number, mean: number, m2: number, min: number, max: number, v: number): [number, number] {
-  if (n === 0) {
-    SIDES[0] = 0;
-    SIDES[1] = 0;
-  } else if (v < min) {
-    SIDES[0] = 0;
-    SIDES[1] = n;
-  } else if (v >= max) {
-    SIDES[0] = n;
-    SIDES[1] = 0;
-  } else {
-    const l = gaussianCdf(n, mean, m2, v) * n;
-    SIDES[0] = l;
-    SIDES[1] = n - l;
-  }
-  return SIDES;
+/** sd·√2 of a class's Gaussian (0 without spread), what its CDF divides by. */
+function cdfScale(n: number, m2: number): number {
+  return Math.sqrt(gaussianVariance(n, m2)) * Math.SQRT2;
 }
 
+/**
+ * A class's weight left of (<=) threshold v, as River's GaussianSplitter: none below the class's
+ * minimum, all from its maximum on, else its Gaussian's CDF at v times its weight. The rest is right.
+ */
+function leftWeight(n: number, mean: number, den: number, min: number, max: number, v: number): number {
+  if (n === 0 || v < min) return 0;
+  if (v >= max) return n;
+  if (!(den > 0)) return v >= mean ? n : 0;
+  return 0.5 * (1 + erf((v - mean) / den)) * n;
+}
+
+/** leftWeight and the rest, for one class (what the splitter's tests check against River's rules). */
+export function sideWeights(n: number, mean: number, m2: number, min: number, max: number, v: number): [number, number] {
+  const l = leftWeight(n, mean, cdfScale(n, m2), min, max, v);
+  return [l, n - l];
+}
