@@ -2,7 +2,9 @@
  * Readers in worker threads never see a torn forest: while the main thread learns a drifting
  * stream (leaves updated, splits, whole trees replaced) and publishes after every row, workers
  * score a probe batch from shared memory, and every answer must equal, bit for bit, what the
- * writer's forest answered at the version the read names.
+ * writer's forest answered at the version the read names. (The same hammer with readers that
+ * score straight from the buffer without the seqlock's check sees thousands of answers that match
+ * no version: tried by hand, not asserted, as whether a race shows is up to the scheduler.)
  */
 import * as path from 'node:path';
 import { once } from 'node:events';
