@@ -103,7 +103,8 @@ export class SharedForest {
       } else {
         for (const slot of t.dirty) d.set(t.nodes.subarray(slot * this.slot, (slot + 1) * this.slot), o + slot * this.slot);
       }
-      t.dirty = [];
+      if (t.dirty === null) t.dirty = [];
+      else t.dirty.length = 0;
     }
     Atomics.store(this.seq, SEQ, (s + 2) | 0); // even: the new forest is complete
   }
