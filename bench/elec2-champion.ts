@@ -52,6 +52,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'online', help: 'online models to run named, comma-separated (default sgd; add arf when it is served)' },
   { name: 'windows', help: 'QUALITY_WINDOW values for the champion rows, comma-separated (default 1000)' },
   { name: 'drift', help: 'also run with TRAIN_ON_DRIFT=adwin (1,000 rows after the drift)', switch: true },
+  { name: 'drift-only', help: 'run only with TRAIN_ON_DRIFT=adwin', switch: true },
   { name: 'without-arf', help: 'ARF_ENABLED=false in every engine: the candidates are the ensemble and sgd', switch: true },
 ];
 
@@ -59,8 +60,8 @@ function setups(flags: Map<string, string>): Setup[] {
   const margins = (flags.get('margins') ?? '0,0.01,0.02,0.05').split(',').map((m) => m.trim());
   const online = (flags.get('online') ?? 'sgd').split(',').map((m) => m.trim());
   const windows = (flags.get('windows') ?? '1000').split(',').map((m) => m.trim());
-  const variants: Array<{ label: string; env: Record<string, string> }> = [{ label: '', env: {} }];
-  if (flags.has('drift')) variants.push({ label: ', retrain on ADWIN drift', env: { TRAIN_ON_DRIFT: 'adwin', TRAIN_DRIFT_MIN_ROWS: '1000' } });
+  const variants: Array<{ label: string; env: Record<string, string> }> = flags.has('drift-only') ? [] : [{ label: '', env: {} }];
+  if (flags.has('drift') || flags.has('drift-only')) variants.push({ label: ', retrain on ADWIN drift', env: { TRAIN_ON_DRIFT: 'adwin', TRAIN_DRIFT_MIN_ROWS: '1000' } });
   const out: Setup[] = [];
   for (const v of variants) {
     out.push({ name: `fixed: default route (ensemble)${v.label}`, model: 'default', env: { SERVE_POLICY: 'fixed', ...v.env } });
