@@ -47,6 +47,10 @@ export interface EngineConfig {
   feedbackRepair: boolean;
   checkpointIntervalS: number;
   replayBufferRows: number;
+  /** Redis for the shared feedback stream (REDIS_URL), or null: the local feedback log. */
+  redisUrl: string | null;
+  feedbackStream: string;
+  sharedCheckpointIntervalS: number;
   predictionIdCapacity: number;
   predictionIdTtlS: number;
   sgdLearningRate: 'constant' | 'optimal' | 'invscaling';
@@ -126,6 +130,9 @@ export const OPTIONS: readonly Option[] = [
   { key: 'feedbackRepair', env: 'FEEDBACK_REPAIR', flag: '--feedback-repair', kind: 'bool', help: 'start even though acknowledged records in the feedback log are damaged: keep the records before the damage, set the rest aside (*.discarded); for one start, then turn it off again', default: () => false },
   { key: 'checkpointIntervalS', env: 'CHECKPOINT_INTERVAL_S', flag: '--checkpoint-interval-s', kind: 'int', min: 0, max: 86_400, help: 'seconds between checkpoints of the learning state (0: only at shutdown)', default: () => 60 },
   { key: 'replayBufferRows', env: 'REPLAY_BUFFER_ROWS', flag: '--replay-buffer-rows', kind: 'int', min: 0, max: 10_000_000, help: 'latest labelled rows kept for retraining', default: () => 50_000 },
+  { key: 'redisUrl', env: 'REDIS_URL', flag: '--redis-url', kind: 'string', secret: true, help: 'Redis (redis://[user:password@]host:port[/db]) holding the feedback stream every replica reads; unset: the local feedback log', default: () => null },
+  { key: 'feedbackStream', env: 'FEEDBACK_STREAM', flag: '--feedback-stream', kind: 'string', help: 'key of the Redis stream of feedback (with REDIS_URL)', default: () => 'tradeflow:feedback' },
+  { key: 'sharedCheckpointIntervalS', env: 'SHARED_CHECKPOINT_INTERVAL_S', flag: '--shared-checkpoint-interval-s', kind: 'int', min: 0, max: 86_400, help: 'with REDIS_URL: least seconds between checkpoints published to Redis (new replicas start from the latest; the stream is trimmed below the one before it)', default: () => 300 },
   { key: 'predictionIdCapacity', env: 'PREDICTION_ID_CAPACITY', flag: '--prediction-id-capacity', kind: 'int', min: 0, max: 10_000_000, help: 'predictions with an id kept for later feedback (oldest evicted)', default: () => 100_000 },
   { key: 'predictionIdTtlS', env: 'PREDICTION_ID_TTL_S', flag: '--prediction-id-ttl-s', kind: 'int', min: 1, max: 30 * 86_400, help: 'how long feedback may name a prediction by id', default: () => 3600 },
   { key: 'sgdLearningRate', env: 'SGD_LEARNING_RATE', flag: '--sgd-learning-rate', kind: 'choice', choices: ['constant', 'optimal', 'invscaling'], help: 'online model learning-rate schedule (scikit-learn SGDClassifier meanings)', default: () => DEFAULT_SGD_OPTIONS.learningRate },

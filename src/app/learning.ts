@@ -14,6 +14,7 @@ import type { Logger } from '../telemetry/logger';
 import type { ModelsPart } from './models';
 import type { ObservabilityPart } from './observability';
 import type { Part } from './parts';
+import { startReplication, type ReplicationPart } from './replication';
 
 export interface LearningListeners {
   onDrift(e: DriftEvent): void;
@@ -26,6 +27,8 @@ export interface LearningPart extends Part {
   readonly quality: Map<string, QualityWindow>;
   readonly learning: OnlineLearning;
   readonly store: PredictionStore;
+  /** With REDIS_URL: the feedback stream, its entry dispatch and the Redis connections; null without. */
+  readonly replication: ReplicationPart | null;
   /** Adds a listener to learning events (applied in log order, on the main thread). */
   subscribe(listener: Partial<LearningListeners>): void;
 }
@@ -35,6 +38,7 @@ export async function startLearning(config: EngineConfig, m: ModelsPart, obs: Ob
   const quality = new Map<string, QualityWindow>();
   for (const name of [...m.models.list.map((x) => x.name), ONLINE_MODEL]) quality.set(name, new QualityWindow(config.qualityWindow, config.qualityMinOutcomes));
   const listeners: Array<Partial<LearningListeners>> = [];
+  let replication: ReplicationPart | null = null;
   const learning = await OnlineLearning.open({
     stateDir: config.stateDir,
     sgd: validateSgdOptions({ features: m.features, ...config.sgd }),
@@ -47,6 +51,8 @@ export async function startLearning(config: EngineConfig, m: ModelsPart, obs: Ob
     maxPendingBytes: config.feedbackMaxPendingBytes,
     repair: config.feedbackRepair,
     checkpointIntervalMs: config.checkpointIntervalS * 1000,
+    ...(config.redisUrl !== null ? { replicated: { key: config.feedbackStream } } : {}),
+    onCheckpointWritten: (file, stream) => replication?.onCheckpointWritten(file, stream),
     onDriftEvent: (e) => {
       for (const l of listeners) l.onDrift?.(e);
     },
@@ -56,6 +62,10 @@ export async function startLearning(config: EngineConfig, m: ModelsPart, obs: Ob
     onCheckpointError: (err) => logger.error({ err: err.message }, 'checkpoint failed'),
   });
   logRecovery(logger, config, learning);
+  if (config.redisUrl !== null) {
+    replication = startReplication(config, learning, logger);
+    obs.telemetry.setSources({ feedbackLag: () => replication!.stream.lag });
+  }
   m.models.addOnline({
     features: m.features,
     weights: learning.weights.buffer,
@@ -73,10 +83,18 @@ export async function startLearning(config: EngineConfig, m: ModelsPart, obs: Ob
     quality,
     learning,
     store: new PredictionStore(config.predictionIdCapacity, config.predictionIdTtlS * 1000),
+    replication,
     subscribe: (l) => listeners.push(l),
-    // The final checkpoint: what was acknowledged is in it (the log is flushed first).
-    drain: () => learning.close(),
-    stop: () => learning.close(),
+    // The final checkpoint: what was acknowledged is in it (the log is flushed first). The stream
+    // reader stops first, so the checkpoint records where it stopped.
+    drain: async () => {
+      await replication?.stop();
+      await learning.close();
+    },
+    stop: async () => {
+      await replication?.stop();
+      await learning.close();
+    },
   };
 }
 
@@ -85,6 +103,9 @@ function logRecovery(logger: Logger, config: EngineConfig, learning: OnlineLearn
   const { log: report, ...recovery } = learning.recovery;
   const cut = report?.truncated ?? null;
   logger.info({ stateDir: config.stateDir, ...recovery, logCut: cut, sgd: learning.learner.options }, 'learning state recovered');
+  if (learning.recovery.ignoredLocalCheckpoint) {
+    logger.warn({ stateDir: config.stateDir, stream: config.feedbackStream }, 'REDIS_URL is set but the learning checkpoint in STATE_DIR is not of this feedback stream (local-log state): it is not loaded; the state comes from the stream');
+  }
   if (cut?.acknowledged) {
     logger.warn(
       { segment: cut.segment, offset: cut.offset, discardedBytes: cut.discardedBytes, reason: cut.reason, copiedTo: cut.copiedTo, discardedSegments: report!.discardedSegments },

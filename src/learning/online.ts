@@ -9,6 +9,13 @@
  * checkpointed atomically with the sequence number it includes, and the log before it is
  * dropped. On start the checkpoint is loaded and the log after it replayed: the state equals the
  * state before a crash, for every acknowledged record.
+ *
+ * Replicated (REDIS_URL): there is no local log. Records go to the feedback stream that every
+ * replica reads whole (src/replication/), and come back through `applyReplicated` in stream order
+ * on every replica, this one included; `submit` resolves once this replica has applied its own.
+ * The checkpoint records the stream position it includes instead of a log sequence number, and
+ * `restoreShared` replaces the whole state with another replica's checkpoint (a new replica, or
+ * one whose position was trimmed from the stream).
  */
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -40,6 +47,10 @@ export interface OnlineLearningOptions {
   /** Start even when acknowledged records in the log are damaged, dropping them and what follows (FEEDBACK_REPAIR). */
   repair?: boolean;
   checkpointIntervalMs: number;
+  /** Replicated (REDIS_URL): no local log; records come from the stream of this key. */
+  replicated?: { key: string };
+  /** After each checkpoint written, with its file (replicas publish it, see src/app/replication.ts). */
+  onCheckpointWritten?: (file: string, stream: StreamPositionRecord | null) => void;
   onDriftEvent?: (e: DriftEvent) => void;
   onApplied?: (rows: number) => void;
   onCheckpointError?: (err: Error) => void;
@@ -55,6 +66,24 @@ interface LearningCheckpoint {
   /** Typed arrays in checkpoints of format 2, base64 in format 1 (see checkpoint.ts). */
   replay: ReplaySnapshot | ReplaySnapshotV1;
   counters: { examples: number; records: number };
+  /** Replicated: the stream and the last entry the state includes (ordinal: entries up to it ever added). */
+  stream?: StreamPositionRecord;
+}
+
+export interface StreamPositionRecord {
+  key: string;
+  id: string;
+  ordinal: number;
+}
+
+/** With REDIS_URL, where records go: the feedback stream (src/replication/feedback-stream.ts adapts to it). */
+export interface ReplicatedLog {
+  readonly key: string;
+  /** Appends an encoded record; resolves with applyReplicated's result once this replica applied it. */
+  append(payload: Uint8Array): Promise<unknown>;
+  /** The last entry applied: what a checkpoint taken now includes. */
+  position(): { id: string; ordinal: number };
+  stats(): unknown;
 }
 
 /** What the checkpoints since open did (GET /monitoring/system/info, learning.checkpoints). */
@@ -78,10 +107,12 @@ export interface RecoveryInfo {
   lastSeq: number;
   /** What the feedback log's open found and cut (a torn tail; with repair, damaged records). */
   log: RecoveryReport | null;
+  /** Replicated: a local checkpoint was there but not of this stream (local-log state), and was not loaded. */
+  ignoredLocalCheckpoint?: boolean;
 }
 
 export class OnlineLearning {
-  readonly learner: SgdLearner;
+  private sgd: SgdLearner;
   readonly weights: SharedWeights;
   readonly replay: ReplayBuffer;
   private readonly effective: Float64Array;
@@ -102,17 +133,24 @@ export class OnlineLearning {
     last_error: null,
   };
   private closed = false;
+  private stream: ReplicatedLog | null = null;
+  /** Replicated: the stream position the restored local checkpoint included, null if none. */
+  localStreamPosition: StreamPositionRecord | null = null;
   recovery: RecoveryInfo = { checkpointSeq: 0, replayed: 0, lastSeq: 0, log: null };
 
   private constructor(
     private readonly opts: OnlineLearningOptions,
-    private readonly log: FeedbackLog,
+    private readonly log: FeedbackLog | null,
     learner: SgdLearner,
   ) {
-    this.learner = learner;
+    this.sgd = learner;
     this.weights = SharedWeights.create(opts.sgd.features);
     this.effective = new Float64Array(opts.sgd.features);
     this.replay = new ReplayBuffer(opts.replayCapacity, opts.sgd.features);
+  }
+
+  get learner(): SgdLearner {
+    return this.sgd;
   }
 
   get features(): number {
@@ -137,6 +175,7 @@ export class OnlineLearning {
         `the learning checkpoint in ${opts.stateDir} is for ${cp.features} features but the engine serves ${opts.sgd.features}; use another STATE_DIR`,
       );
     }
+    if (opts.replicated) return OnlineLearning.openReplicated(opts, opts.replicated.key, cp);
     const log = await FeedbackLog.open(path.join(opts.stateDir, 'feedback'), {
       commitIntervalMs: opts.commitIntervalMs,
       durable: opts.durable,
@@ -151,13 +190,58 @@ export class OnlineLearning {
     const replayed = await log.replay(self.appliedSeq, (seq, payload) => self.apply(seq, decodeRecord(payload, self.features)));
     self.recovery = { checkpointSeq: cp?.seq ?? 0, replayed, lastSeq: self.appliedSeq, log: log.recovery };
     self.publish();
-    if (opts.checkpointIntervalMs > 0) {
-      self.timer = setInterval(() => {
-        self.checkpoint().catch((err: Error) => opts.onCheckpointError?.(err));
-      }, opts.checkpointIntervalMs);
-      self.timer.unref();
-    }
+    self.startCheckpoints();
     return self;
+  }
+
+  /**
+   * Replicated: no local log. A local checkpoint of this stream is loaded (the stream is read on
+   * from its position); one of local-log state or of another stream is not: every replica must
+   * hold the stream's state, and that state was never in the stream.
+   */
+  private static openReplicated(opts: OnlineLearningOptions, key: string, cp: LearningCheckpoint | null): OnlineLearning {
+    const usable = cp && cp.stream?.key === key ? cp : null;
+    const self = new OnlineLearning(opts, null, usable ? SgdLearner.restore(usable.sgd) : new SgdLearner(opts.sgd));
+    if (usable) {
+      self.restore(usable);
+      self.localStreamPosition = usable.stream!;
+    }
+    self.recovery = { checkpointSeq: usable?.seq ?? 0, replayed: 0, lastSeq: self.appliedSeq, log: null, ignoredLocalCheckpoint: cp !== null && usable === null };
+    self.publish();
+    self.startCheckpoints();
+    return self;
+  }
+
+  private startCheckpoints(): void {
+    if (this.opts.checkpointIntervalMs <= 0) return;
+    this.timer = setInterval(() => {
+      this.checkpoint().catch((err: Error) => this.opts.onCheckpointError?.(err));
+    }, this.opts.checkpointIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Replicated: where submit sends records from now on. */
+  attachStream(stream: ReplicatedLog): void {
+    this.stream = stream;
+  }
+
+  /** Replicated: applies one record read from the stream (every replica, in stream order). */
+  applyReplicated(payload: Uint8Array): MonitorUpdate | null {
+    const update = this.apply(this.appliedSeq + 1, decodeRecord(payload, this.features));
+    this.publish();
+    return update;
+  }
+
+  /** Replicated: replaces the whole state with a checkpoint another replica published. */
+  restoreShared(state: unknown): void {
+    const cp = state as LearningCheckpoint;
+    if (cp.features !== this.features) {
+      throw tfError('CHECKPOINT_CORRUPT', `the shared learning checkpoint is for ${cp.features} features but the engine serves ${this.features}`);
+    }
+    const learner = SgdLearner.restore(cp.sgd);
+    this.restore(cp);
+    this.sgd = learner;
+    this.publish();
   }
 
   /**
@@ -166,6 +250,11 @@ export class OnlineLearning {
    */
   async submit(record: LearningRecord): Promise<MonitorUpdate | null> {
     if (this.closed) throw tfError('DRAINING', { refusing: 'feedback' });
+    if (this.opts.replicated) {
+      if (!this.stream) throw tfError('FEEDBACK_STREAM_UNAVAILABLE', 'the feedback stream is not open yet');
+      return (await this.stream.append(encodeRecord(record, this.features))) as MonitorUpdate | null;
+    }
+    if (!this.log) throw tfError('INTERNAL', 'no feedback log');
     // The log's refusals (FEEDBACK_BACKLOG, FEEDBACK_TOO_LARGE, FEEDBACK_LOG_UNAVAILABLE, FEEDBACK_LOG_FAILED) are the client's answer as they are.
     const seq = await this.log.append(encodeRecord(record, this.features));
     return new Promise((resolve) => {
@@ -250,10 +339,11 @@ export class OnlineLearning {
       const t0 = performance.now();
       const state = this.snapshot();
       const snapshotMs = performance.now() - t0;
-      await this.log.rotate();
+      await this.log?.rotate();
       await this.writer.write(this.opts.stateDir, CHECKPOINT_NAME, state);
       // Only once the checkpoint is durable: a failed one truncates nothing.
-      await this.log.truncateThrough(state.seq);
+      await this.log?.truncateThrough(state.seq);
+      this.opts.onCheckpointWritten?.(path.join(this.opts.stateDir, CHECKPOINT_NAME), state.stream ?? null);
       Object.assign(c, { written: c.written + 1, last_seq: state.seq, last_started_at_ms: startedAt, last_duration_ms: performance.now() - t0, last_snapshot_ms: snapshotMs, last_error: null });
     })()
       .catch((err: Error) => {
@@ -279,7 +369,13 @@ export class OnlineLearning {
       drift: this.opts.drift ? this.opts.drift.snapshot() : null,
       replay: this.replay.snapshot(),
       counters: { examples: this.examples, records: this.records },
+      ...(this.opts.replicated ? this.streamField(this.opts.replicated.key) : {}),
     };
+  }
+
+  private streamField(key: string): { stream?: StreamPositionRecord } {
+    if (this.stream) return { stream: { key, ...this.stream.position() } };
+    return this.localStreamPosition ? { stream: this.localStreamPosition } : {};
   }
 
   private restore(cp: LearningCheckpoint): void {
@@ -303,7 +399,8 @@ export class OnlineLearning {
       replay_buffer_capacity: this.replay.capacity,
       recovery: this.recovery,
       checkpoints: { ...this.checkpoints },
-      log: this.log.stats(),
+      log: this.log?.stats() ?? null,
+      stream: this.stream?.stats() ?? null,
     };
   }
 
@@ -312,13 +409,13 @@ export class OnlineLearning {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await this.log.flush();
+    await this.log?.flush();
     this.drainInOrder();
     try {
-      // If it fails, nothing acknowledged is lost: the log still holds it, for the next start.
+      // If it fails, nothing acknowledged is lost: the log (or the stream) still holds it, for the next start.
       await this.checkpoint();
     } finally {
-      await this.log.close();
+      await this.log?.close();
       await this.writer.close();
     }
   }
