@@ -7,11 +7,14 @@
  * failed XADD (Redis down, the connection lost) is FEEDBACK_STREAM_UNAVAILABLE: never acknowledged.
  *
  * Reading: not a consumer group (that would split the entries between replicas) but one script per
- * round, atomic on the server, that returns the stream's `max-deleted-entry-id` and
- * `entries-added` together with the next entries after this replica's position (XRANGE). So the
- * reader knows, in the same instant as the entries, whether anything after its position was
- * trimmed away (then the state is rebuilt from the shared checkpoint: `bootstrap`) and how far
- * behind it is (`entries-added` minus the entries it has passed: the lag). When there is nothing
+ * round, atomic on the server, that returns the stream's length, `entries-added` and
+ * `max-deleted-entry-id` together with the next entries after this replica's position (XRANGE).
+ * Trimming removes the oldest entries, so `entries-added - length` entries are gone from the head;
+ * a replica that has passed fewer than that (its ordinal) lost entries after its position (XTRIM
+ * does not move `max-deleted-entry-id`, XDEL does: both are checked). So the reader knows, in the
+ * same instant as the entries, whether anything after its position was trimmed away (then the
+ * state is rebuilt from the shared checkpoint: `bootstrap`) and how far behind it is
+ * (`entries-added` minus its ordinal: the lag). When there is nothing
  * new it waits in XREAD BLOCK on its own connection, only to be woken.
  *
  * Entries are applied by kind through `EntryDispatch` (stream-entry.ts), one at a time.
@@ -58,14 +61,15 @@ interface Waiter {
 
 /** Next entries with the trim mark and the added count, in one atomic step (see the module comment). */
 const READ_SCRIPT = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', 0, {}} end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', 0, 0, {}} end
 local info = redis.call('XINFO', 'STREAM', KEYS[1])
-local maxdel, added = '0-0', 0
+local maxdel, added, length = '0-0', 0, 0
 for i = 1, #info, 2 do
   if info[i] == 'max-deleted-entry-id' then maxdel = info[i + 1]
-  elseif info[i] == 'entries-added' then added = info[i + 1] end
+  elseif info[i] == 'entries-added' then added = info[i + 1]
+  elseif info[i] == 'length' then length = info[i + 1] end
 end
-return {maxdel, added, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])}
+return {maxdel, added, length, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])}
 `;
 
 export interface StreamStats {
@@ -192,15 +196,16 @@ export class FeedbackStream {
       await this.bootstrap('new');
       this.pendingNew = false;
     }
-    const reply = (await this.reader.send(['EVAL', READ_SCRIPT, '1', this.opts.key, this.pos.id, String(this.opts.readCount ?? 512)])) as [Buffer | string, number, unknown[]];
+    const reply = (await this.reader.send(['EVAL', READ_SCRIPT, '1', this.opts.key, this.pos.id, String(this.opts.readCount ?? 512)])) as [Buffer | string, number, number, unknown[]];
     const maxDeleted = String(reply[0]);
     const added = Number(reply[1]);
-    if (compareStreamIds(maxDeleted, this.pos.id) > 0) {
+    const removed = added - Number(reply[2]);
+    if (removed > this.pos.ordinal || compareStreamIds(maxDeleted, this.pos.id) > 0) {
       // Entries after this position are gone: rebuild from the shared checkpoint, then read again.
       await this.bootstrap('trimmed');
       return 1;
     }
-    const entries = reply[2];
+    const entries = reply[3];
     for (const raw of entries) {
       await this.applyOne(parseEntry(raw));
     }
