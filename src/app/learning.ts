@@ -6,7 +6,9 @@
 import type { EngineConfig } from '../config';
 import { DriftMonitor, type DriftEvent } from '../drift/monitor';
 import { OnlineLearning } from '../learning/online';
-import { PredictionStore } from '../learning/prediction-store';
+import { PredictionStore, type PredictionIds } from '../learning/prediction-store';
+import { RedisPredictionIds } from '../replication/prediction-ids';
+import { redisOps } from '../replication/redis-ops';
 import { QualityWindow } from '../learning/quality-window';
 import { validateSgdOptions } from '../learning/sgd';
 import { DEFAULT_MODEL, ONLINE_MODEL } from '../models/registry';
@@ -26,7 +28,8 @@ export interface LearningPart extends Part {
   /** Per model name: the sliding window of labelled outcomes behind the quality gauges. */
   readonly quality: Map<string, QualityWindow>;
   readonly learning: OnlineLearning;
-  readonly store: PredictionStore;
+  /** Predictions made with an id: local, or with REDIS_URL in Redis, where every replica finds them. */
+  readonly store: PredictionIds;
   /** With REDIS_URL: the feedback stream, its entry dispatch and the Redis connections; null without. */
   readonly replication: ReplicationPart | null;
   /** Adds a listener to learning events (applied in log order, on the main thread). */
@@ -82,7 +85,9 @@ export async function startLearning(config: EngineConfig, m: ModelsPart, obs: Ob
     drift,
     quality,
     learning,
-    store: new PredictionStore(config.predictionIdCapacity, config.predictionIdTtlS * 1000),
+    store: replication
+      ? new RedisPredictionIds(redisOps(replication.connections.open('prediction-ids')), config.feedbackStream, config.predictionIdCapacity, config.predictionIdTtlS * 1000)
+      : new PredictionStore(config.predictionIdCapacity, config.predictionIdTtlS * 1000),
     replication,
     subscribe: (l) => listeners.push(l),
     // The final checkpoint: what was acknowledged is in it (the log is flushed first). The stream
