@@ -148,9 +148,11 @@ class LearnHandler {
       .then(
         () => responder.corked(x, () => responder.json(x, 202, { accepted: example.rows, durable: learning.durable, sgd_updates: learning.learner.updates })),
         (err) => {
-          // Not learned: the id may be labelled again (a retry after a 503).
-          if (claimed) this.giveBack(claimed.id, claimed.prediction);
-          responder.corked(x, () => responder.error(x, err));
+          // Not learned: the id may be labelled again (a retry after a 503), once it is back.
+          const back = claimed ? this.giveBack(claimed.id, claimed.prediction) : null;
+          const answer = (): void => responder.corked(x, () => responder.error(x, err));
+          if (back) void back.then(answer);
+          else answer();
         },
       );
   }
@@ -162,12 +164,18 @@ class LearnHandler {
     });
   }
 
-  /** A claimed prediction whose feedback was not learned goes back to its store. */
-  private giveBack(id: string, p: StoredPrediction): void {
+  /**
+   * A claimed prediction whose feedback was not learned goes back to its store: at once locally
+   * (null), or a promise that settles once Redis has it again, so the refusal is answered only
+   * when a retry can find the id. Redis unreachable: the id is lost for a retry, as an evicted one.
+   */
+  private giveBack(id: string, p: StoredPrediction): Promise<void> | null {
     const store = this.deps.store;
-    if (!store.remote) store.put(id, p);
-    // Redis unreachable: the id is lost for a retry, as it would be evicted; the refusal stands.
-    else store.restore(id, p).catch(() => undefined);
+    if (!store.remote) {
+      store.put(id, p);
+      return null;
+    }
+    return store.restore(id, p).catch(() => undefined);
   }
 
   /**
@@ -238,7 +246,7 @@ class LearnHandler {
     if (single !== undefined && p.rows !== 1) wrong = `prediction "${id}" has ${p.rows} rows: send "labels" with one label per row`;
     else if (single === undefined && count !== p.rows) wrong = `"labels" has ${count} entries but prediction "${id}" has ${p.rows} rows`;
     if (wrong !== null) {
-      this.giveBack(id, p);
+      await this.giveBack(id, p);
       throw invalid(wrong);
     }
     return {
