@@ -70,6 +70,8 @@ export interface EngineConfig {
   trainHoldout: number;
   trainOnDrift: string;
   trainDriftMinRows: number;
+  /** With REDIS_URL: how long the training lease lasts unless its holder renews it. */
+  trainLeaseS: number;
   /** Derived and checked at load: DRIFT_DETECTORS as a list of known detector types. */
   detectors: DetectorType[];
   /** Derived and checked at load: the SGD_* settings as the online learner takes them. */
@@ -151,6 +153,7 @@ export const OPTIONS: readonly Option[] = [
   { key: 'trainHoldout', env: 'TRAIN_HOLDOUT', flag: '--train-holdout', kind: 'float', min: 0.01, max: 0.9, help: 'share of the buffer (the most recent rows) held out to compare candidate and serving model', default: () => 0.2 },
   { key: 'trainOnDrift', env: 'TRAIN_ON_DRIFT', flag: '--train-on-drift', kind: 'string', help: 'detector whose drift triggers a training run on the rows seen since ("off" disables)', default: () => 'off' },
   { key: 'trainDriftMinRows', env: 'TRAIN_DRIFT_MIN_ROWS', flag: '--train-drift-min-rows', kind: 'int', min: 10, max: 100_000_000, help: 'rows needed after a drift before the drift-triggered run', default: () => 500 },
+  { key: 'trainLeaseS', env: 'TRAIN_LEASE_S', flag: '--train-lease-s', kind: 'int', min: 1, max: 3600, help: 'with REDIS_URL: seconds the training lease lasts unless renewed (every third of it); a dead holder\'s lease moves after at most this', default: () => 15 },
   { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', kind: 'int', min: 0, max: 600_000, help: 'bound on the whole shutdown after SIGTERM (drain, training abort, final checkpoint); exit 3 when reached', default: () => 10_000 },
 ];
 
@@ -261,6 +264,21 @@ function checkCombinations(c: EngineConfig): void {
   }
   if (c.modelPath === null && c.features === null) {
     throw invalid('MODEL_PATH=none (cold start) needs FEATURES=F, the number of features per row');
+  }
+  if (c.redisUrl !== null) checkRedisUrl(c.redisUrl);
+  if (c.feedbackStream.trim() === '') throw invalid('FEEDBACK_STREAM must name a key');
+}
+
+/** The URL may hold a password: the message never repeats it. */
+function checkRedisUrl(raw: string): void {
+  let url: URL | null = null;
+  try {
+    url = new URL(raw);
+  } catch {
+    /* reported below */
+  }
+  if (url === null || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
+    throw invalid(`REDIS_URL must look like redis://[user:password@]host[:port][/db] (or rediss:// for TLS); got a value${url ? ` with scheme "${url.protocol}"` : ' that is not a URL'}`);
   }
 }
 

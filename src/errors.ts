@@ -97,6 +97,16 @@ const ERRORS = {
     doc: '`POST /train` while a run is in progress',
     message: () => 'a training run is in progress; one runs at a time',
   },
+  NOT_TRAINING_LEADER: {
+    status: 409,
+    scope: 'http',
+    doc: 'with `REDIS_URL`: `POST /train` on a replica that does not hold the training lease; the message and `X-Training-Leader` name the holder (send it there); nothing was started',
+    message: (p: { holder: string | null }) =>
+      p.holder === null
+        ? 'training runs on the replica holding the training lease, and none holds it now (Redis unreachable, or the lease is moving); try again shortly'
+        : `training runs on the replica holding the training lease, ${p.holder}; send POST /train there (GET /train/{id} there has the run)`,
+    headers: (p: { holder: string | null }) => (p.holder === null ? ({} as Record<string, string>) : { 'X-Training-Leader': p.holder }),
+  },
   // 413/415: sizes and types
   BODY_TOO_LARGE: { status: 413, scope: 'http', doc: 'body over `MAX_BODY_BYTES` (`MODEL_UPLOAD_MAX_BYTES` for model uploads), from `Content-Length` or counted while streaming' },
   TOO_MANY_ROWS: { status: 413, scope: 'http', doc: 'more rows than `MAX_REQUEST_ROWS`' },
