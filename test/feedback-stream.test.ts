@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../bench/lib/procs';
+import { loadConfig, publicConfig } from '../src/config';
 import { FeedbackStream, type StreamPosition } from '../src/replication/feedback-stream';
 import { RedisConnections } from '../src/replication/redis-client';
 import { fetchSharedCheckpoint, publishSharedCheckpoint } from '../src/replication/shared-checkpoint';
@@ -179,6 +180,16 @@ describe.skipIf(redisServer.skip)('the feedback stream on a real redis-server', 
     expect(reps[0]!.seen).not.toContain('note:while-down');
     expect(Number(await redis.command(['XLEN', key]))).toBe(acked);
     await closeAll();
+  });
+
+  it('takes REDIS_URL only as a redis:// or rediss:// URL, without repeating it in the refusal', () => {
+    expect(loadConfig([], { REDIS_URL: 'redis://:pw@127.0.0.1:6379/2' }).redisUrl).toBe('redis://:pw@127.0.0.1:6379/2');
+    expect(loadConfig([], {}).redisUrl).toBeNull();
+    expect(loadConfig([], {}).feedbackStream).toBe('tradeflow:feedback');
+    expect(() => loadConfig([], { REDIS_URL: 'http://secret@host' })).toThrow(/REDIS_URL must look like redis:\/\/.*scheme "http:"/);
+    expect(() => loadConfig([], { REDIS_URL: 'not a url secret' })).toThrow(/REDIS_URL.*not a URL/);
+    expect(() => loadConfig([], { REDIS_URL: 'http://secret@host' })).not.toThrow(/secret/);
+    expect(publicConfig(loadConfig([], { REDIS_URL: 'redis://:pw@h:1' })).REDIS_URL).toBe('<set>');
   });
 
   it('compares entry ids as numbers', () => {

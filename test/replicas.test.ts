@@ -165,10 +165,12 @@ interface Tally {
   refusedRows: number;
   driftAcked: number;
   statuses: Map<number, number>;
+  /** The `durable` of every 202: Redis runs with appendfsync always here, so true. */
+  durable: Set<boolean>;
 }
 
 function newTally(): Tally {
-  return { ackedRows: 0, inDoubtRows: 0, refusedRows: 0, driftAcked: 0, statuses: new Map() };
+  return { ackedRows: 0, inDoubtRows: 0, refusedRows: 0, driftAcked: 0, statuses: new Map(), durable: new Set() };
 }
 
 /** Sends one job to replica `k` (or the next one up); a connection refused goes to the next replica. */
@@ -179,8 +181,10 @@ async function sendLearn(k: number, job: { body: Buffer; rows: number }, t: Tall
     try {
       const a = await request(r.port, 'POST', '/learn', job.body, JSON_HEADERS, 30_000);
       t.statuses.set(a.status, (t.statuses.get(a.status) ?? 0) + 1);
-      if (a.status === 202) t.ackedRows += job.rows;
-      else if (a.status === 503) t.refusedRows += job.rows;
+      if (a.status === 202) {
+        t.ackedRows += job.rows;
+        t.durable.add((JSON.parse(a.body.toString('utf8')) as { durable: boolean }).durable);
+      } else if (a.status === 503) t.refusedRows += job.rows;
       else throw new Error(`/learn on ${r.name}: ${a.status} ${a.body.toString('utf8').slice(0, 300)}`);
       return;
     } catch (err) {
@@ -261,6 +265,7 @@ describe.skipIf(redisServer.skip || built.skip)('three replicas on one Redis fee
     }
     expect(t.ackedRows + t.inDoubtRows).toBe(10_000);
     expect(t.driftAcked).toBeGreaterThan(0);
+    expect([...t.durable]).toEqual([true]);
     // The restarted replica read on from its own checkpoint, not from a shared one.
     expect(infos[1]!.recovery.checkpointSeq).toBeGreaterThan(0);
     expect(infos[1]!.stream.bootstraps).toBe(0);

@@ -32,6 +32,29 @@ export interface ReplicationPart extends Part {
   health(): ComponentHealth;
 }
 
+/**
+ * What Redis promises for a write it answered: its AOF settings, read once connected. A managed
+ * Redis may refuse CONFIG; then it is unknown, and /learn's answer says `"durable":false`.
+ */
+function probeDurability(stream: FeedbackStream, logger: Logger): { value: { appendonly: string; appendfsync: string } | null } {
+  const out: { value: { appendonly: string; appendfsync: string } | null } = { value: null };
+  void stream.commands.ready().then(async () => {
+    try {
+      const reply = await stream.commands.send(['CONFIG', 'GET', 'append*']);
+      const m = new Map<string, string>();
+      if (Array.isArray(reply)) for (let i = 0; i + 1 < reply.length; i += 2) m.set(String(reply[i]), String(reply[i + 1]));
+      else for (const [k, v] of Object.entries(reply as Record<string, unknown>)) m.set(k, String(v));
+      out.value = { appendonly: m.get('appendonly') ?? 'unknown', appendfsync: m.get('appendfsync') ?? 'unknown' };
+      if (out.value.appendonly !== 'yes' || out.value.appendfsync !== 'always') {
+        logger.warn(out.value, 'Redis does not fsync every write (appendonly yes, appendfsync always): feedback answered 202 can be lost if Redis crashes (with everysec, up to about a second of it)');
+      }
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'Redis refused CONFIG GET: how durable acknowledged feedback is depends on its AOF settings, unknown here');
+    }
+  });
+  return out;
+}
+
 export function startReplication(config: EngineConfig, learning: OnlineLearning, logger: Logger): ReplicationPart {
   const key = config.feedbackStream;
   const connections = new RedisConnections(config.redisUrl!, logger);
@@ -50,7 +73,14 @@ export function startReplication(config: EngineConfig, learning: OnlineLearning,
       return { id: cp.id, ordinal: cp.ordinal };
     },
   });
-  learning.attachStream({ key, append: (payload) => stream.append(KIND_LEARNING, { [FIELD_DATA]: payload }), position: () => stream.position, stats: () => stream.stats() });
+  const durability = probeDurability(stream, logger);
+  learning.attachStream({
+    key,
+    append: (payload) => stream.append(KIND_LEARNING, { [FIELD_DATA]: payload }),
+    position: () => stream.position,
+    durable: () => durability.value?.appendonly === 'yes' && durability.value.appendfsync === 'always',
+    stats: () => ({ ...stream.stats(), redis_durability: durability.value }),
+  });
   const replica = `${process.env.HOSTNAME ?? 'replica'}:${process.pid}`;
   const intervalMs = config.sharedCheckpointIntervalS * 1000;
   let lastPublished = -Infinity;

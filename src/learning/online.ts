@@ -83,6 +83,8 @@ export interface ReplicatedLog {
   append(payload: Uint8Array): Promise<unknown>;
   /** The last entry applied: what a checkpoint taken now includes. */
   position(): { id: string; ordinal: number };
+  /** Whether Redis is known to fsync every write before it answers (appendonly yes, appendfsync always). */
+  durable(): boolean;
   stats(): unknown;
 }
 
@@ -163,6 +165,7 @@ export class OnlineLearning {
    * kernel crash can lose it (a kill -9 of the process cannot).
    */
   get durable(): boolean {
+    if (this.opts.replicated) return this.stream?.durable() ?? false;
     return this.opts.durable;
   }
 

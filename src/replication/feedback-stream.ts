@@ -287,8 +287,16 @@ export class FeedbackStream {
     };
   }
 
-  /** Stops reading; requests still waiting for their entry to be applied are refused (DRAINING). */
-  async close(): Promise<void> {
+  /**
+   * Stops reading. Appends Redis already took are waited for (up to `graceMs`, while the reader
+   * can still read them), so their requests are answered 202 rather than refused; requests still
+   * waiting after that are refused (DRAINING), though their entries are in the stream and every
+   * replica, this one after its restart, applies them.
+   */
+  async close(graceMs = 2000): Promise<void> {
+    const until = Date.now() + graceMs;
+    const taken = (): boolean => [...this.waiting.values()].some((w) => w.id !== null);
+    while (!this.closed && taken() && this.reader.isReady && this.s.stopped === null && Date.now() < until) await sleep(5);
     this.closed = true;
     this.wake?.();
     // The blocked XREAD ends with its connection.
