@@ -720,7 +720,8 @@ describe.skipIf(prometheusBin.skip || alertmanagerBin.skip)('HighAPILatency unde
     expect(sent.status).toBe('firing');
     expect(sent.labels).toEqual({ alertname: 'HighAPILatency', severity: 'warning', job: 'ml-api', instance, monitor: 'tradeflow' });
     expect(sent.annotations.summary).toBe(`High API latency on ${instance}`);
-    expect(sent.annotations.description).toMatch(/^P95 API request latency is \d+(\.\d+)?s over the last 5 minutes \(threshold 1s\)\.$/);
+    expect(sent.annotations.description.startsWith(`P95 API request latency of ${instance} is `), sent.annotations.description).toBe(true);
+    expect(sent.annotations.description).toMatch(/ is \d+(\.\d+)?s over the last 5 minutes \(threshold 1s\)\.$/);
     expect(Number(/is (\d+(?:\.\d+)?)s/.exec(sent.annotations.description)![1])).toBeGreaterThan(1);
     // Every answer was a prediction: the load is slow, not failing.
     expect([...load.statuses.keys()], loadSummary).toEqual([200]);
