@@ -94,11 +94,9 @@ async function learningOf(r: Replica): Promise<LearningInfo> {
 /** The parts of the state every replica must hold bit for bit. */
 async function stateOf(r: Replica): Promise<{ sgd: unknown; drift: unknown }> {
   const sgd = await getJson<{ weights: number[]; bias: number; updates: number; options: unknown }>(r, '/models/sgd');
+  // Whole, its warning and drift times included: they are the stream entries' times (Redis's clock).
   const drift = await getJson<unknown>(r, '/monitoring/drift/status');
-  // When a detector warned, drifted or changed state (the *At times) is each replica's own clock; everything else is the stream's.
-  const strip = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(strip) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).filter(([k]) => !/At$/.test(k)).map(([k, x]) => [k, strip(x)])) : v;
-  return { sgd: { weights: sgd.weights, bias: sgd.bias, updates: sgd.updates, options: sgd.options }, drift: strip(drift) };
+  return { sgd: { weights: sgd.weights, bias: sgd.bias, updates: sgd.updates, options: sgd.options }, drift };
 }
 
 /** Waits until every running replica has applied the whole stream. */

@@ -37,7 +37,10 @@ export interface LearningPart extends Part {
 }
 
 export async function startLearning(config: EngineConfig, m: ModelsPart, obs: ObservabilityPart, logger: Logger): Promise<LearningPart> {
-  const drift = new DriftMonitor({ detectors: config.detectors, realInput: config.driftRealInput });
+  // Replicated, a detector's warning and drift times are the stream entry's (Redis's clock when it
+  // took the entry), so they too are the same on every replica; otherwise the engine's clock.
+  const entryClock = { ms: null as number | null };
+  const drift = new DriftMonitor({ detectors: config.detectors, realInput: config.driftRealInput, now: () => new Date(entryClock.ms ?? Date.now()) });
   const quality = new Map<string, QualityWindow>();
   for (const name of [...m.models.list.map((x) => x.name), ONLINE_MODEL]) quality.set(name, new QualityWindow(config.qualityWindow, config.qualityMinOutcomes));
   const listeners: Array<Partial<LearningListeners>> = [];
@@ -66,7 +69,7 @@ export async function startLearning(config: EngineConfig, m: ModelsPart, obs: Ob
   });
   logRecovery(logger, config, learning);
   if (config.redisUrl !== null) {
-    replication = startReplication(config, learning, logger);
+    replication = startReplication(config, learning, logger, entryClock);
     obs.telemetry.setSources({ feedbackLag: () => replication!.stream.lag });
   }
   m.models.addOnline({

@@ -16,6 +16,7 @@ import { FeedbackStream, type StreamPosition } from '../replication/feedback-str
 import { RedisConnections } from '../replication/redis-client';
 import { fetchSharedCheckpoint, publishSharedCheckpoint } from '../replication/shared-checkpoint';
 import { EntryDispatch, FIELD_DATA, KIND_LEARNING } from '../replication/stream-entry';
+import { entryTimeMs } from '../replication/stream-id';
 import type { ComponentHealth } from '../telemetry/health';
 import { redisHealth } from '../telemetry/health';
 import type { Logger } from '../telemetry/logger';
@@ -55,10 +56,21 @@ function probeDurability(stream: FeedbackStream, logger: Logger): { value: { app
   return out;
 }
 
-export function startReplication(config: EngineConfig, learning: OnlineLearning, logger: Logger): ReplicationPart {
+/**
+ * `entryClock.ms` is set to the entry's time (the ms part of its id) while a learning entry is
+ * applied: what the drift monitor stamps its events with.
+ */
+export function startReplication(config: EngineConfig, learning: OnlineLearning, logger: Logger, entryClock: { ms: number | null }): ReplicationPart {
   const key = config.feedbackStream;
   const connections = new RedisConnections(config.redisUrl!, logger);
-  const dispatch = new EntryDispatch().handle(KIND_LEARNING, (e) => learning.applyReplicated(e.fields.get(FIELD_DATA) ?? Buffer.alloc(0)));
+  const dispatch = new EntryDispatch().handle(KIND_LEARNING, (e) => {
+    entryClock.ms = entryTimeMs(e.id);
+    try {
+      return learning.applyReplicated(e.fields.get(FIELD_DATA) ?? Buffer.alloc(0));
+    } finally {
+      entryClock.ms = null;
+    }
+  });
   const local = learning.localStreamPosition;
   const stream: FeedbackStream = new FeedbackStream({
     key,

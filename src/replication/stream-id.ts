@@ -18,3 +18,8 @@ export function compareStreamIds(a: string, b: string): number {
   if (am !== bm) return am < bm ? -1 : 1;
   return as < bs ? -1 : as > bs ? 1 : 0;
 }
+
+/** The time part of an entry id: Redis's clock, in ms since the epoch, when it took the entry. */
+export function entryTimeMs(id: string): number {
+  return Number(parseStreamId(id)[0]);
+}
