@@ -311,6 +311,14 @@ describe('the engine Deployment', () => {
     expect(envOf('HOST').value).toBe('0.0.0.0');
   });
 
+  it('has the probes monitoring/README.md shows', () => {
+    const readme = readFileSync(path.join(REPO_ROOT, 'monitoring', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('\n## Kubernetes'));
+    const shown = parse(/```yaml\n([\s\S]*?)```/.exec(section)![1]!).containers[0];
+    for (const probe of ['livenessProbe', 'readinessProbe', 'startupProbe']) expect(shown[probe], probe).toEqual(engine[probe]);
+    expect(shown.ports).toEqual(engine.ports.map(({ name, containerPort }: K8sObject) => ({ name, containerPort })));
+  });
+
   it('gives the drain its time: grace period > preStop pause + SHUTDOWN_TIMEOUT_MS', () => {
     const sleep = engine.lifecycle.preStop.sleep?.seconds;
     expect(sleep, 'a preStop pause').toBeGreaterThan(0);
