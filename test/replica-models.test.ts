@@ -199,3 +199,52 @@ describe.skipIf(redisServer.skip || built.skip)('replicas: feedback by id, one t
     await allServe(run.promoted_version!);
   }, 150_000);
 });
+
+describe.skipIf(redisServer.skip || built.skip)('replicas: a replica starting from a shared checkpoint serves the version of that position', () => {
+  const KEY = 'test:model-catch-up';
+  const started: EngineProc[] = [];
+  let server: RedisServer;
+  let dir: string;
+
+  const replica = (name: string): Promise<EngineProc> =>
+    startEngine(name, { REDIS_URL: server.url, FEEDBACK_STREAM: KEY, WORKERS: '1', TRAIN_INTERVAL: '0', CHECKPOINT_INTERVAL_S: '1', SHARED_CHECKPOINT_INTERVAL_S: '1' }, dir).then((e) => {
+      started.push(e);
+      return e;
+    });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'tradeflow-model-catch-up-'));
+    server = await startRedis(redisServer.get());
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(started.map((e) => stopEngine(e)));
+    await server?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('catches up with a model change trimmed from the stream', async () => {
+    const first = await replica('catch-up-a');
+    const up = await request(first.port, 'POST', '/models/ensemble/load', Buffer.from(variant(21)), { 'content-type': 'application/octet-stream' });
+    expect(up.status, up.body.toString()).toBe(200);
+    const version = (up.json() as { version: string }).version;
+    // The model entry is the stream's first: keep feedback coming until checkpoints were shared
+    // and the stream trimmed past it, so a new replica never reads it.
+    let i = 0;
+    await waitFor(
+      async () => {
+        expect((await post(first, '/learn', { features: row(1000 + i), label: i % 2 })).status).toBe(202);
+        i++;
+        const head = (await server.command(['XRANGE', KEY, '-', '+', 'COUNT', '1'])) as Array<[string, string[]]>;
+        const fields = head[0]![1].map(String);
+        return fields[fields.indexOf('k') + 1] !== 'model';
+      },
+      'the stream trimmed past the model entry',
+      60_000,
+      100,
+    );
+    const late = await replica('catch-up-b');
+    await waitFor(async () => (await servingVersion(late)) === version, `the late replica serving ${version}`, 60_000, 50);
+    expect(await answeredVersion(late, 1)).toBe(version);
+  }, 120_000);
+});

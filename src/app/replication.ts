@@ -30,6 +30,13 @@ export interface ReplicationPart extends Part {
   start(): void;
   /** Publishes a just-written local checkpoint to Redis when SHARED_CHECKPOINT_INTERVAL_S has passed. */
   onCheckpointWritten(file: string, stream: StreamPositionRecord | null): void;
+  /**
+   * Adds what runs after the learning state was rebuilt from a shared checkpoint, with the entry
+   * id it includes, before any entry after it is applied: state kept outside the learning
+   * checkpoint catches up to that position there (the model history serves the version that
+   * served at it). A listener must not throw.
+   */
+  onBootstrap(listener: (position: string) => Promise<void>): void;
   health(): ComponentHealth;
 }
 
@@ -72,6 +79,7 @@ export function startReplication(config: EngineConfig, learning: OnlineLearning,
     }
   });
   const local = learning.localStreamPosition;
+  const bootstrapped: Array<(position: string) => Promise<void>> = [];
   const stream: FeedbackStream = new FeedbackStream({
     key,
     connections,
@@ -82,6 +90,7 @@ export function startReplication(config: EngineConfig, learning: OnlineLearning,
       const cp = await fetchSharedCheckpoint(stream.commands, key);
       if (!cp) return null;
       learning.restoreShared(decodeCheckpoint(cp.bytes, `the shared checkpoint ${key}:checkpoint`));
+      for (const l of bootstrapped) await l(cp.id);
       return { id: cp.id, ordinal: cp.ordinal };
     },
   });
@@ -103,6 +112,7 @@ export function startReplication(config: EngineConfig, learning: OnlineLearning,
     stream,
     dispatch,
     start: () => stream.start(),
+    onBootstrap: (listener) => bootstrapped.push(listener),
     onCheckpointWritten(file, pos) {
       if (!pos || publishing || !stream.commands.isReady || Date.now() - lastPublished < intervalMs) return;
       publishing = true;

@@ -12,7 +12,7 @@ import type { TrainingGate } from '../http/train';
 import { DEFAULT_MODEL } from '../models/registry';
 import { ModelSwapper, type ModelChanges } from '../pool/model-swap';
 import { KIND_MODEL, ModelHistory } from '../replication/model-history';
-import { redisOps, replyText, type RedisOps } from '../replication/redis-ops';
+import { redisOps } from '../replication/redis-ops';
 import { TrainingLease } from '../replication/training-lease';
 import { TrainingRuns } from '../retraining/training-runs';
 import type { Logger } from '../telemetry/logger';
@@ -50,7 +50,13 @@ export function startTraining(config: EngineConfig, m: ModelsPart, l: LearningPa
     });
     lease.start();
   }
-  if (history && ops && m.models.has(DEFAULT_MODEL)) catchUpModel(history, ops, l, config.feedbackStream, logger);
+  // A replica whose learning state comes from a shared checkpoint has not read the model changes
+  // before it: it serves the version that served at that position, before it reads on.
+  if (rep && history && m.models.has(DEFAULT_MODEL)) {
+    rep.onBootstrap((position) =>
+      history.catchUp(DEFAULT_MODEL, position).catch((err: Error) => logger.error({ err: err.message, position }, 'model history: could not serve the version of the shared checkpoint; the next model change catches up')),
+    );
+  }
   return {
     name: 'training',
     swapper,
@@ -78,19 +84,6 @@ function leaseGate(lease: TrainingLease): TrainingGate {
     const st = lease.held ? { held: true, holder: lease.holder } : await lease.tick();
     if (!st.held) throw tfError('NOT_TRAINING_LEADER', { holder: st.holder });
   };
-}
-
-/**
- * Model changes before the position this replica starts reading from are not in what it will
- * read: it serves the version that served there. That position is its own checkpoint's, or, for a
- * new replica, the shared checkpoint's it will start from.
- */
-function catchUpModel(history: ModelHistory, ops: RedisOps, l: LearningPart, streamKey: string, logger: Logger): void {
-  const local = l.learning.localStreamPosition?.id ?? null;
-  const position = local !== null ? Promise.resolve(local) : ops.command(['HGET', `${streamKey}:checkpoint`, 'id']).then((v) => replyText(v) || null);
-  position
-    .then((p) => (p === null ? undefined : history.catchUp(DEFAULT_MODEL, p)))
-    .catch((err: Error) => logger.warn({ err: err.message }, 'model history: could not catch up with the version serving at the start position'));
 }
 
 function trainingRuns(config: EngineConfig, m: ModelsPart, l: LearningPart, swapper: ModelChanges, obs: ObservabilityPart, logger: Logger, lease: TrainingLease | null): TrainingRuns {

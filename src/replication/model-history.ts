@@ -19,8 +19,10 @@
  * Applying an entry for the version already serving does nothing (a replica restarted from a
  * checkpoint older than the entry, whose version store already serves it). Every replica also
  * records the change under the entry's id in `<ns>:model-changes:<name>` (the same field and value
- * from each), so a replica that starts from a shared checkpoint finds which version served at
- * that position (`catchUp`) instead of serving MODEL_PATH's until the next change.
+ * from each), so a replica whose learning state is rebuilt from a shared checkpoint (a new one, or
+ * one whose position was trimmed away) serves the version that served at that position before it
+ * reads on (`catchUp`, run inside the stream's bootstrap), instead of MODEL_PATH's until the next
+ * change.
  */
 import { createHash } from 'node:crypto';
 import { tfError } from '../errors';
@@ -182,6 +184,7 @@ export class ModelHistory {
    */
   async catchUp(name: string, position: string): Promise<void> {
     if (!this.d.models.has(name)) return;
+    await this.d.redis.ready();
     const flat = (await this.d.redis.command(['HGETALL', this.changesKey(name)])) as unknown;
     const pairs: Array<[string, string]> = [];
     if (Array.isArray(flat)) for (let i = 0; i + 1 < flat.length; i += 2) pairs.push([String(flat[i]), String(flat[i + 1])]);

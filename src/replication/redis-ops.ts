@@ -18,6 +18,8 @@ export interface RedisOps {
   command(args: Array<string | Buffer>): Promise<unknown>;
   /** Whether commands can be sent now (connected). */
   readonly isReady: boolean;
+  /** Resolves once connected (commands sent before that fail at once). */
+  ready(): Promise<void>;
 }
 
 const shas = new Map<string, string>();
@@ -31,7 +33,7 @@ function shaOf(lua: string): string {
   return sha;
 }
 
-export function redisOps(conn: Pick<RedisConnection, 'send' | 'isReady'>): RedisOps {
+export function redisOps(conn: Pick<RedisConnection, 'send' | 'isReady' | 'ready'>): RedisOps {
   return {
     async script(lua, keys, args) {
       const tail: Array<string | Buffer> = [String(keys.length), ...keys];
@@ -44,6 +46,7 @@ export function redisOps(conn: Pick<RedisConnection, 'send' | 'isReady'>): Redis
       }
     },
     command: (args) => conn.send(args),
+    ready: () => conn.ready(),
     get isReady() {
       return conn.isReady;
     },
