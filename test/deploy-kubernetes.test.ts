@@ -15,7 +15,11 @@
  * - cross-references: selectors, ports, probes, the HPA's target and metric, the PDB, the
  *   ServiceMonitor, Secrets, volumes, the grace period against the engine's shutdown bound;
  * - the PrometheusRule is the shipped rule files, and prometheus-adapter's queries are valid
- *   PromQL (promtool, on a temporary rule file), on the metric the HPA reads.
+ *   PromQL (promtool, on a temporary rule file), on the metric the HPA reads;
+ * - the pod, as far as it runs without a cluster: a real redis-server on the shipped redis.conf,
+ *   and the engine container's command and environment (ports, host and paths made local)
+ *   started as a real process against it: its probes answer, /learn takes the admin token and is
+ *   kept in Redis, and SIGTERM drains it to exit 0 within its own bound.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -25,9 +29,14 @@ import { parse, parseAllDocuments } from 'yaml';
 import { OPTIONS } from '../src/config';
 import { ALERT_RULES, RECORDING_RULES, REPO_ROOT } from './helpers/monitoring-files';
 import { runTool } from './helpers/run-tool';
-import { requireTool } from './helpers/requirements';
+import { requireBuilt, requireTool } from './helpers/requirements';
+import { requireRedis, startRedis, type RedisServer } from './helpers/redis';
+import { freePort, startChild, stopChild, waitReady, type Child } from '../bench/lib/procs';
+import { request } from '../bench/lib/request';
 
 const promtool = requireTool('promtool');
+const redisServer = requireRedis();
+const builtCli = requireBuilt(path.join('src', 'cli', 'main.js'));
 
 const K8S_DIR = path.join(REPO_ROOT, 'deploy', 'kubernetes');
 const rel = (file: string) => path.relative(REPO_ROOT, file);
@@ -508,4 +517,96 @@ describe('prometheus-adapter\'s rule for the HPA', () => {
     writeFileSync(file, JSON.stringify({ groups: [{ name: 'adapter', rules: [{ record: 'x', expr: fill('max by (<<.GroupBy>>) (avg_over_time(<<.Series>>{<<.LabelMatchers>>}[1m])') }] }] }));
     expect(runTool(promtool.get(), ['check', 'rules', file]).code).not.toBe(0);
   });
+});
+
+describe.skipIf(redisServer.skip || builtCli.skip)('the pod, run locally: the container\'s command and environment against a real Redis', () => {
+  const redisSts = find(full, 'StatefulSet', 'tradeflow-redis');
+  const conf: string = find(full, 'ConfigMap', 'tradeflow-redis').data['redis.conf'];
+  let redis: Child | undefined;
+  let redisDir: string | undefined;
+  let engineProc: Child | undefined;
+  let stream: RedisServer | undefined;
+
+  afterAll(async () => {
+    if (engineProc && !engineProc.exited) await stopChild(engineProc, 10_000);
+    if (redis && !redis.exited) await stopChild(redis, 5000);
+    await stream?.destroy();
+    if (redisDir) rmSync(redisDir, { recursive: true, force: true });
+  }, 30_000);
+
+  it('redis-server runs the shipped redis.conf with AOF fsynced on every write and no eviction', async () => {
+    const binary = redisServer.get();
+    redisDir = mkdtempSync(path.join(REPO_ROOT, 'node_modules', '.cache', 'redis-conf-'));
+    const port = await freePort();
+    // The file as the pod mounts it, with only where it writes and listens made local: Redis
+    // changes to `dir` as it reads that line (the pod's /data is the volume), and the command
+    // line's --port/--bind come after the file's lines.
+    expect(conf).toMatch(/^dir \/data$/m);
+    writeFileSync(path.join(redisDir, 'redis.conf'), conf.replace(/^dir \/data$/m, `dir ${redisDir}`));
+    expect(redisSts.spec.template.spec.containers[0].command).toEqual(['redis-server', '/etc/redis/redis.conf']);
+    redis = startChild('redis-conf', binary, [path.join(redisDir, 'redis.conf'), '--port', String(port), '--bind', '127.0.0.1'], { capture: true });
+    const cli = async (...args: string[]) => {
+      const { createClient } = await import('redis');
+      const c = createClient({ url: `redis://127.0.0.1:${port}` });
+      await c.connect();
+      try {
+        return await c.sendCommand(args);
+      } finally {
+        await c.quit();
+      }
+    };
+    let pong: unknown = null;
+    for (let i = 0; i < 200 && pong !== 'PONG' && !redis.exited; i++) {
+      pong = await cli('PING').catch(() => null);
+      if (pong !== 'PONG') await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(pong, redis.output()).toBe('PONG');
+    // CONFIG GET answers a map (RESP3) or a flat [name, value] list (RESP2).
+    const configGet = async (key: string) => {
+      const r = (await cli('CONFIG', 'GET', key)) as Record<string, string> | string[];
+      return Array.isArray(r) ? r[1] : r[key];
+    };
+    expect(await configGet('appendonly')).toBe('yes');
+    expect(await configGet('appendfsync')).toBe('always');
+    expect(await configGet('maxmemory-policy')).toBe('noeviction');
+    expect(await configGet('maxmemory')).toBe(String(768 * 1024 * 1024));
+    expect(await configGet('dir')).toBe(redisDir);
+    await cli('XADD', 'probe', '*', 'k', 'v');
+    expect(readdirSync(redisDir).some((f) => /appendonly/.test(f)), 'the append-only file is written').toBe(true);
+  }, 30_000);
+
+  it('the engine container starts, answers its probes, takes /learn with the token, and drains on SIGTERM to exit 0', async () => {
+    stream = await startRedis(redisServer.get());
+    const port = await freePort();
+    const stateDir = mkdtempSync(path.join(REPO_ROOT, 'node_modules', '.cache', 'pod-state-'));
+    const token = 'test-admin-token';
+    // The container's env, with values from Secrets filled in and the node-specific parts local.
+    const env: Record<string, string> = {};
+    for (const e of engine.env) env[e.name] = e.value ?? '';
+    Object.assign(env, { PORT: String(port), HOST: '127.0.0.1', STATE_DIR: stateDir, REDIS_URL: stream.url, ADMIN_TOKEN: token, LOG_LEVEL: 'warn' });
+    const [cmd, script, ...args] = engine.command;
+    expect(cmd).toBe('node');
+    engineProc = startChild('pod-engine', process.execPath, [path.join(REPO_ROOT, script), ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, capture: true });
+    try {
+      // The start-up probe's budget (period x failures) is the manifest's promise.
+      await waitReady(engineProc, port, engine.startupProbe.httpGet.path, engine.startupProbe.periodSeconds * engine.startupProbe.failureThreshold * 1000);
+      expect((await request(port, 'GET', engine.livenessProbe.httpGet.path)).status).toBe(200);
+      expect((await request(port, 'GET', engine.readinessProbe.httpGet.path)).status).toBe(200);
+      const row = Array.from({ length: 16 }, (_, i) => i / 16);
+      const body = JSON.stringify({ features: row, label: 1 });
+      const json = { 'content-type': 'application/json' };
+      expect((await request(port, 'POST', '/learn', Buffer.from(body), json)).status, 'no token').toBe(401);
+      const learned = await request(port, 'POST', '/learn', Buffer.from(body), { ...json, authorization: `Bearer ${token}` });
+      expect(learned.status, learned.body.toString('utf8')).toBe(202);
+      expect(Number(await stream.command(['XLEN', env.FEEDBACK_STREAM!]))).toBe(1);
+
+      // Kubernetes: the preStop pause, then SIGTERM. The engine drains and exits 0; 3 would mean
+      // it reached its SHUTDOWN_TIMEOUT_MS bound, which the grace period is sized on.
+      engineProc.proc.kill('SIGTERM');
+      await engineProc.exitPromise;
+      expect(engineProc.exitCode, engineProc.output()).toBe(0);
+    } finally {
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
