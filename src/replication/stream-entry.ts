@@ -7,7 +7,9 @@
  *      the bytes of src/learning/feedback-record.ts) or, for other modules, `model`
  *   o  origin: an opaque token the appending replica chose, so it knows which applied entry
  *      answers which of its requests (absent on entries nobody waits for)
- *   d  the payload; a kind may add fields of its own (one letter or a word, never `k` or `o`)
+ *   n  its ordinal: entries the stream had ever taken, itself included (written by the append
+ *      script in feedback-stream.ts; how a reader sees that entries were trimmed away)
+ *   d  the payload; a kind may add fields of its own (one letter or a word, never `k`, `o` or `n`)
  *
  * Every replica applies every entry, in stream order, with the handler registered for its kind:
  * `dispatch.handle(kind, handler)`. What a handler returns (or resolves with) is handed to the
@@ -70,7 +72,7 @@ export function entryArgs(kind: string, origin: string | null, fields: EntryFiel
   const args: Array<string | Buffer> = [FIELD_KIND, kind];
   if (origin !== null) args.push(FIELD_ORIGIN, origin);
   for (const [name, v] of Object.entries(fields)) {
-    if (name === FIELD_KIND || name === FIELD_ORIGIN) throw new Error(`stream entry field "${name}" is reserved`);
+    if (name === FIELD_KIND || name === FIELD_ORIGIN || name === 'n') throw new Error(`stream entry field "${name}" is reserved`);
     args.push(name, typeof v === 'string' || Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength));
   }
   return args;
