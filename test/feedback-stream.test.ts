@@ -164,10 +164,8 @@ describe.skipIf(redisServer.skip)('the feedback stream on a real redis-server', 
     }
     await redis.stop(true);
     await waitFor(() => reps.every((r) => !r.stream.available), 'both replicas see Redis down');
-    const t0 = Date.now();
+    // Refused, not queued until Redis returns (the client's offline queue is off).
     await expect(reps[0]!.stream.append('note', { [FIELD_DATA]: 'while-down' })).rejects.toMatchObject({ code: 'FEEDBACK_STREAM_UNAVAILABLE', status: 503 });
-    // Refused at once, not after a timeout (a bound of seconds, not a timing threshold on the machine).
-    expect(Date.now() - t0).toBeLessThan(5000);
     for (const c of reps[0]!.connections.states()) expect(c.connected).toBe(false);
     await redis.restart();
     await waitFor(() => reps.every((r) => r.stream.available), 'both replicas reconnected', 30_000, 20);
