@@ -139,7 +139,14 @@ describe.skipIf(redisServer.skip || built.skip)('replicas: feedback by id, one t
     expect(up.status, up.body.toString()).toBe(200);
     const version = (up.json() as { version: string }).version;
     expect(version).not.toBe(before);
+    // Published once: the bytes in Redis, listed among the versions kept there.
+    expect(await redis.command(['EXISTS', `${STREAM}:model:ensemble:${version}`])).toBe(1);
+    expect(((await redis.command(['LRANGE', `${STREAM}:model-versions:ensemble`, '0', '-1'])) as string[]).map(String)[0]).toBe(version);
     await allServe(version);
+    for (const e of replicas) {
+      const lease = (await request(e.port, 'GET', '/monitoring/system/info')).json().training_lease as { holder: string; held: boolean };
+      expect(lease.held).toBe(e === holder);
+    }
     // A file every replica would refuse is refused once, at the origin, and nothing changes.
     const bad = await request(other.port, 'POST', '/models/ensemble/load', Buffer.from('not onnx'), { 'content-type': 'application/octet-stream' });
     expect(bad.status).toBe(422);

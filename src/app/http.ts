@@ -94,6 +94,7 @@ function registerRoutes(server: HttpServer, p: HttpInputs): void {
       workers: s.pool.stats(),
       batcher: s.batcher.stats(),
       learning: l.learning.stats(),
+      ...(t.lease ? { training_lease: { holder: t.lease.holder, held: t.lease.held, ttl_ms: t.lease.ttlMs } } : {}),
       native: { uws: 'uWebSockets.js v20.30 (native)', onnxruntime: ortVersion() },
     }),
   });

@@ -39,7 +39,7 @@ export function startTraining(config: EngineConfig, m: ModelsPart, l: LearningPa
   const swapper = new ModelSwapper(m.models, s.pool, s.cache, m.versions);
   const rep = l.replication;
   const ops = rep ? redisOps(rep.connections.open('model-history')) : null;
-  const history = rep && ops ? new ModelHistory({ redis: ops, stream: rep.stream, namespace: config.feedbackStream, swapper, versions: m.versions, models: m.models, logger }) : null;
+  const history = rep && ops ? new ModelHistory({ redis: ops, stream: rep.stream, namespace: config.feedbackStream, swapper, versions: m.versions, models: m.models, logger, keep: config.modelVersionsKeep }) : null;
   if (rep && history) rep.dispatch.handle(KIND_MODEL, (e) => history.apply(e));
   const changes: ModelChanges = history ?? swapper;
   const lease = ops && m.models.has(DEFAULT_MODEL) ? new TrainingLease(ops, `${config.feedbackStream}:train-lease`, config.trainLeaseS * 1000, logger) : null;

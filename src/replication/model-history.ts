@@ -3,7 +3,8 @@
  * promotion, an upload or load by path, a rollback — made on any replica is published once:
  *
  *   1. the version's ONNX bytes go to Redis, `<ns>:model:<name>:<version>` (written once per
- *      version; every replica fetches them from there unless its own version store has them);
+ *      version; every replica fetches them from there unless its own version store has them;
+ *      the last MODEL_VERSIONS_KEEP versions are kept there, listed in `<ns>:model-versions:<name>`);
  *   2. a `model` entry is appended to the feedback stream: name, version, sha-256, reason,
  *      source, card, and for a rollback the next step back;
  *   3. every replica, the origin included, swaps to it when it applies that entry, through its
@@ -37,6 +38,19 @@ import { compareStreamIds } from './stream-id';
 
 export const KIND_MODEL = 'model';
 
+/**
+ * Stores a version's bytes and makes it the newest of the versions kept in Redis, dropping the
+ * bytes of the oldest beyond MODEL_VERSIONS_KEEP (a rollback target announced again is newest
+ * again). KEYS: bytes key, list of versions. ARGV: bytes, version, keep, bytes key prefix, NX.
+ */
+const PUT_BYTES = `if ARGV[5] == '1' then redis.call('SET', KEYS[1], ARGV[1], 'NX') else redis.call('SET', KEYS[1], ARGV[1]) end
+redis.call('LREM', KEYS[2], 0, ARGV[2])
+redis.call('LPUSH', KEYS[2], ARGV[2])
+while redis.call('LLEN', KEYS[2]) > tonumber(ARGV[3]) do
+  redis.call('DEL', ARGV[4] .. redis.call('RPOP', KEYS[2]))
+end
+return 1`;
+
 /** Changes remembered per model for `catchUp`: far more than any checkpoint lags behind. */
 const CHANGES_KEPT = 200;
 
@@ -66,6 +80,8 @@ export interface ModelHistoryDeps {
   versions: VersionStore;
   models: ModelRegistry;
   logger: Logger;
+  /** Versions whose bytes stay in Redis per model (MODEL_VERSIONS_KEEP, as each replica's store keeps). */
+  keep: number;
 }
 
 export class ModelHistory {
@@ -116,10 +132,8 @@ export class ModelHistory {
   }
 
   private async putBytes(name: string, version: string, bytes: Uint8Array, nx: boolean): Promise<void> {
-    const args: Array<string | Buffer> = ['SET', this.bytesKey(name, version), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)];
-    if (nx) args.push('NX');
     try {
-      await this.d.redis.command(args);
+      await this.d.redis.script(PUT_BYTES, [this.bytesKey(name, version), `${this.d.namespace}:model-versions:${name}`], [bytes, version, String(this.d.keep), this.bytesKey(name, ''), nx ? '1' : '0']);
     } catch (err) {
       throw tfError('FEEDBACK_STREAM_UNAVAILABLE', `Redis did not take the model's bytes (${(err as Error).message}); ${name} ${version} was not published and nothing changed`);
     }
