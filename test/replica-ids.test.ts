@@ -72,6 +72,11 @@ describe.skipIf(redisServer.skip)('Redis prediction ids and training lease', () 
     expect(await ids.claim('p1')).toBe('unknown');
     for (const id of ['p2', 'p3', 'p4']) expect(typeof (await ids.claim(id))).toBe('object');
     expect(Number(await redis.command(['ZCARD', 'ids-cap:predictions']))).toBe(0);
+    // Predictions of one event-loop pass go in one call; the bound holds for them too.
+    await Promise.all(Array.from({ length: 5 }, (_, i) => ids.put('q' + i, prediction(10 + i))));
+    expect(Number(await redis.command(['ZCARD', 'ids-cap:predictions']))).toBe(3);
+    const claimed = await Promise.all(Array.from({ length: 5 }, (_, i) => ids.claim('q' + i)));
+    expect(claimed.filter((c) => typeof c === 'object')).toHaveLength(3);
   });
 
   it('tells an expired id from an unknown one, by Redis clock', async () => {

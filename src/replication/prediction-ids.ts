@@ -15,7 +15,8 @@
  * Redis free an old prediction without a sweep; its entry in the set stays until capacity pushes
  * it out, and is what tells "expired" from "unknown", as the local cache's stale entries do.
  *
- * Every check and write is one Lua script, atomic on the server: a claim is GETDEL, so of two
+ * Every check and write is one Lua script, atomic on the server (the predictions answered in one
+ * event-loop pass are stored by one call; ties in the clock are evicted in id order): a claim is GETDEL, so of two
  * feedbacks for one id sent to two replicas at once exactly one gets the prediction. The clock
  * is Redis's (TIME), so replicas' clocks do not decide what is expired. Keys not named in KEYS
  * (the evicted ids') are touched by the script: this needs one Redis primary, not Redis Cluster.
@@ -31,15 +32,20 @@ const FORMAT = 1;
 
 const NOW_MS = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)";
 
-/** KEYS: value key, index. ARGV: id, value, ttl ms, capacity, value key prefix. */
+/**
+ * KEYS: index. ARGV: ttl ms, capacity, value key prefix, then id and value for each prediction
+ * (those of one event-loop pass, stored in one call).
+ */
 const PUT = `${NOW_MS}
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-redis.call('ZADD', KEYS[2], now, ARGV[1])
-local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
+for i = 4, #ARGV, 2 do
+  redis.call('SET', ARGV[3] .. ARGV[i], ARGV[i + 1], 'PX', ARGV[1])
+  redis.call('ZADD', KEYS[1], now, ARGV[i])
+end
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
 if over > 0 then
-  local old = redis.call('ZRANGE', KEYS[2], 0, over - 1)
-  for i = 1, #old do redis.call('DEL', ARGV[5] .. old[i]) end
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, over - 1)
+  local old = redis.call('ZRANGE', KEYS[1], 0, over - 1)
+  for i = 1, #old do redis.call('DEL', ARGV[3] .. old[i]) end
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1)
 end
 return 1`;
 
@@ -57,6 +63,9 @@ export class RedisPredictionIds implements RemotePredictionIds {
   readonly remote = true as const;
   private readonly valuePrefix: string;
   private readonly index: string;
+  /** Ids and values waiting for the end of this event-loop pass, and who waits for them. */
+  private pending: Array<string | Uint8Array> = [];
+  private waiters: Array<{ resolve(): void; reject(err: unknown): void }> = [];
 
   constructor(
     private readonly redis: RedisOps,
@@ -69,10 +78,33 @@ export class RedisPredictionIds implements RemotePredictionIds {
     this.index = `${namespace}:predictions`;
   }
 
-  /** Resolves once Redis holds it (or rejects: then feedback by this id will be "unknown"). */
-  async put(id: string, p: Omit<StoredPrediction, 'at'>): Promise<void> {
-    if (this.capacity === 0) return;
-    await this.redis.script(PUT, [this.valuePrefix + id, this.index], [id, encodePrediction(p), String(this.ttlMs), String(this.capacity), this.valuePrefix]);
+  /**
+   * Resolves once Redis holds it (or rejects: then feedback by this id will be "unknown"). The
+   * predictions answered in one pass of the event loop go to Redis in one script call: one
+   * command to encode, send and parse for all of them instead of one each.
+   */
+  put(id: string, p: Omit<StoredPrediction, 'at'>): Promise<void> {
+    if (this.capacity === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.pending.push(id, encodePrediction(p));
+      this.waiters.push({ resolve, reject });
+      if (this.pending.length === 2) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const args: Array<string | Uint8Array> = [String(this.ttlMs), String(this.capacity), this.valuePrefix, ...this.pending];
+    const waiters = this.waiters;
+    this.pending = [];
+    this.waiters = [];
+    this.redis.script(PUT, [this.index], args).then(
+      () => {
+        for (const w of waiters) w.resolve();
+      },
+      (err: unknown) => {
+        for (const w of waiters) w.reject(err);
+      },
+    );
   }
 
   /** Takes the prediction out for feedback, atomically across replicas. */
