@@ -32,12 +32,17 @@ export function registerTrainRoutes(server: HttpServer, runs: TrainingRuns, admi
           r.corked(x, () => r.error(x, e));
           return;
         }
-        (gate ? gate() : Promise.resolve())
-          .then(() => {
+        const start = (): void => {
+          try {
             const { record } = runs.start('api', force);
             r.corked(x, () => r.json(x, 202, { id: record.id, status: record.status, rows: record.rows, url: `/train/${record.id}` }, { Location: `/train/${record.id}` }));
-          })
-          .catch((err: unknown) => r.corked(x, () => r.error(x, err)));
+          } catch (err) {
+            r.corked(x, () => r.error(x, err));
+          }
+        };
+        // One engine: started in the same turn, as before; several replicas: once the lease says so.
+        if (gate === null) start();
+        else gate().then(start, (err: unknown) => r.corked(x, () => r.error(x, err)));
       });
     });
 }
