@@ -156,7 +156,7 @@ const ERRORS = {
   FEEDBACK_STREAM_UNAVAILABLE: {
     status: 503,
     scope: 'http',
-    doc: 'with `REDIS_URL`: Redis is unreachable or did not take the record (XADD failed), or this replica stopped reading the stream; this feedback or drift update was not acknowledged; the engine reconnects with backoff and catches up, predictions keep serving',
+    doc: 'with `REDIS_URL`: Redis is unreachable or did not take the record (XADD failed), or this replica stopped reading the stream; this feedback, drift update or model change was not acknowledged (nor a `POST /train` started: the lease cannot be checked); the engine reconnects with backoff and catches up, predictions keep serving',
   },
   DRAINING: {
     status: 503,

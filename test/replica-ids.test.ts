@@ -95,6 +95,29 @@ describe.skipIf(redisServer.skip)('Redis prediction ids and training lease', () 
     expect(Number(await redis.command(['EXISTS', 'ids-zero:prediction:x']))).toBe(0);
   });
 
+  it('refuses feedback by id with FEEDBACK_STREAM_UNAVAILABLE while Redis is unreachable', async () => {
+    const other = await startRedis(redisServer.get());
+    const conns = new RedisConnections(other.url, logger);
+    try {
+      const conn = conns.open('down');
+      await conn.ready();
+      const ids = new RedisPredictionIds(redisOps(conn), 'ids-down', 10, 60_000);
+      await ids.put('a', prediction(1));
+      await other.stop(true);
+      await waitFor(() => !conn.isReady, 'the connection to notice Redis is gone', 10_000, 10);
+      await expect(ids.claim('a')).rejects.toMatchObject({ code: 'FEEDBACK_STREAM_UNAVAILABLE', status: 503 });
+      await expect(ids.put('b', prediction(2))).rejects.toThrow();
+      // Back: the prediction kept before the outage is there (appendfsync always), once.
+      await other.restart();
+      await conn.ready();
+      expect(typeof (await ids.claim('a'))).toBe('object');
+      expect(await ids.claim('a')).toBe('unknown');
+    } finally {
+      await conns.closeAll();
+      await other.destroy();
+    }
+  }, 30_000);
+
   it('grants the lease to one holder, renews it, and lets it expire or go', async () => {
     const a = new TrainingLease(ops, 'lease-test', 1000, logger, 'a');
     const b = new TrainingLease(ops, 'lease-test', 1000, logger, 'b');

@@ -69,6 +69,12 @@ async function allServe(version: string): Promise<void> {
   for (const [k, e] of replicas.entries()) if (!e.child.exited) expect(await answeredVersion(e, k)).toBe(version);
 }
 
+/** The feedback stream entry at which a replica swapped to its serving version (its card says). */
+async function servingEntry(e: EngineProc): Promise<string | undefined> {
+  const versions = (await request(e.port, 'GET', '/models/ensemble')).json().versions as Array<{ serving: boolean; card: { stream_entry?: string } | null }>;
+  return versions.find((v) => v.serving)?.card?.stream_entry;
+}
+
 async function leaseHolder(): Promise<string | null> {
   const v = await redis.command(['GET', `${STREAM}:train-lease`]);
   return v === null ? null : String(v);
@@ -143,6 +149,10 @@ describe.skipIf(redisServer.skip || built.skip)('replicas: feedback by id, one t
     expect(await redis.command(['EXISTS', `${STREAM}:model:ensemble:${version}`])).toBe(1);
     expect(((await redis.command(['LRANGE', `${STREAM}:model-versions:ensemble`, '0', '-1'])) as string[]).map(String)[0]).toBe(version);
     await allServe(version);
+    // Every replica swapped when it applied the same entry of the stream.
+    const entries = await Promise.all(replicas.map(servingEntry));
+    expect(entries[0]).toMatch(/^\d+-\d+$/);
+    expect(new Set(entries).size).toBe(1);
     for (const e of replicas) {
       const lease = (await request(e.port, 'GET', '/monitoring/system/info')).json().training_lease as { holder: string; held: boolean };
       expect(lease.held).toBe(e === holder);
@@ -177,6 +187,7 @@ describe.skipIf(redisServer.skip || built.skip)('replicas: feedback by id, one t
     await waitFor(async () => (run = (await request(holder.port, 'GET', `/train/${id}`)).json()).status !== 'running', 'the training run to end', 90_000, 100);
     expect(run.status, run.reason ?? '').toBe('promoted');
     await allServe(run.promoted_version!);
+    expect(new Set(await Promise.all(replicas.map(servingEntry))).size).toBe(1);
   }, 150_000);
 
   it('moves the lease when its holder is killed with kill -9', async () => {

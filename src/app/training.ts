@@ -12,7 +12,7 @@ import type { TrainingGate } from '../http/train';
 import { DEFAULT_MODEL } from '../models/registry';
 import { ModelSwapper, type ModelChanges } from '../pool/model-swap';
 import { KIND_MODEL, ModelHistory } from '../replication/model-history';
-import { redisOps } from '../replication/redis-ops';
+import { redisOps, type RedisOps } from '../replication/redis-ops';
 import { TrainingLease } from '../replication/training-lease';
 import { TrainingRuns } from '../retraining/training-runs';
 import type { Logger } from '../telemetry/logger';
@@ -63,7 +63,7 @@ export function startTraining(config: EngineConfig, m: ModelsPart, l: LearningPa
     changes,
     training,
     lease,
-    trainingGate: lease ? leaseGate(lease) : null,
+    trainingGate: lease && ops ? leaseGate(lease, ops) : null,
     // A run still training is aborted; one already promoting finishes, so the pool is not closed
     // under a swap. The lease is given up, so another replica trains at once.
     drain: async () => {
@@ -79,8 +79,9 @@ export function startTraining(config: EngineConfig, m: ModelsPart, l: LearningPa
 }
 
 /** POST /train starts a run here only if this replica holds the lease (or takes it now, free). */
-function leaseGate(lease: TrainingLease): TrainingGate {
+function leaseGate(lease: TrainingLease, ops: RedisOps): TrainingGate {
   return async () => {
+    if (!lease.held && !ops.isReady) throw tfError('FEEDBACK_STREAM_UNAVAILABLE', 'Redis is unreachable: the training lease cannot be checked, and no run was started');
     const st = lease.held ? { held: true, holder: lease.holder } : await lease.tick();
     if (!st.held) throw tfError('NOT_TRAINING_LEADER', { holder: st.holder });
   };

@@ -148,6 +148,8 @@ export class ModelHistory {
   /** The `model` entry handler: every replica swaps here, at the entry's position in the stream. */
   async apply(entry: StreamEntry): Promise<SwapResult> {
     const change = JSON.parse(entry.fields.get('d')!.toString('utf8')) as ModelChange;
+    // The entry's id goes into the version's card: the same on every replica, where it swapped.
+    change.card = { ...(change.card ?? {}), stream_entry: entry.id };
     void this.remember(entry.id, change);
     return this.swapTo(change);
   }
