@@ -51,6 +51,9 @@ while redis.call('LLEN', KEYS[2]) > tonumber(ARGV[3]) do
 end
 return 1`;
 
+/** Tries of a version's bytes from Redis before its swap is given up on this replica. */
+const FETCH_ATTEMPTS = 5;
+
 /** Changes remembered per model for `catchUp`: far more than any checkpoint lags behind. */
 const CHANGES_KEPT = 200;
 
@@ -171,13 +174,30 @@ export class ModelHistory {
     let bytes: Uint8Array | null = null;
     if (this.d.versions.has(change.name, change.version)) bytes = await this.d.versions.bytes(change.name, change.version);
     else {
-      const got = await this.d.redis.command(['GET', this.bytesKey(change.name, change.version)]);
+      const got = await this.fetchFromRedis(this.bytesKey(change.name, change.version));
       if (Buffer.isBuffer(got)) bytes = got;
     }
     if (bytes === null) throw tfError('MODEL_REJECTED', `${change.name} ${change.version} was announced but its bytes are neither in the version store nor in Redis; the serving version keeps serving`);
     const sha = createHash('sha256').update(bytes).digest('hex');
     if (sha !== change.sha256) throw tfError('MODEL_REJECTED', `${change.name} ${change.version}: the fetched bytes hash to ${sha}, the announcement says ${change.sha256}; the serving version keeps serving`);
     return bytes;
+  }
+
+  /**
+   * GET that waits out a lost connection (a few times): a replica that skipped the swap over a
+   * Redis hiccup would serve another version than the others until the next change, and the
+   * stream does not move on meanwhile anyway. A key that is not there is not retried.
+   */
+  private async fetchFromRedis(key: string): Promise<unknown> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.d.redis.command(['GET', key]);
+      } catch (err) {
+        if (attempt >= FETCH_ATTEMPTS) throw err;
+        this.d.logger.warn({ err: (err as Error).message, key, attempt }, 'model history: fetching a version from Redis failed; retrying once connected');
+        await this.d.redis.ready();
+      }
+    }
   }
 
   private async remember(id: string, change: ModelChange): Promise<void> {
