@@ -22,6 +22,13 @@ const redisServer = requireRedis();
 const logger = createLogger('silent');
 
 let redis: RedisServer;
+let gate = manualGate();
+
+function manualGate(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
 const opened: Array<{ stream: FeedbackStream; connections: RedisConnections }> = [];
 
 interface Replica {
@@ -46,6 +53,12 @@ function replica(key: string, start: StreamPosition | null = null, shared?: () =
       await new Promise((r) => setTimeout(r, 20));
       seen.push('slow:' + e.fields.get(FIELD_DATA)!.toString());
       return 'slow-done';
+    })
+    // Holds this replica's reader until the test opens the gate: a replica that falls behind.
+    .handle('gate', async () => {
+      await gate.promise;
+      seen.push('gate');
+      return 'gate-open';
     });
   const stream = new FeedbackStream({
     key,
@@ -177,6 +190,25 @@ describe.skipIf(redisServer.skip)('the feedback stream on a real redis-server', 
     expect(reps[1]!.seen).toEqual(reps[0]!.seen);
     expect(reps[0]!.seen).not.toContain('note:while-down');
     expect(Number(await redis.command(['XLEN', key]))).toBe(acked);
+    await closeAll();
+  });
+
+  it('says how far behind a replica is (the lag), and catches up', async () => {
+    const key = 'fs:lag';
+    gate = manualGate();
+    const [a, b] = [replica(key), replica(key)];
+    await waitFor(() => a.stream.available && b.stream.available, 'connected');
+    // Every replica applies the gate entry the same way: its reader stops there until the gate opens.
+    const held = b.stream.append('gate', { [FIELD_DATA]: '' });
+    const pending = Array.from({ length: 10 }, (_, i) => a.stream.append('note', { [FIELD_DATA]: String(i) }));
+    // Both readers sit at the gate; the lag counts the gate and the ten behind it.
+    await waitFor(() => a.stream.lag === 11 && b.stream.lag === 11, 'a lag of 11 entries on both replicas', 20_000, 20);
+    gate.resolve();
+    expect(await held).toBe('gate-open');
+    await Promise.all(pending);
+    await waitFor(() => a.stream.lag === 0 && b.stream.lag === 0, 'no lag once caught up', 20_000, 20);
+    expect(b.seen).toEqual(a.seen);
+    expect(a.stream.position.ordinal).toBe(11);
     await closeAll();
   });
 
