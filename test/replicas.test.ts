@@ -7,11 +7,13 @@
  *   kill -9 during the load and restarted on its own state directory. At the end all three report
  *   bit-identical `sgd` weights and drift states, and each has applied every acknowledged example
  *   (and no more than the acknowledged plus those in flight to the killed replica, whose answer
- *   never came).
+ *   never came). Caught up, each says so: ml_feedback_lag_records 0, the health's redis component
+ *   healthy with lag_records 0.
  * - A fourth replica started after the stream was trimmed starts from the shared checkpoint (it
  *   could not read from the beginning) and reaches the same weights.
  * - Redis killed during load: predictions keep answering, /learn answers 503
- *   FEEDBACK_STREAM_UNAVAILABLE with Retry-After, health is degraded with a redis component; after
+ *   FEEDBACK_STREAM_UNAVAILABLE with Retry-After, health is degraded with a redis component (and
+ *   ml_component_health{component="redis"} 0.5); after
  *   Redis returns every replica catches up and nothing acknowledged is lost.
  */
 import * as fs from 'node:fs';
@@ -264,6 +266,14 @@ describe.skipIf(redisServer.skip || built.skip)('three replicas on one Redis fee
     expect(t.ackedRows + t.inDoubtRows).toBe(10_000);
     expect(t.driftAcked).toBeGreaterThan(0);
     expect([...t.durable]).toEqual([true]);
+    // Caught up: no lag in the gauge nor in health, and the redis component healthy.
+    for (const r of replicas) {
+      const text = (await request(r.port, 'GET', '/monitoring/metrics')).body.toString();
+      expect(text).toMatch(/^ml_feedback_lag_records 0$/m);
+      expect(text).toMatch(/^ml_component_health\{component="redis"\} 1$/m);
+      const h = await getJson<{ components: { redis: { status: string; lag_records: number } } }>(r, '/monitoring/health');
+      expect(h.components.redis).toMatchObject({ status: 'healthy', lag_records: 0 });
+    }
     // The restarted replica read on from its own checkpoint, not from a shared one.
     expect(infos[1]!.recovery.checkpointSeq).toBeGreaterThan(0);
     expect(infos[1]!.stream.bootstraps).toBe(0);
@@ -331,7 +341,10 @@ describe.skipIf(redisServer.skip || built.skip)('three replicas on one Redis fee
         if (phase === 'down') {
           seen.predictedWhileDown.add(k);
           const h = JSON.parse((await request(r.port, 'GET', '/monitoring/health')).body.toString()) as { status: string; components: { redis?: { status: string; connected: boolean } } };
-          if (h.status === 'degraded' && h.components.redis?.status === 'degraded' && !h.components.redis.connected) seen.degraded.add(k);
+          if (h.status === 'degraded' && h.components.redis?.status === 'degraded' && !h.components.redis.connected) {
+            const text = (await request(r.port, 'GET', '/monitoring/metrics')).body.toString();
+            if (/^ml_component_health\{component="redis"\} 0\.5$/m.test(text)) seen.degraded.add(k);
+          }
         }
       }
     };
