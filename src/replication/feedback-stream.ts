@@ -25,11 +25,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { tfError } from '../errors';
 import type { Logger } from '../telemetry/logger';
 import { reconnectDelay, type RedisConnection, type RedisConnections } from './redis-client';
-import { entryArgs, parseEntry, type EntryDispatch, type EntryFields, type StreamEntry } from './stream-entry';
+import { entryArgs, FIELD_ORDINAL, parseEntry, type EntryDispatch, type EntryFields, type StreamEntry } from './stream-entry';
 import { compareStreamIds, ZERO_ID } from './stream-id';
-
-/** The field holding an entry's ordinal; written by the append script, never by a caller. */
-export const FIELD_ORDINAL = 'n';
 
 /** Where a replica's state stands in the stream: the last entry applied and how many entries up to it were ever added. */
 export interface StreamPosition {
@@ -312,14 +309,17 @@ export class FeedbackStream {
     let p: StreamPosition | null;
     try {
       p = await this.opts.bootstrap(reason);
+    } catch (err) {
+      // An unusable shared checkpoint does not get better by reading it again.
+      if ((err as { code?: string }).code === 'CHECKPOINT_CORRUPT') this.stop('CHECKPOINT_CORRUPT', `the shared checkpoint cannot be loaded: ${(err as Error).message}`);
+      throw err;
     } finally {
       if (reason === 'trimmed') this.holding = false;
     }
     if (p === null) {
       if (reason === 'new') return; // nothing shared yet: read from the beginning
-      this.s.stopped = `entries after ${this.pos.id} were trimmed from ${this.opts.key} and no shared checkpoint covers them`;
-      this.opts.logger.error({ key: this.opts.key, position: this.pos }, 'FEEDBACK_STREAM_GAP: ' + this.s.stopped);
-      throw tfError('FEEDBACK_STREAM_GAP', this.s.stopped);
+      this.stop('FEEDBACK_STREAM_GAP', `entries after ${this.pos.id} were trimmed from ${this.opts.key} and no shared checkpoint covers them`);
+      throw tfError('FEEDBACK_STREAM_GAP', this.s.stopped!);
     }
     this.s.bootstraps++;
     this.opts.logger.info({ reason, from: this.pos, to: p }, 'learning state rebuilt from the shared checkpoint');
@@ -369,6 +369,12 @@ export class FeedbackStream {
     if (!w) return;
     w.applied = { result, failed };
     if (w.id !== null) this.settle(e.origin, w);
+  }
+
+  /** The reader stops for good: appends are refused, health is unhealthy, until a restart. */
+  private stop(code: 'FEEDBACK_STREAM_GAP' | 'CHECKPOINT_CORRUPT', why: string): void {
+    this.s.stopped = why;
+    this.opts.logger.error({ key: this.opts.key, position: this.pos, code }, `${code}: ${why}`);
   }
 
   /** Both halves are in: answers the append. */

@@ -29,6 +29,8 @@
 export const FIELD_KIND = 'k';
 export const FIELD_ORIGIN = 'o';
 export const FIELD_DATA = 'd';
+/** Written by the append script (feedback-stream.ts), never by a kind. */
+export const FIELD_ORDINAL = 'n';
 
 /** The kind whose payload is a learning record (feedback-record.ts). */
 export const KIND_LEARNING = 'learning';
@@ -72,7 +74,7 @@ export function entryArgs(kind: string, origin: string | null, fields: EntryFiel
   const args: Array<string | Buffer> = [FIELD_KIND, kind];
   if (origin !== null) args.push(FIELD_ORIGIN, origin);
   for (const [name, v] of Object.entries(fields)) {
-    if (name === FIELD_KIND || name === FIELD_ORIGIN || name === 'n') throw new Error(`stream entry field "${name}" is reserved`);
+    if (name === FIELD_KIND || name === FIELD_ORIGIN || name === FIELD_ORDINAL) throw new Error(`stream entry field "${name}" is reserved`);
     args.push(name, typeof v === 'string' || Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength));
   }
   return args;
