@@ -50,6 +50,10 @@ export interface EngineConfig {
   feedbackRepair: boolean;
   checkpointIntervalS: number;
   replayBufferRows: number;
+  /** Redis for the shared feedback stream (REDIS_URL), or null: the local feedback log. */
+  redisUrl: string | null;
+  feedbackStream: string;
+  sharedCheckpointIntervalS: number;
   predictionIdCapacity: number;
   predictionIdTtlS: number;
   sgdLearningRate: 'constant' | 'optimal' | 'invscaling';
@@ -81,6 +85,8 @@ export interface EngineConfig {
   trainOnDrift: string;
   trainDriftMinRows: number;
   trainRecentRows: number;
+  /** With REDIS_URL: how long the training lease lasts unless its holder renews it. */
+  trainLeaseS: number;
   /** Derived and checked at load: DRIFT_DETECTORS as a list of known detector types. */
   detectors: DetectorType[];
   /** Derived and checked at load: the SGD_* settings as the online learner takes them. */
@@ -143,6 +149,9 @@ export const OPTIONS: readonly Option[] = [
   { key: 'feedbackRepair', env: 'FEEDBACK_REPAIR', flag: '--feedback-repair', kind: 'bool', help: 'start even though acknowledged records in the feedback log are damaged: keep the records before the damage, set the rest aside (*.discarded); for one start, then turn it off again', default: () => false },
   { key: 'checkpointIntervalS', env: 'CHECKPOINT_INTERVAL_S', flag: '--checkpoint-interval-s', kind: 'int', min: 0, max: 86_400, help: 'seconds between checkpoints of the learning state (0: only at shutdown)', default: () => 60 },
   { key: 'replayBufferRows', env: 'REPLAY_BUFFER_ROWS', flag: '--replay-buffer-rows', kind: 'int', min: 0, max: 10_000_000, help: 'latest labelled rows kept for retraining', default: () => 50_000 },
+  { key: 'redisUrl', env: 'REDIS_URL', flag: '--redis-url', kind: 'string', secret: true, help: 'Redis (redis://[user:password@]host:port[/db]) holding the feedback stream every replica reads; unset: the local feedback log', default: () => null },
+  { key: 'feedbackStream', env: 'FEEDBACK_STREAM', flag: '--feedback-stream', kind: 'string', help: 'key of the Redis stream of feedback (with REDIS_URL)', default: () => 'tradeflow:feedback' },
+  { key: 'sharedCheckpointIntervalS', env: 'SHARED_CHECKPOINT_INTERVAL_S', flag: '--shared-checkpoint-interval-s', kind: 'int', min: 0, max: 86_400, help: 'with REDIS_URL: least seconds between checkpoints published to Redis (new replicas start from the latest; the stream is trimmed below the one before it)', default: () => 300 },
   { key: 'predictionIdCapacity', env: 'PREDICTION_ID_CAPACITY', flag: '--prediction-id-capacity', kind: 'int', min: 0, max: 10_000_000, help: 'predictions with an id kept for later feedback (oldest evicted)', default: () => 100_000 },
   { key: 'predictionIdTtlS', env: 'PREDICTION_ID_TTL_S', flag: '--prediction-id-ttl-s', kind: 'int', min: 1, max: 30 * 86_400, help: 'how long feedback may name a prediction by id', default: () => 3600 },
   { key: 'sgdLearningRate', env: 'SGD_LEARNING_RATE', flag: '--sgd-learning-rate', kind: 'choice', choices: ['constant', 'optimal', 'invscaling'], help: 'online model learning-rate schedule (scikit-learn SGDClassifier meanings)', default: () => DEFAULT_SGD_OPTIONS.learningRate },
@@ -173,6 +182,7 @@ export const OPTIONS: readonly Option[] = [
   { key: 'trainOnDrift', env: 'TRAIN_ON_DRIFT', flag: '--train-on-drift', kind: 'string', help: 'detector whose drift triggers a training run on the rows seen since ("off" disables)', default: () => 'off' },
   { key: 'trainDriftMinRows', env: 'TRAIN_DRIFT_MIN_ROWS', flag: '--train-drift-min-rows', kind: 'int', min: 10, max: 100_000_000, help: 'rows needed after a drift before the drift-triggered run', default: () => 500 },
   { key: 'trainRecentRows', env: 'TRAIN_RECENT_ROWS', flag: '--train-recent-rows', kind: 'int', min: 0, max: 100_000_000, help: 'a training run also trains a candidate on only this many most recent training rows; the holdout picks (0: whole buffer only)', default: () => 5000 },
+  { key: 'trainLeaseS', env: 'TRAIN_LEASE_S', flag: '--train-lease-s', kind: 'int', min: 1, max: 3600, help: 'with REDIS_URL: seconds the training lease lasts unless renewed (every third of it); a dead holder\'s lease moves after at most this', default: () => 15 },
   { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', kind: 'int', min: 0, max: 600_000, help: 'bound on the whole shutdown after SIGTERM (drain, training abort, final checkpoint); exit 3 when reached', default: () => 10_000 },
 ];
 
@@ -283,6 +293,21 @@ function checkCombinations(c: EngineConfig): void {
   }
   if (c.modelPath === null && c.features === null) {
     throw invalid('MODEL_PATH=none (cold start) needs FEATURES=F, the number of features per row');
+  }
+  if (c.redisUrl !== null) checkRedisUrl(c.redisUrl);
+  if (c.feedbackStream.trim() === '') throw invalid('FEEDBACK_STREAM must name a key');
+}
+
+/** The URL may hold a password: the message never repeats it. */
+function checkRedisUrl(raw: string): void {
+  let url: URL | null = null;
+  try {
+    url = new URL(raw);
+  } catch {
+    /* reported below */
+  }
+  if (url === null || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
+    throw invalid(`REDIS_URL must look like redis://[user:password@]host[:port][/db] (or rediss:// for TLS); got a value${url ? ` with scheme "${url.protocol}"` : ' that is not a URL'}`);
   }
 }
 

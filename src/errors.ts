@@ -97,6 +97,16 @@ const ERRORS = {
     doc: '`POST /train` while a run is in progress',
     message: () => 'a training run is in progress; one runs at a time',
   },
+  NOT_TRAINING_LEADER: {
+    status: 409,
+    scope: 'http',
+    doc: 'with `REDIS_URL`: `POST /train` on a replica that does not hold the training lease; the message and `X-Training-Leader` name the holder (send it there); nothing was started',
+    message: (p: { holder: string | null }) =>
+      p.holder === null
+        ? 'training runs on the replica holding the training lease, and none holds it now (Redis unreachable, or the lease is moving); try again shortly'
+        : `training runs on the replica holding the training lease, ${p.holder}; send POST /train there (GET /train/{id} there has the run)`,
+    headers: (p: { holder: string | null }) => (p.holder === null ? ({} as Record<string, string>) : { 'X-Training-Leader': p.holder }),
+  },
   // 413/415: sizes and types
   BODY_TOO_LARGE: { status: 413, scope: 'http', doc: 'body over `MAX_BODY_BYTES` (`MODEL_UPLOAD_MAX_BYTES` for model uploads), from `Content-Length` or counted while streaming' },
   TOO_MANY_ROWS: { status: 413, scope: 'http', doc: 'more rows than `MAX_REQUEST_ROWS`' },
@@ -143,6 +153,11 @@ const ERRORS = {
     scope: 'http',
     doc: 'a write or fsync of the feedback log failed (disk full, I/O error in `STATE_DIR`): this feedback or drift update was not acknowledged and is not kept; the log rolls over to a fresh segment and takes them again once the disk does, without a restart',
   },
+  FEEDBACK_STREAM_UNAVAILABLE: {
+    status: 503,
+    scope: 'http',
+    doc: 'with `REDIS_URL`: Redis is unreachable or did not take the record (XADD failed), or this replica stopped reading the stream; this feedback, drift update or model change was not acknowledged (nor a `POST /train` started: the lease cannot be checked); the engine reconnects with backoff and catches up, predictions keep serving',
+  },
   DRAINING: {
     status: 503,
     scope: 'http',
@@ -165,6 +180,7 @@ const ERRORS = {
   CHECKPOINT_FAILED: { status: 500, scope: 'offline', doc: 'the learning checkpoint cannot be written or read (I/O, or a state that is not finite); the feedback log is kept' },
   TRAINING_DATA_INVALID: { status: 500, scope: 'offline', doc: "a training run's rows cannot be trained on (too few, one label only, a value that is not finite, a bad shape)" },
   CSV_INVALID: { status: 500, scope: 'offline', doc: 'a CSV file given to `tradeflow eval` or `tradeflow train` is malformed (the line and column are named)' },
+  FEEDBACK_STREAM_GAP: { status: 500, scope: 'offline', doc: "with `REDIS_URL`: entries after this replica's position were trimmed from the stream and no shared checkpoint covers them; the replica stops reading (health `unhealthy`, `/learn` 503) until it is restarted with an empty `STATE_DIR`" },
   DRIFT_INPUT_INVALID: { status: 500, scope: 'offline', doc: 'a drift detector was given a value it does not take (not 0 or 1, not finite)' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -37,6 +37,8 @@ const LAYERS: Group[] = [
   { name: 'batching', rank: 6, paths: ['src/batching/'] },
   { name: 'learning', rank: 7, paths: ['src/learning/'] },
   { name: 'retraining', rank: 8, paths: ['src/retraining/'] },
+  // Redis connections, the feedback stream and its entry kinds: beside retraining, neither imports the other.
+  { name: 'replication', rank: 8, paths: ['src/replication/'] },
   { name: 'http', rank: 9, paths: ['src/http/'] },
   // Thread entry points: they import src/, and nothing in src/ imports them (see checkLayers).
   { name: 'workers', rank: 9, paths: ['workers/'] },

@@ -32,12 +32,13 @@ import type { Engine } from '../src/app';
 import { makeRows, postBinary, postJson, request, rowsToArrays, startTestEngine, type Reply } from './helpers/engine';
 import { writeEnsembleOnnx } from '../src/training/onnx-writer';
 import { FEATURE_NAMES } from '../src/training/features';
-import { ALERT_RULES, ALERTMANAGER_CONFIG, PROMETHEUS_CONFIG, REPO_ROOT } from './helpers/monitoring-files';
+import { ALERT_RULES, ALERTMANAGER_CONFIG, PROMETHEUS_CONFIG, RECORDING_RULES, REPO_ROOT } from './helpers/monitoring-files';
 import { startAlertmanager, startPrometheus, type Daemon } from './helpers/prom-daemons';
 import { queryPrometheus, type QueryResult } from './helpers/prom-query';
-import { extractPromQL } from './helpers/promql';
+import { extractPromQL, metricNamesIn } from './helpers/promql';
 import { parsePrometheusText } from '../src/telemetry/prometheus-text';
 import { loadYaml } from './helpers/yaml';
+import { parse } from 'yaml';
 import { requireTool } from './helpers/requirements';
 import { runLoadCli } from './helpers/load-cli';
 
@@ -97,17 +98,17 @@ interface TargetsAnswer {
   data: { activeTargets: Array<{ labels: Record<string, string>; scrapePool: string; health: string; lastError: string; scrapeUrl: string }> };
 }
 
-/** Waits until Prometheus reports the ml-api target up (it has been scraped successfully). */
-async function waitForTargetUp(prom: Daemon, timeoutMs = 30_000): Promise<void> {
+/** Waits until Prometheus reports the `count` ml-api targets up (each scraped successfully). */
+async function waitForTargetUp(prom: Daemon, timeoutMs = 30_000, count = 1): Promise<void> {
   let last = '';
   await poll(
     async () => {
       const t = await getJson<TargetsAnswer>(`${prom.url}/api/v1/targets?state=active`);
-      const target = t.data.activeTargets.find((x) => x.scrapePool === 'ml-api');
-      last = JSON.stringify(target ?? t.data.activeTargets);
-      return target?.health === 'up';
+      const targets = t.data.activeTargets.filter((x) => x.scrapePool === 'ml-api');
+      last = JSON.stringify(targets.length ? targets : t.data.activeTargets);
+      return targets.length === count && targets.every((x) => x.health === 'up');
     },
-    'the ml-api target to be up',
+    `the ${count} ml-api target(s) to be up`,
     timeoutMs,
     100,
     () => `last target state: ${last}\n${prom.logs()}`,
@@ -116,11 +117,12 @@ async function waitForTargetUp(prom: Daemon, timeoutMs = 30_000): Promise<void> 
 
 /**
  * A temporary copy of the shipped prometheus.yml: 1 s scrape and evaluation intervals, the
- * ml-api target rewritten to the test engine, the other jobs (node exporter, Prometheus itself,
- * Alertmanager: not running here) dropped, and alerts sent to `alertmanagerPort` or nowhere.
- * Written as JSON, which is YAML; rule_files stays `alert_rules.yml`, next to the copy.
+ * ml-api targets rewritten to the test engines (a port, or several with target labels), the
+ * other jobs (node exporter, Prometheus itself, Alertmanager: not running here) dropped, and alerts
+ * sent to `alertmanagerPort` or nowhere. Written as JSON, which is YAML; rule_files stay
+ * `alert_rules.yml` and `recording_rules.yml`, next to the copy (RULE_FILES).
  */
-function prometheusConfigFor(enginePort: number, alertmanagerPort?: number): string {
+function prometheusConfigFor(engines: number | Array<{ port: number; labels: Record<string, string> }>, alertmanagerPort?: number): string {
   const cfg = loadYaml(PROMETHEUS_CONFIG);
   cfg.global.scrape_interval = '1s';
   cfg.global.evaluation_interval = '1s';
@@ -128,13 +130,17 @@ function prometheusConfigFor(enginePort: number, alertmanagerPort?: number): str
   if (!job) throw new Error('prometheus.yml has no ml-api job');
   job.scrape_interval = '1s';
   job.scrape_timeout = '1s';
-  job.static_configs = [{ targets: [`127.0.0.1:${enginePort}`] }];
+  job.static_configs =
+    typeof engines === 'number' ? [{ targets: [`127.0.0.1:${engines}`] }] : engines.map((e) => ({ targets: [`127.0.0.1:${e.port}`], labels: e.labels }));
   cfg.scrape_configs = [job];
-  expect(cfg.rule_files).toEqual(['alert_rules.yml']);
+  expect(cfg.rule_files).toEqual(Object.keys(RULE_FILES));
   if (alertmanagerPort === undefined) delete cfg.alerting;
   else cfg.alerting.alertmanagers[0].static_configs = [{ targets: [`127.0.0.1:${alertmanagerPort}`] }];
   return JSON.stringify(cfg, null, 2);
 }
+
+/** The rule files prometheus.yml names, by the name it gives them. */
+const RULE_FILES: Record<string, string> = { 'alert_rules.yml': ALERT_RULES, 'recording_rules.yml': RECORDING_RULES };
 
 interface RuleDoc {
   groups: Array<{ name: string; rules: Array<{ alert: string; expr: string; for?: string; labels?: Record<string, string>; annotations?: Record<string, string> }> }>;
@@ -322,31 +328,52 @@ const PREDICTION_FED_PANELS = [
   'Uptime',
 ];
 
-describe.skipIf(prometheusBin.skip)('every rule, panel and README query works against a real Prometheus scraping a real engine', () => {
+/**
+ * Metrics the engine of this branch may not export yet (issue 13's feedback stream lag, issue
+ * 16's champion routing): the rules and the panel query over them run without error and are
+ * empty until it does.
+ */
+const LATER_METRICS = ['ml_feedback_lag_records', 'ml_model_champion', 'ml_champion_switches_total'];
+
+/** The Kubernetes labels each engine's target gets, as prometheus-adapter finds pods by them. */
+const POD_LABELS = [
+  { namespace: 'tradeflow', pod: 'tradeflow-a' },
+  { namespace: 'tradeflow', pod: 'tradeflow-b' },
+];
+
+describe.skipIf(prometheusBin.skip)('every rule, panel and README query works against a real Prometheus scraping two real engines', () => {
   let engine: Engine | undefined;
+  let engineB: Engine | undefined;
   let prom: Daemon | undefined;
   let started = 0;
 
   beforeAll(async () => {
     prometheusBin.get();
     started = Date.now();
+    // Two replicas of job ml-api, as a Prometheus in front of several sees them.
     engine = await startTestEngine({ WORKERS: '1' });
+    engineB = await startTestEngine({ WORKERS: '1' });
     prom = await startPrometheus({
-      config: prometheusConfigFor(engine.port),
-      files: { 'alert_rules.yml': readFileSync(ALERT_RULES, 'utf8') },
+      config: prometheusConfigFor([
+        { port: engine.port, labels: POD_LABELS[0]! },
+        { port: engineB.port, labels: POD_LABELS[1]! },
+      ]),
+      files: Object.fromEntries(Object.entries(RULE_FILES).map(([name, file]) => [name, readFileSync(file, 'utf8')])),
     });
-    await waitForTargetUp(prom);
+    await waitForTargetUp(prom, 30_000, 2);
   }, 60_000);
 
   afterAll(async () => {
     await cleanUp([
       ['prometheus', () => prom?.stop()],
       ['engine', () => engine?.shutdown('test end')],
+      ['engine B', () => engineB?.shutdown('test end')],
     ]);
   }, 60_000);
 
-  it('answers every expression without error, with data for every panel fed by predictions', async () => {
+  it('answers every expression without error, with data for every panel fed by predictions, aggregated over both engines', async () => {
     const port = engine!.port;
+    const portB = engineB!.port;
     const promUrl = prom!.url;
     let rowsPredicted = 0;
     let requestsSent = 0;
@@ -384,6 +411,11 @@ describe.skipIf(prometheusBin.skip)('every rule, panel and README query works ag
       const rows = makeRows(64, F, seed++);
       return tally(200, 64, () => postBinary(port, rows));
     };
+    // The second replica's share: batches only (above CACHE_MAX_ROWS, so its cache is not asked).
+    const binaryBatchB = () => {
+      const rows = makeRows(64, F, seed++);
+      return tally(200, 64, () => postBinary(portB, rows));
+    };
     const invalidJson = () => tally(400, 0, () => request(port, 'POST', '/predict', '{"features": [1, 2', { 'content-type': 'application/json' }));
     const wrongCount = () => tally(400, 0, () => postJson(port, { features: [1, 2, 3] }));
     const notFound = () => tally(404, 0, () => request(port, 'GET', '/no/such/path'));
@@ -407,7 +439,7 @@ describe.skipIf(prometheusBin.skip)('every rule, panel and README query works ag
         () => seen,
       );
     };
-    await runAll([jsonSingle, jsonSingle, binarySingle, jsonBatch, binaryBatch, invalidJson, wrongCount, notFound], 1);
+    await runAll([jsonSingle, jsonSingle, binarySingle, jsonBatch, binaryBatch, invalidJson, wrongCount, notFound, binaryBatchB], 1);
     await scraped('one request of each kind');
 
     // The bulk: ~300 requests; 8 errors in all (under HighErrorRate's minimum of 10, 2.6 %).
@@ -418,6 +450,7 @@ describe.skipIf(prometheusBin.skip)('every rule, panel and README query works ag
     for (let i = 0; i < repeatedBinaryCount; i++) bulk.push(binarySingle);
     for (let i = 0; i < 50; i++) bulk.push(jsonBatch);
     for (let i = 0; i < 100; i++) bulk.push(binaryBatch);
+    for (let i = 0; i < 40; i++) bulk.push(binaryBatchB);
     bulk.push(invalidJson, invalidJson, wrongCount, notFound, notFound);
     await runAll(bulk);
     expect(unexpected).toEqual([]);
@@ -442,7 +475,7 @@ describe.skipIf(prometheusBin.skip)('every rule, panel and README query works ag
       results.push({ source: e.source, name: e.name, expr: e.expr, outcome, detail });
     }
     const count = (pred: (x: (typeof results)[number]) => boolean) => results.filter(pred).length;
-    const bySource = ['rule', 'variable', 'panel', 'readme']
+    const bySource = ['rule', 'recording', 'variable', 'panel', 'readme']
       .map((s) => `${s}s ${count((x) => x.source === s && x.outcome === 'data')}/${count((x) => x.source === s)}`)
       .join(', ');
     console.log(
@@ -473,6 +506,66 @@ describe.skipIf(prometheusBin.skip)('every rule, panel and README query works ag
     expect(results.filter((x) => x.source === 'rule' && x.outcome !== 'empty').map((x) => `${x.name}: ${x.outcome}`)).toEqual([]);
     const alerts = await getJson<{ data: { alerts: unknown[] } }>(`${promUrl}/api/v1/alerts`);
     expect(alerts.data.alerts).toEqual([]);
+
+    // Metrics of later issues: absent from this engine, their queries are empty (not an error);
+    // once it exports them, the same queries fill in.
+    const exported = new Set(parsePrometheusText(await (await fetch(`http://127.0.0.1:${port}/monitoring/metrics`)).text()).samples.map((x) => x.name));
+    const notYet = LATER_METRICS.filter((m) => !exported.has(m));
+    console.log(`monitoring e2e: later-issue metrics exported by this engine: ${LATER_METRICS.filter((m) => exported.has(m)).join(', ') || 'none'}; not yet: ${notYet.join(', ') || 'none'}`);
+    const overMissing = results.filter((x) => metricNamesIn(x.expr).some((n) => notYet.includes(n)));
+    expect(overMissing.filter((x) => x.outcome !== 'empty').map((x) => `${x.source} ${x.name}: ${x.outcome}`)).toEqual([]);
+
+    // Two replicas: every panel but Uptime aggregates them (no series keeps an instance), Uptime
+    // has one series per replica.
+    const instances = new Set<string>();
+    for (const e of extractPromQL().filter((x) => x.source === 'panel')) {
+      const r = await queryPrometheus(promUrl, e.expr);
+      const series = r.data?.result ?? [];
+      if (e.name.startsWith('Uptime ')) {
+        for (const x of series) instances.add(x.metric.instance!);
+        expect(series, e.name).toHaveLength(2);
+      } else expect(series.filter((x) => 'instance' in x.metric).map((x) => JSON.stringify(x.metric)), `${e.name}: ${e.expr}`).toEqual([]);
+    }
+    expect([...instances].sort()).toEqual([`127.0.0.1:${port}`, `127.0.0.1:${portB}`].sort());
+    // The per-model rate is the sum over both replicas: both served the ensemble.
+    const perReplica = await queryPrometheus(promUrl, 'sum by (instance) (ml_predictions_total{model_name="ensemble"})');
+    expect(perReplica.data!.result).toHaveLength(2);
+
+    // The recording rules run (every second here) and aggregate per job: data for what this
+    // traffic feeds (not the quality gauges, which need labelled outcomes, nor later metrics).
+    const recorded = results.filter((x) => x.source === 'recording');
+    const fedHere = (x: (typeof results)[number]) => !metricNamesIn(x.expr).some((n) => n === 'ml_model_accuracy' || LATER_METRICS.includes(n));
+    expect(recorded.filter((x) => fedHere(x) && x.outcome !== 'data').map((x) => `${x.name}: ${x.outcome}`)).toEqual([]);
+    await poll(
+      async () => {
+        for (const x of recorded.filter(fedHere)) {
+          const r = await queryPrometheus(promUrl, x.name);
+          const series = r.data?.result ?? [];
+          if (series.length === 0 || series.some((y) => 'instance' in y.metric || y.metric.job !== 'ml-api')) return false;
+        }
+        return true;
+      },
+      'every recording rule fed by this traffic to be recorded, per job',
+      20_000,
+    );
+
+    // prometheus-adapter's rule (deploy/kubernetes) as the adapter runs it for the HPA: one
+    // value per pod, found by the namespace and pod labels.
+    const adapterConfig = loadYaml(path.join(REPO_ROOT, 'deploy', 'kubernetes', 'prometheus-adapter', 'configmap.yaml'));
+    const adapterRule = parse(adapterConfig.data['config.yaml']).rules.find((r: { name: { as: string } }) => r.name.as === 'ml_queue_depth');
+    const seriesFound = await queryPrometheus(promUrl, adapterRule.seriesQuery);
+    expect(seriesFound.data!.result.map((x) => x.metric.pod).sort()).toEqual(['tradeflow-a', 'tradeflow-b']);
+    const perPod = await queryPrometheus(
+      promUrl,
+      adapterRule.metricsQuery
+        .replaceAll('<<.Series>>', 'ml_queue_depth')
+        .replaceAll('<<.LabelMatchers>>', 'namespace="tradeflow",pod=~"tradeflow-a|tradeflow-b"')
+        .replaceAll('<<.GroupBy>>', 'pod'),
+    );
+    expect(perPod.data!.result.map((x) => [x.metric.pod, Number.isFinite(Number(x.value![1]))]).sort()).toEqual([
+      ['tradeflow-a', true],
+      ['tradeflow-b', true],
+    ]);
     console.log(`monitoring e2e: every-query test took ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }, 60_000);
 });
@@ -610,7 +703,7 @@ describe.skipIf(prometheusBin.skip || alertmanagerBin.skip)('HighAPILatency unde
     for (const g of rules.groups) for (const r of g.rules) if (r.for !== undefined && !/^0[smh]?$/.test(r.for)) r.for = SHORT_FOR;
     prom = await startPrometheus({
       config: prometheusConfigFor(engine.port, am.port),
-      files: { 'alert_rules.yml': JSON.stringify(rules, null, 2) },
+      files: { 'alert_rules.yml': JSON.stringify(rules, null, 2), 'recording_rules.yml': readFileSync(RECORDING_RULES, 'utf8') },
     });
     await waitForTargetUp(prom);
   }, 90_000);
@@ -720,7 +813,8 @@ describe.skipIf(prometheusBin.skip || alertmanagerBin.skip)('HighAPILatency unde
     expect(sent.status).toBe('firing');
     expect(sent.labels).toEqual({ alertname: 'HighAPILatency', severity: 'warning', job: 'ml-api', instance, monitor: 'tradeflow' });
     expect(sent.annotations.summary).toBe(`High API latency on ${instance}`);
-    expect(sent.annotations.description).toMatch(/^P95 API request latency is \d+(\.\d+)?s over the last 5 minutes \(threshold 1s\)\.$/);
+    expect(sent.annotations.description.startsWith(`P95 API request latency of ${instance} is `), sent.annotations.description).toBe(true);
+    expect(sent.annotations.description).toMatch(/ is \d+(\.\d+)?s over the last 5 minutes \(threshold 1s\)\.$/);
     expect(Number(/is (\d+(?:\.\d+)?)s/.exec(sent.annotations.description)![1])).toBeGreaterThan(1);
     // Every answer was a prediction: the load is slow, not failing.
     expect([...load.statuses.keys()], loadSummary).toEqual([200]);

@@ -9,8 +9,10 @@
  * skipped elsewhere (test/helpers/requirements.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { parse } from 'yaml';
 import { allPanels, substituteGrafanaVariables } from './helpers/grafana';
 import {
   ALERT_RULES,
@@ -19,6 +21,8 @@ import {
   DASHBOARD,
   MONITORING_DIR,
   PROMETHEUS_CONFIG,
+  PROMETHEUS_K8S_CONFIG,
+  RECORDING_RULES,
   REPO_ROOT,
   RULE_TESTS_DIR,
 } from './helpers/monitoring-files';
@@ -51,9 +55,16 @@ const SPEC_HISTOGRAMS = [
   'ml_prediction_latency_seconds', 'ml_prediction_confidence', 'ml_training_duration_seconds',
   'api_request_duration_seconds', 'ml_batch_size', 'ml_queue_wait_seconds',
 ];
+// Metrics the issues after SPEC §4 add, with the names their issues fix: a replica's lag on the
+// shared feedback stream (issue 13) and champion routing (issue 16). An engine without those
+// capabilities does not export them; the rules and the panel query over them are then empty.
+const LATER_GAUGES = ['ml_feedback_lag_records', 'ml_model_champion'];
+const LATER_COUNTERS = ['ml_champion_switches_total'];
 const EXPORTED_NAMES = new Set([
   ...SPEC_GAUGES,
   ...SPEC_COUNTERS,
+  ...LATER_GAUGES,
+  ...LATER_COUNTERS,
   ...SPEC_HISTOGRAMS.flatMap((h) => [`${h}_bucket`, `${h}_sum`, `${h}_count`]),
 ]);
 
@@ -69,6 +80,14 @@ const SPEC_ALERTS: Record<string, 'critical' | 'warning'> = {
   NoRecentTraining: 'warning',
   LowCacheHitRatio: 'warning',
 };
+// The alerts of the issues after SPEC §5: a replica behind on the feedback stream (issue 13),
+// the default route switching models too often (issue 16).
+const LATER_ALERTS: Record<string, 'critical' | 'warning'> = {
+  FeedbackStreamLag: 'warning',
+  ChampionFlapping: 'warning',
+};
+const ALL_ALERTS = { ...SPEC_ALERTS, ...LATER_ALERTS };
+const ALERT_COUNT = Object.keys(ALL_ALERTS).length;
 
 // SPEC §5: the dashboard's rows and the panels of each, in order.
 const DASHBOARD_LAYOUT: Array<[string, string[]]> = [
@@ -89,6 +108,7 @@ interface Rule {
   annotations?: Record<string, string>;
 }
 const rules: Rule[] = (loadYaml(ALERT_RULES).groups as Array<{ rules: Rule[] }>).flatMap((g) => g.rules);
+const recordingRules: Rule[] = (loadYaml(RECORDING_RULES).groups as Array<{ rules: Rule[] }>).flatMap((g) => g.rules);
 const alertRule = (name: string): Rule => {
   const r = rules.find((x) => x.alert === name);
   if (!r) throw new Error(`no alert ${name}`);
@@ -118,16 +138,19 @@ describe('tool versions', () => {
 });
 
 describe.skipIf(promtool.skip)('Prometheus config, alert rules and their unit tests (promtool)', () => {
-  it('promtool check config accepts prometheus.yml and finds its rule file', () => {
+  it('promtool check config accepts prometheus.yml and finds its rule files', () => {
     const r = runTool(promtool.get(), ['check', 'config', rel(PROMETHEUS_CONFIG)]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(r.stdout).toContain('SUCCESS: 1 rule files found');
+    expect(r.stdout).toContain('SUCCESS: 2 rule files found');
   });
 
-  it('promtool check rules accepts alert_rules.yml with nine rules', () => {
+  it(`promtool check rules accepts alert_rules.yml with ${ALERT_COUNT} rules and recording_rules.yml`, () => {
     const r = runTool(promtool.get(), ['check', 'rules', rel(ALERT_RULES)]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(r.stdout).toContain('SUCCESS: 9 rules found');
+    expect(r.stdout).toContain(`SUCCESS: ${ALERT_COUNT} rules found`);
+    const rec = runTool(promtool.get(), ['check', 'rules', rel(RECORDING_RULES)]);
+    expect(rec.code, rec.stdout + rec.stderr).toBe(0);
+    expect(rec.stdout).toContain(`SUCCESS: ${recordingRules.length} rules found`);
   });
 
   it('promtool test rules passes every unit test file', () => {
@@ -139,9 +162,16 @@ describe.skipIf(promtool.skip)('Prometheus config, alert rules and their unit te
 });
 
 describe('alert rules', () => {
-  it('are exactly the nine alerts of SPEC §5 with their severities', () => {
+  it('are exactly the nine alerts of SPEC §5 and the two of issues 13 and 16, with their severities', () => {
     expect(rules.every((r) => r.alert !== undefined)).toBe(true);
-    expect(Object.fromEntries(rules.map((r) => [r.alert, r.labels?.severity]))).toEqual(SPEC_ALERTS);
+    expect(Object.fromEntries(rules.map((r) => [r.alert, r.labels?.severity]))).toEqual(ALL_ALERTS);
+  });
+
+  it('name the instance in the summary and the description (their unit tests check the labels keep it)', () => {
+    for (const r of rules) {
+      expect(r.annotations?.summary, r.alert).toContain('{{ $labels.instance }}');
+      expect(r.annotations?.description, r.alert).toContain('{{ $labels.instance }}');
+    }
   });
 
   it('each has a for: duration and summary/description annotations that include the value', () => {
@@ -163,6 +193,8 @@ describe('alert rules', () => {
     expect(alertRule('ComponentUnhealthy').expr).toContain('ml_component_health');
     expect(alertRule('ConceptDriftDetected').expr).toContain('ml_drift_detected_total{severity="drift"}');
     expect(alertRule('HighDriftWarningRate').expr).toContain('ml_drift_detected_total{severity="warning"}');
+    expect(alertRule('FeedbackStreamLag').expr).toMatch(/^ml_feedback_lag_records > 1000$/);
+    expect(alertRule('ChampionFlapping').expr).toMatch(/increase\(ml_champion_switches_total\[1h\]\)\) > 4\s*$/);
   });
 
   it('every alert has a unit test that fires it (labels and annotations) and one where it stays silent', () => {
@@ -170,23 +202,51 @@ describe('alert rules', () => {
     const silent = new Map<string, number>();
     for (const file of ruleTestFiles) {
       const doc = loadYaml(file);
-      expect(doc.rule_files, rel(file)).toEqual(['../alert_rules.yml']);
+      expect([['../alert_rules.yml'], ['../recording_rules.yml']], rel(file)).toContainEqual(doc.rule_files);
       for (const test of doc.tests ?? []) {
         for (const t of test.alert_rule_test ?? []) {
           const exp = t.exp_alerts ?? [];
           if (exp.length === 0) silent.set(t.alertname, (silent.get(t.alertname) ?? 0) + 1);
           for (const a of exp) {
             fires.set(t.alertname, (fires.get(t.alertname) ?? 0) + 1);
-            expect(a.exp_labels?.severity, `${t.alertname} in ${test.name}`).toBe(SPEC_ALERTS[t.alertname]);
+            expect(a.exp_labels?.severity, `${t.alertname} in ${test.name}`).toBe(ALL_ALERTS[t.alertname]);
+            expect(a.exp_labels?.instance, `${t.alertname} in ${test.name} names the instance`).toBeTruthy();
+            expect(a.exp_annotations?.description, `${t.alertname} in ${test.name}`).toContain(a.exp_labels.instance);
             expect(Object.keys(a.exp_annotations ?? {}).sort(), `${t.alertname} in ${test.name}`).toEqual(['description', 'summary']);
           }
         }
       }
     }
-    for (const name of Object.keys(SPEC_ALERTS)) {
+    for (const name of Object.keys(ALL_ALERTS)) {
       expect(fires.get(name) ?? 0, `${name} has a firing test`).toBeGreaterThan(0);
       expect(silent.get(name) ?? 0, `${name} has a silent test`).toBeGreaterThan(0);
     }
+  });
+});
+
+describe('recording rules', () => {
+  it('aggregate across instances: each keeps job and drops instance', () => {
+    expect(recordingRules.length).toBeGreaterThan(0);
+    for (const r of recordingRules) {
+      expect(r.record, r.expr).toMatch(/^[a-z_]+:[a-z_]+:[a-z0-9_]+$/);
+      const bys = [...r.expr.matchAll(/\b(sum|max|min|avg|count) by \(([^)]*)\)/g)].map((m) => m[2]!.split(/,\s*/));
+      expect(bys.length, `${r.record} aggregates`).toBeGreaterThan(0);
+      for (const labels of bys) {
+        expect(labels, r.record).toContain('job');
+        expect(labels, r.record).not.toContain('instance');
+      }
+      // The level names the labels kept (job_model_name: keeps job and model_name).
+      const kept = bys[0]!.filter((l) => l !== 'le');
+      expect(r.record!.split(':')[0], r.record).toBe(kept.join('_'));
+    }
+  });
+
+  it('each has a promtool unit test of its value', () => {
+    const tested = new Set<string>();
+    for (const file of ruleTestFiles) {
+      for (const test of loadYaml(file).tests ?? []) for (const t of test.promql_expr_test ?? []) for (const m of String(t.expr).matchAll(/[a-z_]+:[a-z_]+:[a-z0-9_]+/g)) tested.add(m[0]);
+    }
+    expect(recordingRules.map((r) => r.record).filter((n) => !tested.has(n!))).toEqual([]);
   });
 });
 
@@ -355,7 +415,80 @@ describe('prometheus.yml', () => {
     expect(cfg.alerting.alertmanagers[0].static_configs[0].targets).toEqual(['alertmanager:9093']);
     expect(compose.services['node-exporter']).toBeDefined();
     expect(compose.services.alertmanager).toBeDefined();
-    expect(cfg.rule_files).toEqual(['alert_rules.yml']);
+    expect(cfg.rule_files).toEqual(['alert_rules.yml', 'recording_rules.yml']);
+  });
+
+  // A temporary copy of a config with `edit` applied and the rule files given by absolute path,
+  // run through promtool check config.
+  const checkEdited = (source: string, edit: (c: any) => void) => {
+    const copy = loadYaml(source);
+    copy.rule_files = copy.rule_files.map((f: string) => path.join(path.dirname(source), f));
+    edit(copy);
+    const dir = mkdtempSync(path.join(tmpdir(), 'tf-promcfg-'));
+    try {
+      const file = path.join(dir, 'prometheus.yml');
+      writeFileSync(file, JSON.stringify(copy));
+      return runTool(promtool.get(), ['check', 'config', file]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it.skipIf(promtool.skip)('shows how to scrape several replicas: its commented static list is valid', () => {
+    const text = readFileSync(PROMETHEUS_CONFIG, 'utf8');
+    const example = text.split('\n').map((l) => /^\s*#\s+(- targets: \[.*\])\s*$/.exec(l)?.[1]).filter((l): l is string => l !== undefined);
+    expect(example).toHaveLength(1);
+    const staticConfigs = parse(example[0]!);
+    expect(staticConfigs[0].targets.length).toBeGreaterThanOrEqual(2);
+    for (const t of staticConfigs[0].targets) expect(t).toMatch(/^[\w.-]+:\d+$/);
+    const r = checkEdited(PROMETHEUS_CONFIG, (c) => {
+      c.scrape_configs.find((j: { job_name: string }) => j.job_name === 'ml-api').static_configs = staticConfigs;
+    });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+  });
+
+  describe('prometheus.kubernetes.yml (pods found by Kubernetes discovery)', () => {
+    const k8s = loadYaml(PROMETHEUS_K8S_CONFIG);
+    const k8sJob = k8s.scrape_configs.find((j: { job_name: string }) => j.job_name === 'ml-api');
+    const deployment = loadYaml(path.join(REPO_ROOT, 'deploy', 'kubernetes', 'engine', 'deployment.yaml'));
+    // Prometheus' documented meta labels of the pod role (kubernetes_sd_config).
+    const POD_META = /^__meta_kubernetes_(namespace|pod_(name|ip|uid|phase|ready|node_name|host_ip|controller_kind|controller_name|container_(name|id|image|init|port_name|port_number|port_protocol)|label_\w+|labelpresent_\w+|annotation_\w+|annotationpresent_\w+))$/;
+    const metaName = (label: string) => `__meta_kubernetes_pod_label_${label.replace(/[^A-Za-z0-9_]/g, '_')}`;
+
+    it('keeps job ml-api, its path and interval, and the same rule files', () => {
+      expect(k8sJob).toMatchObject({ metrics_path: '/monitoring/metrics', scrape_interval: '10s' });
+      expect(k8s.rule_files).toEqual(cfg.rule_files);
+      expect(k8sJob.kubernetes_sd_configs).toEqual([{ role: 'pod', namespaces: { names: ['tradeflow'] } }]);
+    });
+
+    it('keeps the engine pods of deploy/kubernetes by their labels and port, with documented meta labels only', () => {
+      const used = new Set<string>();
+      for (const rc of k8sJob.relabel_configs) for (const l of rc.source_labels ?? []) used.add(l);
+      expect([...used].filter((l) => l.startsWith('__meta_') && !POD_META.test(l))).toEqual([]);
+      const keepLabels = k8sJob.relabel_configs.find((rc: any) => rc.action === 'keep' && rc.source_labels.every((l: string) => l.startsWith('__meta_kubernetes_pod_label_')));
+      const podLabels = deployment.spec.template.metadata.labels;
+      const values = keepLabels.source_labels.map((l: string) => {
+        const label = Object.keys(podLabels).find((k) => metaName(k) === l);
+        expect(label, `${l} is a label of the engine pods`).toBeDefined();
+        return podLabels[label!];
+      });
+      expect(new RegExp(`^(?:${keepLabels.regex})$`).test(values.join(';'))).toBe(true);
+      const portKeep = k8sJob.relabel_configs.find((rc: any) => rc.source_labels?.[0] === '__meta_kubernetes_pod_container_port_name');
+      expect(deployment.spec.template.spec.containers[0].ports.map((p: { name: string }) => p.name)).toContain(portKeep.regex);
+      // namespace and pod, which prometheus-adapter maps to the pods the HPA scales.
+      const targets = k8sJob.relabel_configs.map((rc: any) => rc.target_label);
+      expect(targets).toEqual(expect.arrayContaining(['namespace', 'pod', 'instance']));
+    });
+
+    it.skipIf(promtool.skip)('passes promtool check config with the discovery swapped for a static target (Debian\'s promtool has no Kubernetes discovery)', () => {
+      const r = checkEdited(PROMETHEUS_K8S_CONFIG, (c) => {
+        const j = c.scrape_configs.find((x: { job_name: string }) => x.job_name === 'ml-api');
+        delete j.kubernetes_sd_configs;
+        j.static_configs = [{ targets: ['127.0.0.1:8000'] }];
+      });
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toContain('SUCCESS: 2 rule files found');
+    });
   });
 });
 
@@ -465,7 +598,8 @@ describe('Grafana dashboard ml_monitoring.json', () => {
   });
 
   it('uses stat/gauge, time series and a heatmap of the confidence buckets; percentiles with histogram_quantile', () => {
-    expect(['gauge', 'stat']).toContain(panelByTitle('Model accuracy').type);
+    // Accuracy over time: each model's and the champion's (issue 16).
+    expect(panelByTitle('Model accuracy').type).toBe('timeseries');
     expect(['gauge', 'stat']).toContain(panelByTitle('Model F1 score').type);
     expect(['gauge', 'stat']).toContain(panelByTitle('Component health').type);
     expect(['gauge', 'stat']).toContain(panelByTitle('Cache hit ratio').type);
@@ -479,6 +613,33 @@ describe('Grafana dashboard ml_monitoring.json', () => {
       expect(p.type).toBe('timeseries');
       expect(p.targets).toHaveLength(3);
       for (const e of exprsOf(p)) expect(e, title).toMatch(/^histogram_quantile\(0\.(5|95|99), sum by \([^)]*\ble\b[^)]*\) \(rate\(\w+_bucket/);
+    }
+  });
+
+  it('shows each model\'s rolling accuracy and, over it, the champion that serves the default route', () => {
+    const p = panelByTitle('Model accuracy');
+    const [perModel, champion] = p.targets;
+    expect(perModel.expr).toBe('avg by (model_name) (ml_model_accuracy{model_name=~"$model_name"})');
+    expect(perModel.legendFormat).toBe('{{model_name}}');
+    expect(champion.expr).toBe(`${perModel.expr} and on (model_name) (max by (model_name) (ml_model_champion) == 1)`);
+    expect(champion.legendFormat).toMatch(/^champion: \{\{model_name\}\}$/);
+    const emphasis = p.fieldConfig.overrides.find((o: any) => o.matcher.id === 'byFrameRefID' && o.matcher.options === champion.refId);
+    expect(emphasis.properties.find((x: any) => x.id === 'custom.lineWidth').value).toBeGreaterThan(p.fieldConfig.defaults.custom.lineWidth);
+    expect(p.fieldConfig.defaults.custom.thresholdsStyle.mode).toMatch(/^(line|dashed|line\+area|dashed\+area)$/);
+  });
+
+  it('aggregates across instances in every panel but Uptime (one tile per replica)', () => {
+    for (const p of visuals) {
+      for (const e of exprsOf(p)) {
+        if (p.title === 'Uptime') {
+          expect(e).toBe('ml_uptime_seconds');
+          continue;
+        }
+        expect(e, p.title).toMatch(/^(sum|max|min|avg|histogram_quantile)\b/);
+        for (const m of e.matchAll(/\bby \(([^)]*)\)/g)) expect(m[1], `${p.title}: ${e}`).not.toMatch(/\binstance\b/);
+        // Each side of a ratio is a sum.
+        if (/\)\s*\/\s*/.test(e)) for (const side of e.split(/\s\/\s/)) expect(side.trim(), `${p.title}: ${e}`).toMatch(/^(sum|max|min|avg)\b/);
+      }
     }
   });
 
@@ -552,7 +713,8 @@ describe('metric names', () => {
 
   it('every rule and dashboard expression selects only metrics the engine exports (SPEC §4)', () => {
     const exprs = extractPromQL();
-    expect(exprs.filter((e) => e.source === 'rule')).toHaveLength(9);
+    expect(exprs.filter((e) => e.source === 'rule')).toHaveLength(ALERT_COUNT);
+    expect(exprs.filter((e) => e.source === 'recording')).toHaveLength(recordingRules.length);
     expect(exprs.filter((e) => e.source === 'panel').length).toBeGreaterThanOrEqual(15);
     const unknown: string[] = [];
     for (const e of exprs) {
@@ -570,7 +732,7 @@ describe.skipIf(prometheusBin.skip)('every expression parses and runs in a real 
   beforeAll(async () => {
     // Only the shipped rules (absolute path), evaluated every second; no scrape targets.
     prom = await startPrometheus({
-      config: ['global:', '  evaluation_interval: 1s', 'rule_files:', `  - ${JSON.stringify(ALERT_RULES)}`, ''].join('\n'),
+      config: ['global:', '  evaluation_interval: 1s', 'rule_files:', `  - ${JSON.stringify(ALERT_RULES)}`, `  - ${JSON.stringify(RECORDING_RULES)}`, ''].join('\n'),
     });
   });
 
@@ -578,18 +740,20 @@ describe.skipIf(prometheusBin.skip)('every expression parses and runs in a real 
     await prom?.stop();
   });
 
-  it('loads the nine alert rules and evaluates each without error', async () => {
+  it(`loads the ${ALERT_COUNT} alert rules and the recording rules and evaluates each without error`, async () => {
     const until = Date.now() + 30_000;
-    let alerting: Array<{ name: string; health: string; lastError?: string }> = [];
+    let loaded: Array<{ name: string; type: string; health: string; lastError?: string }> = [];
+    const want = ALERT_COUNT + recordingRules.length;
     for (;;) {
-      const res = (await (await fetch(`${prom!.url}/api/v1/rules?type=alert`)).json()) as { data: { groups: Array<{ rules: typeof alerting }> } };
-      alerting = res.data.groups.flatMap((g) => g.rules);
-      if (alerting.length === 9 && alerting.every((r) => r.health !== 'unknown')) break;
-      if (Date.now() > until) throw new Error(`rules not evaluated within 30 s: ${JSON.stringify(alerting)}\n${prom!.logs()}`);
+      const res = (await (await fetch(`${prom!.url}/api/v1/rules`)).json()) as { data: { groups: Array<{ rules: typeof loaded }> } };
+      loaded = res.data.groups.flatMap((g) => g.rules);
+      if (loaded.length === want && loaded.every((r) => r.health !== 'unknown')) break;
+      if (Date.now() > until) throw new Error(`rules not evaluated within 30 s: ${JSON.stringify(loaded)}\n${prom!.logs()}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    expect(alerting.map((r) => r.name).sort()).toEqual(Object.keys(SPEC_ALERTS).sort());
-    expect(alerting.filter((r) => r.health !== 'ok')).toEqual([]);
+    expect(loaded.filter((r) => r.type === 'alerting').map((r) => r.name).sort()).toEqual(Object.keys(ALL_ALERTS).sort());
+    expect(loaded.filter((r) => r.type === 'recording').map((r) => r.name).sort()).toEqual(recordingRules.map((r) => r.record).sort());
+    expect(loaded.filter((r) => r.health !== 'ok')).toEqual([]);
   });
 
   it('answers every rule, panel and variable expression with status success', async () => {

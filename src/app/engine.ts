@@ -67,8 +67,12 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
     stack.add(learning);
     const serving = startServing(config, models, obs, logger);
     stack.add(serving);
+    const replication = learning.replication;
+    if (replication) serving.addRedisHealth(() => replication.health());
     const training = startTraining(config, models, learning, serving, obs, logger);
     stack.add(training);
+    // Every part has registered its stream entry kinds by now: the reader may apply entries.
+    replication?.start();
     const http = await startHttp({ config, startedAt, models, obs, learning, serving, training }, logger);
     stack.add(http);
     serving.pool.waitReady(120_000).then(

@@ -80,8 +80,8 @@ function registerRoutes(server: HttpServer, p: HttpInputs): void {
   const options = { maxBodyBytes: config.maxBodyBytes, maxRequestRows: config.maxRequestRows, requestTimeoutMs: config.requestTimeoutMs };
   server.route('POST', '/learn', createLearnHandler({ models: models.models, batcher: s.batcher, learning: l.learning, store: l.store, responder: server.responder, admin, isDraining, options }));
   registerDriftRoutes(server, l.drift, l.learning, admin);
-  registerModelRoutes(server, { models: models.models, store: models.versions, swapper: t.swapper, admin, maxUploadBytes: config.modelUploadMaxBytes, modelDir: config.modelDir });
-  if (t.training) registerTrainRoutes(server, t.training, admin);
+  registerModelRoutes(server, { models: models.models, store: models.versions, swapper: t.changes, admin, maxUploadBytes: config.modelUploadMaxBytes, modelDir: config.modelDir });
+  if (t.training) registerTrainRoutes(server, t.training, admin, t.trainingGate);
   registerMonitoringRoutes(server, {
     scrape: () => p.obs.telemetry.scrape(),
     health: s.health,
@@ -95,6 +95,7 @@ function registerRoutes(server: HttpServer, p: HttpInputs): void {
       workers: s.pool.stats(),
       batcher: s.batcher.stats(),
       learning: l.learning.stats(),
+      ...(t.lease ? { training_lease: { holder: t.lease.holder, held: t.lease.held, ttl_ms: t.lease.ttlMs } } : {}),
       native: { uws: 'uWebSockets.js v20.30 (native)', onnxruntime: ortVersion() },
     }),
   });
@@ -113,7 +114,7 @@ function registerOip(server: HttpServer, p: HttpInputs, queue: RowQueue): void {
     batching: { maxBatchRows: config.maxBatchRows, maxQueueDelayUs: config.maxQueueDelayUs, workers: config.workers },
     serverVersion: packageVersion(),
     admin: adminCheck(config.adminToken),
-    repository: { swapper: p.training.swapper, maxUploadBytes: config.modelUploadMaxBytes },
+    repository: { swapper: p.training.changes, maxUploadBytes: config.modelUploadMaxBytes },
   });
 }
 

@@ -8,7 +8,9 @@ import { DriftMonitor, type DriftEvent } from '../drift/monitor';
 import { ChampionSelector } from '../learning/champion';
 import { validateArfOptions, type ArfOptions } from '../learning/arf/forest';
 import { ARF_MODEL, OnlineLearning } from '../learning/online';
-import { PredictionStore } from '../learning/prediction-store';
+import { PredictionStore, type PredictionIds } from '../learning/prediction-store';
+import { RedisPredictionIds } from '../replication/prediction-ids';
+import { redisOps } from '../replication/redis-ops';
 import { QualityWindow } from '../learning/quality-window';
 import { validateSgdOptions } from '../learning/sgd';
 import { DEFAULT_MODEL, ONLINE_MODEL } from '../models/registry';
@@ -16,6 +18,7 @@ import type { Logger } from '../telemetry/logger';
 import type { ModelsPart } from './models';
 import type { ObservabilityPart } from './observability';
 import type { Part } from './parts';
+import { startReplication, type ReplicationPart } from './replication';
 
 export interface LearningListeners {
   onDrift(e: DriftEvent): void;
@@ -27,19 +30,26 @@ export interface LearningPart extends Part {
   /** Per model name: the sliding window of labelled outcomes behind the quality gauges. */
   readonly quality: Map<string, QualityWindow>;
   readonly learning: OnlineLearning;
-  readonly store: PredictionStore;
+  /** Predictions made with an id: local, or with REDIS_URL in Redis, where every replica finds them. */
+  readonly store: PredictionIds;
   /** The model a request naming none goes to (SERVE_POLICY), re-evaluated after each applied record. */
   readonly champion: ChampionSelector;
+  /** With REDIS_URL: the feedback stream, its entry dispatch and the Redis connections; null without. */
+  readonly replication: ReplicationPart | null;
   /** Adds a listener to learning events (applied in log order, on the main thread). */
   subscribe(listener: Partial<LearningListeners>): void;
 }
 
 export async function startLearning(config: EngineConfig, m: ModelsPart, obs: ObservabilityPart, logger: Logger): Promise<LearningPart> {
-  const drift = new DriftMonitor({ detectors: config.detectors, realInput: config.driftRealInput });
+  // Replicated, a detector's warning and drift times are the stream entry's (Redis's clock when it
+  // took the entry), so they too are the same on every replica; otherwise the engine's clock.
+  const entryClock = { ms: null as number | null };
+  const drift = new DriftMonitor({ detectors: config.detectors, realInput: config.driftRealInput, now: () => new Date(entryClock.ms ?? Date.now()) });
   const quality = new Map<string, QualityWindow>();
   const online = config.arfEnabled ? [ONLINE_MODEL, ARF_MODEL] : [ONLINE_MODEL];
   for (const name of [...m.models.list.map((x) => x.name), ...online]) quality.set(name, new QualityWindow(config.qualityWindow, config.qualityMinOutcomes));
   const listeners: Array<Partial<LearningListeners>> = [];
+  let replication: ReplicationPart | null = null;
   const learning = await OnlineLearning.open({
     stateDir: config.stateDir,
     sgd: validateSgdOptions({ features: m.features, ...config.sgd }),
@@ -53,6 +63,8 @@ export async function startLearning(config: EngineConfig, m: ModelsPart, obs: Ob
     maxPendingBytes: config.feedbackMaxPendingBytes,
     repair: config.feedbackRepair,
     checkpointIntervalMs: config.checkpointIntervalS * 1000,
+    ...(config.redisUrl !== null ? { replicated: { key: config.feedbackStream } } : {}),
+    onCheckpointWritten: (file, stream) => replication?.onCheckpointWritten(file, stream),
     onDriftEvent: (e) => {
       for (const l of listeners) l.onDrift?.(e);
     },
@@ -62,6 +74,10 @@ export async function startLearning(config: EngineConfig, m: ModelsPart, obs: Ob
     onCheckpointError: (err) => logger.error({ err: err.message }, 'checkpoint failed'),
   });
   logRecovery(logger, config, learning);
+  if (config.redisUrl !== null) {
+    replication = startReplication(config, learning, logger, entryClock);
+    obs.telemetry.setSources({ feedbackLag: () => replication!.stream.lag });
+  }
   m.models.addOnline({
     features: m.features,
     weights: learning.weights.buffer,
@@ -92,11 +108,21 @@ export async function startLearning(config: EngineConfig, m: ModelsPart, obs: Ob
     quality,
     learning,
     champion,
-    store: new PredictionStore(config.predictionIdCapacity, config.predictionIdTtlS * 1000),
+    store: replication
+      ? new RedisPredictionIds(redisOps(replication.connections.open('prediction-ids')), config.feedbackStream, config.predictionIdCapacity, config.predictionIdTtlS * 1000)
+      : new PredictionStore(config.predictionIdCapacity, config.predictionIdTtlS * 1000),
+    replication,
     subscribe: (l) => listeners.push(l),
-    // The final checkpoint: what was acknowledged is in it (the log is flushed first).
-    drain: () => learning.close(),
-    stop: () => learning.close(),
+    // The final checkpoint: what was acknowledged is in it (the log is flushed first). The stream
+    // reader stops first, so the checkpoint records where it stopped.
+    drain: async () => {
+      await replication?.stop();
+      await learning.close();
+    },
+    stop: async () => {
+      await replication?.stop();
+      await learning.close();
+    },
   };
 }
 
@@ -152,6 +178,9 @@ function logRecovery(logger: Logger, config: EngineConfig, learning: OnlineLearn
   // The online models' options are the checkpoint's when there is one, whatever SGD_* and ARF_* say now.
   const arf = learning.forest?.options ?? null;
   logger.info({ stateDir: config.stateDir, ...recovery, logCut: cut, sgd: learning.learner.options, arf }, 'learning state recovered');
+  if (learning.recovery.ignoredLocalCheckpoint) {
+    logger.warn({ stateDir: config.stateDir, stream: config.feedbackStream }, 'REDIS_URL is set but the learning checkpoint in STATE_DIR is not of this feedback stream (local-log state): it is not loaded; the state comes from the stream');
+  }
   if (cut?.acknowledged) {
     logger.warn(
       { segment: cut.segment, offset: cut.offset, discardedBytes: cut.discardedBytes, reason: cut.reason, copiedTo: cut.copiedTo, discardedSegments: report!.discardedSegments },

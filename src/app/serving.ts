@@ -10,7 +10,7 @@ import { InferencePool } from '../pool/inference-pool';
 import { createSlab, slabBytes, type SlabLayout, type SlabViews } from '../pool/slab';
 import { testHooksFromEnv, type TestHooks } from '../pool/testing-hooks';
 import { InferStats } from '../telemetry/infer-stats';
-import { apiHealth, cacheHealth, modelHealth, overall, type HealthReport } from '../telemetry/health';
+import { apiHealth, cacheHealth, modelHealth, overall, type ComponentHealth, type HealthReport } from '../telemetry/health';
 import type { Logger } from '../telemetry/logger';
 import type { ModelsPart } from './models';
 import type { ObservabilityPart } from './observability';
@@ -25,6 +25,8 @@ export interface ServingPart extends Part {
   /** Per-model request and batch statistics (the protocol's statistics extension). */
   readonly stats: InferStats;
   health(): HealthReport;
+  /** Adds the `redis` component (REDIS_URL) to health and to ml_component_health. */
+  addRedisHealth(source: () => ComponentHealth): void;
   /** Turned on at the start of shutdown: readiness 503, new work refused. */
   readonly state: { draining: boolean };
 }
@@ -80,7 +82,13 @@ export function startServing(config: EngineConfig, m: ModelsPart, obs: Observabi
     observer: batchObserver(obs, m, slab),
   });
   const state = { draining: false };
-  const health = (): HealthReport => healthOf(config, m, pool, cache, batcher, obs, state.draining);
+  let redis: (() => ComponentHealth) | null = null;
+  const health = (): HealthReport => {
+    const h = healthOf(config, m, pool, cache, batcher, obs, state.draining);
+    if (redis === null) return h;
+    const components = { ...h.components, redis: redis() };
+    return { status: overall(components), components };
+  };
   observeServing(obs, batcher, pool, cache, health);
   return {
     name: 'serving',
@@ -91,6 +99,9 @@ export function startServing(config: EngineConfig, m: ModelsPart, obs: Observabi
     testHooks,
     stats,
     health,
+    addRedisHealth: (source) => {
+      redis = source;
+    },
     state,
     drain: () => batcher.drain(),
     stop: async () => {
@@ -152,7 +163,7 @@ function observeServing(obs: ObservabilityPart, batcher: Batcher, pool: Inferenc
     cacheHitRatio: () => (cache.enabled ? cache.hitRatio() : null),
     componentHealth: () => {
       const c = health().components;
-      return { cache: c.cache.status, api: c.api.status, model: c.model.status };
+      return { cache: c.cache.status, api: c.api.status, model: c.model.status, ...(c.redis ? { redis: c.redis.status } : {}) };
     },
   });
 }

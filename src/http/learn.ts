@@ -14,7 +14,7 @@ import type { Batcher, BatchClient } from '../batching/batcher';
 import { tfError, type TradeflowError } from '../errors';
 import type { FeedbackExample, ServedPrediction } from '../learning/feedback-record';
 import type { OnlineLearning } from '../learning/online';
-import type { PredictionStore, StoredPrediction } from '../learning/prediction-store';
+import type { Claim, PredictionIds, PredictionStore, RemotePredictionIds, StoredPrediction } from '../learning/prediction-store';
 import type { ModelRegistry, ServedModel } from '../models/registry';
 import type { SlabViews } from '../pool/slab';
 import type { AdminCheck } from './auth';
@@ -26,7 +26,8 @@ export interface LearnDeps {
   models: ModelRegistry;
   batcher: Batcher;
   learning: OnlineLearning;
-  store: PredictionStore;
+  /** Local, or shared by the replicas in Redis (then a lookup is a round trip). */
+  store: PredictionIds;
   responder: Responder;
   admin: AdminCheck;
   isDraining(): boolean;
@@ -120,11 +121,18 @@ class LearnHandler {
 
   private onBody(x: Exchange, bytes: Uint8Array, deadline: number): void {
     const { responder } = this.deps;
-    let parsed: Parsed;
+    let parsed: Parsed | Promise<Parsed>;
     try {
       parsed = this.parse(bytes);
     } catch (err) {
       responder.corked(x, () => responder.error(x, err));
+      return;
+    }
+    if (parsed instanceof Promise) {
+      parsed.then(
+        (p) => this.apply(x, p, deadline),
+        (err) => responder.corked(x, () => responder.error(x, err)),
+      );
       return;
     }
     this.apply(x, parsed, deadline);
@@ -132,7 +140,7 @@ class LearnHandler {
 
   /** Scores the rows if they need it, then submits the feedback and answers once it is durable. */
   private apply(x: Exchange, parsed: Parsed, deadline: number): void {
-    const { learning, store, responder } = this.deps;
+    const { learning, responder } = this.deps;
     const { example, claimed } = parsed;
     const ensemble = this.ensemble;
     const given = parsed.served;
@@ -146,9 +154,11 @@ class LearnHandler {
       .then(
         () => responder.corked(x, () => responder.json(x, 202, { accepted: example.rows, durable: learning.durable, sgd_updates: learning.learner.updates })),
         (err) => {
-          // Not learned: the id may be labelled again (a retry after a 503).
-          if (claimed) store.put(claimed.id, claimed.prediction);
-          responder.corked(x, () => responder.error(x, err));
+          // Not learned: the id may be labelled again (a retry after a 503), once it is back.
+          const back = claimed ? this.giveBack(claimed.id, claimed.prediction) : null;
+          const answer = (): void => responder.corked(x, () => responder.error(x, err));
+          if (back) void back.then(answer);
+          else answer();
         },
       );
   }
@@ -160,12 +170,30 @@ class LearnHandler {
     });
   }
 
-  /** The feedback as the log will keep it, or a 4xx. Synchronous: reads the request bytes. */
-  private parse(bytes: Uint8Array): Parsed {
+  /**
+   * A claimed prediction whose feedback was not learned goes back to its store: at once locally
+   * (null), or a promise that settles once Redis has it again, so the refusal is answered only
+   * when a retry can find the id. Redis unreachable: the id is lost for a retry, as an evicted one.
+   */
+  private giveBack(id: string, p: StoredPrediction): Promise<void> | null {
+    const store = this.deps.store;
+    if (!store.remote) {
+      store.put(id, p);
+      return null;
+    }
+    return store.restore(id, p).catch(() => undefined);
+  }
+
+  /**
+   * The feedback as the log will keep it, or a 4xx. Reads the request bytes synchronously; only
+   * feedback by id against the replicas' shared store waits for Redis.
+   */
+  private parse(bytes: Uint8Array): Parsed | Promise<Parsed> {
     const d = decodeJsonBody(bytes, this.F, this.staging, this.deps.options.maxRequestRows, { labelsOut: this.labelsOut });
     if (d.shape === 'features' || d.shape === 'instances') return this.withFeatures(d);
     if (d.id === undefined) throw invalid('body needs "features" with "label", "instances" with "labels", or "id" with "label"');
-    return this.byId(d, d.id);
+    const store = this.deps.store;
+    return store.remote ? this.byRemoteId(store, d, d.id) : this.byId(store, d, d.id);
   }
 
   /** Feedback that brings its rows: copied out of the staging buffer, which the next request reuses. */
@@ -182,8 +210,8 @@ class LearnHandler {
   }
 
   /** Feedback on an earlier prediction: its rows and the answer given come from the store. */
-  private byId(d: DecodedBody, id: string): Parsed {
-    const p = this.deps.store.get(id);
+  private byId(store: PredictionStore, d: DecodedBody, id: string): Parsed {
+    const p = store.get(id);
     if (p === 'unknown') throw tfError('PREDICTION_ID_NOT_FOUND', { id });
     if (p === 'expired') throw tfError('PREDICTION_ID_EXPIRED', { id });
     let labels: Uint8Array;
@@ -198,7 +226,35 @@ class LearnHandler {
     }
     // Taken now, in the same turn as the lookup: a second feedback for this id, even one that
     // arrives before this one is durable, finds it gone (404). Exactly one is learned.
-    this.deps.store.delete(id);
+    store.delete(id);
+    return {
+      example: { kind: 'feedback', rows: p.rows, features: p.features, labels },
+      served: { model: p.model, classes: p.classes, p1: p.p1 },
+      claimed: { id, prediction: p },
+    };
+  }
+
+  /**
+   * Feedback by id through the replicas' shared store. The labels are copied out of the staging
+   * buffer before the round trip (the next request reuses it), and their form is checked first, so
+   * a malformed body never takes the prediction. The claim is atomic in Redis: of two feedbacks for
+   * one id on any replicas, one gets it; the other finds it gone (404).
+   */
+  private async byRemoteId(store: RemotePredictionIds, d: DecodedBody, id: string): Promise<Parsed> {
+    const single = d.label;
+    const count = d.labelCount;
+    if ((single === undefined) === (count === 0)) throw invalid('feedback by "id" needs exactly one of "label" or "labels"');
+    const labels = single !== undefined ? Uint8Array.of(single) : this.labelsOut.slice(0, count);
+    const p: Claim = await store.claim(id);
+    if (p === 'unknown') throw tfError('PREDICTION_ID_NOT_FOUND', { id });
+    if (p === 'expired') throw tfError('PREDICTION_ID_EXPIRED', { id });
+    let wrong: string | null = null;
+    if (single !== undefined && p.rows !== 1) wrong = `prediction "${id}" has ${p.rows} rows: send "labels" with one label per row`;
+    else if (single === undefined && count !== p.rows) wrong = `"labels" has ${count} entries but prediction "${id}" has ${p.rows} rows`;
+    if (wrong !== null) {
+      await this.giveBack(id, p);
+      throw invalid(wrong);
+    }
     return {
       example: { kind: 'feedback', rows: p.rows, features: p.features, labels },
       served: { model: p.model, classes: p.classes, p1: p.p1 },

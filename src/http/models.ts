@@ -8,7 +8,7 @@ import { tfError } from '../errors';
 import { readModelFileWithin } from '../models/model-files';
 import type { ModelRegistry } from '../models/registry';
 import type { VersionStore } from '../models/version-store';
-import type { ModelSwapper } from '../pool/model-swap';
+import type { ModelChanges } from '../pool/model-swap';
 import type { AdminCheck } from './auth';
 import { CONTROL_BODY_LIMIT, checkDeclaredLength, mediaTypeOf, parseContentLength, readBody, readControlBody, sharedBuffer } from './body';
 import { BINARY_TYPE, JSON_TYPE } from './respond';
@@ -17,7 +17,8 @@ import type { HttpServer } from './server';
 export interface ModelRoutesDeps {
   models: ModelRegistry;
   store: VersionStore;
-  swapper: ModelSwapper;
+  /** The local swapper, or the replicas' model history. */
+  swapper: ModelChanges;
   admin: AdminCheck;
   maxUploadBytes: number;
   /** The only directory models may be loaded from by path (MODEL_DIR). */

@@ -9,7 +9,7 @@ import type { Batcher, BatchClient } from '../batching/batcher';
 import { tfError } from '../errors';
 import type { ModelRegistry, ServedModel } from '../models/registry';
 import type { PredictionCache } from '../cache/prediction-cache';
-import type { PredictionStore } from '../learning/prediction-store';
+import type { PredictionIds, StoredPrediction } from '../learning/prediction-store';
 import type { InferStats } from '../telemetry/infer-stats';
 import type { Telemetry } from '../telemetry/metrics';
 import { checkDeclaredLength, mediaTypeOf, parseContentLength, readBody } from './body';
@@ -33,7 +33,8 @@ export interface PredictDeps {
   options: PredictOptions;
   cache: PredictionCache | null;
   telemetry: Telemetry | null;
-  store: PredictionStore | null;
+  /** Where predictions made with an id are kept for feedback: local, or Redis shared by the replicas. */
+  store: PredictionIds | null;
   /** Triton-shaped statistics (GET /v2/models/{name}/stats), fed by every route that computes rows. */
   stats?: InferStats | null;
   /** The row queue to share with other routes; one is made when absent. */
@@ -89,38 +90,37 @@ class AnswerWriter {
 
   constructor(
     readonly responder: Responder,
-    private readonly store: PredictionStore | null,
+    private readonly store: PredictionIds | null,
   ) {}
 
   /** `served` names the version that computed the rows. */
   write(a: PredictAnswer, probs: Float32Array, labels: Int32Array, first: number, rows: number, served: string, inputs: Float32Array): void {
     const { x, model: m } = a;
-    const end = first + rows;
     if (a.format === 'binary') {
       const out = this.scratch.ensure(rows);
       for (let r = 0; r < rows; r++) out[r] = probs[2 * (first + r) + 1]!;
       const body = out.subarray(0, rows);
       this.responder.corked(x, () => this.responder.send(x, 200, BINARY_TYPE, body, { 'X-Model-Name': m.name, 'X-Model-Version': served, 'X-Rows': String(rows) }));
-    } else {
-      let body = '{"model":"' + m.name + '","version":"' + served + '"';
-      if (a.id !== undefined) body += ',"id":' + JSON.stringify(a.id);
-      if (a.format === 'features') {
-        body += ',' + rowJson(m, probs[2 * first]!, probs[2 * first + 1]!, labels[first]!) + '}';
-      } else {
-        body += ',"predictions":[';
-        for (let r = first; r < end; r++) {
-          if (r !== first) body += ',';
-          body += '{' + rowJson(m, probs[2 * r]!, probs[2 * r + 1]!, labels[r]!) + '}';
-        }
-        body += ']}';
-      }
-      this.responder.corked(x, () => this.responder.send(x, 200, JSON_TYPE, body));
+      return;
     }
-    if (a.id !== undefined && this.store) this.remember(a, probs, labels, first, rows, served, inputs);
+    const body = jsonBody(a, probs, labels, first, rows, served);
+    const store = this.store;
+    if (a.id === undefined || store === null) {
+      this.responder.corked(x, () => this.responder.send(x, 200, JSON_TYPE, body));
+    } else if (!store.remote) {
+      this.responder.corked(x, () => this.responder.send(x, 200, JSON_TYPE, body));
+      store.put(a.id, this.remembered(a, probs, labels, first, rows, served, inputs));
+    } else {
+      // The answer waits for Redis: feedback sent right after it, to any replica, finds the id.
+      // If Redis refuses, the prediction is still answered (predictions never wait on Redis's
+      // health); feedback by this id then gets 404, as for an evicted id.
+      const send = (): void => this.responder.corked(x, () => this.responder.send(x, 200, JSON_TYPE, body));
+      store.put(a.id, this.remembered(a, probs, labels, first, rows, served, inputs)).then(send, send);
+    }
   }
 
-  /** Keeps what feedback by id will need: the rows and the answer given. */
-  private remember(a: PredictAnswer, probs: Float32Array, labels: Int32Array, first: number, rows: number, version: string, inputs: Float32Array): void {
+  /** What feedback by id will need: the rows and the answer given (copied: the slab is reused). */
+  private remembered(a: PredictAnswer, probs: Float32Array, labels: Int32Array, first: number, rows: number, version: string, inputs: Float32Array): Omit<StoredPrediction, 'at'> {
     const F = a.model.features;
     const p1 = new Float32Array(rows);
     const classes = new Uint8Array(rows);
@@ -128,8 +128,22 @@ class AnswerWriter {
       p1[r] = probs[2 * (first + r) + 1]!;
       classes[r] = labels[first + r]!;
     }
-    this.store!.put(a.id!, { model: a.model.name, version, features: inputs.slice(first * F, (first + rows) * F), rows, p1, classes });
+    return { model: a.model.name, version, features: inputs.slice(first * F, (first + rows) * F), rows, p1, classes };
   }
+}
+
+function jsonBody(a: PredictAnswer, probs: Float32Array, labels: Int32Array, first: number, rows: number, served: string): string {
+  const m = a.model;
+  let body = '{"model":"' + m.name + '","version":"' + served + '"';
+  if (a.id !== undefined) body += ',"id":' + JSON.stringify(a.id);
+  if (a.format === 'features') return body + ',' + rowJson(m, probs[2 * first]!, probs[2 * first + 1]!, labels[first]!) + '}';
+  body += ',"predictions":[';
+  const end = first + rows;
+  for (let r = first; r < end; r++) {
+    if (r !== first) body += ',';
+    body += '{' + rowJson(m, probs[2 * r]!, probs[2 * r + 1]!, labels[r]!) + '}';
+  }
+  return body + ']}';
 }
 
 /** `"label":"UP","class":1,"confidence":` per class of a model, built once. */

@@ -10,6 +10,13 @@
  * checkpointed atomically with the sequence number it includes, and the log before it is
  * dropped. On start the checkpoint is loaded and the log after it replayed: the state equals the
  * state before a crash, for every acknowledged record.
+ *
+ * Replicated (REDIS_URL): there is no local log. Records go to the feedback stream that every
+ * replica reads whole (src/replication/), and come back through `applyReplicated` in stream order
+ * on every replica, this one included; `submit` resolves once this replica has applied its own.
+ * The checkpoint records the stream position it includes instead of a log sequence number, and
+ * `restoreShared` replaces the whole state with another replica's checkpoint (a new replica, or
+ * one whose position was trimmed from the stream).
  */
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -51,6 +58,10 @@ export interface OnlineLearningOptions {
   /** Start even when acknowledged records in the log are damaged, dropping them and what follows (FEEDBACK_REPAIR). */
   repair?: boolean;
   checkpointIntervalMs: number;
+  /** Replicated (REDIS_URL): no local log; records come from the stream of this key. */
+  replicated?: { key: string };
+  /** After each checkpoint written, with its file (replicas publish it, see src/app/replication.ts). */
+  onCheckpointWritten?: (file: string, stream: StreamPositionRecord | null) => void;
   onDriftEvent?: (e: DriftEvent) => void;
   onApplied?: (rows: number) => void;
   onCheckpointError?: (err: Error) => void;
@@ -68,6 +79,26 @@ interface LearningCheckpoint {
   /** Typed arrays in checkpoints of format 2, base64 in format 1 (see checkpoint.ts). */
   replay: ReplaySnapshot | ReplaySnapshotV1;
   counters: { examples: number; records: number };
+  /** Replicated: the stream and the last entry the state includes (ordinal: entries up to it ever added). */
+  stream?: StreamPositionRecord;
+}
+
+export interface StreamPositionRecord {
+  key: string;
+  id: string;
+  ordinal: number;
+}
+
+/** With REDIS_URL, where records go: the feedback stream (src/replication/feedback-stream.ts adapts to it). */
+export interface ReplicatedLog {
+  readonly key: string;
+  /** Appends an encoded record; resolves with applyReplicated's result once this replica applied it. */
+  append(payload: Uint8Array): Promise<unknown>;
+  /** The last entry applied: what a checkpoint taken now includes. */
+  position(): { id: string; ordinal: number };
+  /** Whether Redis is known to fsync every write before it answers (appendonly yes, appendfsync always). */
+  durable(): boolean;
+  stats(): unknown;
 }
 
 /** What the checkpoints since open did (GET /monitoring/system/info, learning.checkpoints). */
@@ -91,13 +122,15 @@ export interface RecoveryInfo {
   lastSeq: number;
   /** What the feedback log's open found and cut (a torn tail; with repair, damaged records). */
   log: RecoveryReport | null;
+  /** Replicated: a local checkpoint was there but not of this stream (local-log state), and was not loaded. */
+  ignoredLocalCheckpoint?: boolean;
 }
 
 export class OnlineLearning {
-  readonly learner: SgdLearner;
+  private sgd: SgdLearner;
   readonly weights: SharedWeights;
   readonly replay: ReplayBuffer;
-  readonly forest: AdaptiveRandomForest | null;
+  private arf: AdaptiveRandomForest | null;
   readonly sharedForest: SharedForest | null;
   private readonly effective: Float64Array;
   private appliedSeq = 0;
@@ -117,20 +150,31 @@ export class OnlineLearning {
     last_error: null,
   };
   private closed = false;
+  private stream: ReplicatedLog | null = null;
+  /** Replicated: the stream position the restored local checkpoint included, null if none. */
+  localStreamPosition: StreamPositionRecord | null = null;
   recovery: RecoveryInfo = { checkpointSeq: 0, replayed: 0, lastSeq: 0, log: null };
 
   private constructor(
     private readonly opts: OnlineLearningOptions,
-    private readonly log: FeedbackLog,
+    private readonly log: FeedbackLog | null,
     learner: SgdLearner,
     forest: AdaptiveRandomForest | null,
   ) {
-    this.learner = learner;
-    this.forest = forest;
+    this.sgd = learner;
+    this.arf = forest;
     this.sharedForest = forest ? SharedForest.forForest(forest) : null;
     this.weights = SharedWeights.create(opts.sgd.features);
     this.effective = new Float64Array(opts.sgd.features);
     this.replay = new ReplayBuffer(opts.replayCapacity, opts.sgd.features);
+  }
+
+  get learner(): SgdLearner {
+    return this.sgd;
+  }
+
+  get forest(): AdaptiveRandomForest | null {
+    return this.arf;
   }
 
   get features(): number {
@@ -143,6 +187,7 @@ export class OnlineLearning {
    * kernel crash can lose it (a kill -9 of the process cannot).
    */
   get durable(): boolean {
+    if (this.opts.replicated) return this.stream?.durable() ?? false;
     return this.opts.durable;
   }
 
@@ -155,6 +200,7 @@ export class OnlineLearning {
         `the learning checkpoint in ${opts.stateDir} is for ${cp.features} features but the engine serves ${opts.sgd.features}; use another STATE_DIR`,
       );
     }
+    if (opts.replicated) return OnlineLearning.openReplicated(opts, opts.replicated.key, cp);
     const log = await FeedbackLog.open(path.join(opts.stateDir, 'feedback'), {
       commitIntervalMs: opts.commitIntervalMs,
       durable: opts.durable,
@@ -164,20 +210,74 @@ export class OnlineLearning {
     // The learner's options come from the checkpoint when there is one: changing SGD settings
     // mid-stream would make the replayed state differ from the state that was acknowledged.
     const learner = cp ? SgdLearner.restore(cp.sgd) : new SgdLearner(opts.sgd);
-    // As for SGD, a checkpointed forest keeps the options it was grown with.
-    const forest = opts.arf ? (cp?.arf ? AdaptiveRandomForest.restore(cp.arf) : new AdaptiveRandomForest(opts.arf)) : null;
-    const self = new OnlineLearning(opts, log, learner, forest);
+    const self = new OnlineLearning(opts, log, learner, OnlineLearning.forestOf(opts, cp));
     if (cp) self.restore(cp);
     const replayed = await log.replay(self.appliedSeq, (seq, payload) => self.apply(seq, decodeRecord(payload, self.features)));
     self.recovery = { checkpointSeq: cp?.seq ?? 0, replayed, lastSeq: self.appliedSeq, log: log.recovery };
     self.publish();
-    if (opts.checkpointIntervalMs > 0) {
-      self.timer = setInterval(() => {
-        self.checkpoint().catch((err: Error) => opts.onCheckpointError?.(err));
-      }, opts.checkpointIntervalMs);
-      self.timer.unref();
-    }
+    self.startCheckpoints();
     return self;
+  }
+
+  /**
+   * Replicated: no local log. A local checkpoint of this stream is loaded (the stream is read on
+   * from its position); one of local-log state or of another stream is not: every replica must
+   * hold the stream's state, and that state was never in the stream.
+   */
+  private static openReplicated(opts: OnlineLearningOptions, key: string, cp: LearningCheckpoint | null): OnlineLearning {
+    const usable = cp && cp.stream?.key === key ? cp : null;
+    const self = new OnlineLearning(opts, null, usable ? SgdLearner.restore(usable.sgd) : new SgdLearner(opts.sgd), OnlineLearning.forestOf(opts, usable));
+    if (usable) {
+      self.restore(usable);
+      self.localStreamPosition = usable.stream!;
+    }
+    self.recovery = { checkpointSeq: usable?.seq ?? 0, replayed: 0, lastSeq: self.appliedSeq, log: null, ignoredLocalCheckpoint: cp !== null && usable === null };
+    self.publish();
+    self.startCheckpoints();
+    return self;
+  }
+
+  /** As for SGD, a checkpointed forest keeps the options it was grown with. */
+  private static forestOf(opts: OnlineLearningOptions, cp: LearningCheckpoint | null): AdaptiveRandomForest | null {
+    if (!opts.arf) return null;
+    return cp?.arf ? AdaptiveRandomForest.restore(cp.arf) : new AdaptiveRandomForest(opts.arf);
+  }
+
+  private startCheckpoints(): void {
+    if (this.opts.checkpointIntervalMs <= 0) return;
+    this.timer = setInterval(() => {
+      this.checkpoint().catch((err: Error) => this.opts.onCheckpointError?.(err));
+    }, this.opts.checkpointIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Replicated: where submit sends records from now on. */
+  attachStream(stream: ReplicatedLog): void {
+    this.stream = stream;
+  }
+
+  /** Replicated: applies one record read from the stream (every replica, in stream order). */
+  applyReplicated(payload: Uint8Array): MonitorUpdate | null {
+    const update = this.apply(this.appliedSeq + 1, decodeRecord(payload, this.features));
+    this.publish();
+    return update;
+  }
+
+  /** Replicated: replaces the whole state with a checkpoint another replica published. */
+  restoreShared(state: unknown): void {
+    const cp = state as LearningCheckpoint;
+    if (cp.features !== this.features) {
+      throw tfError('CHECKPOINT_CORRUPT', `the shared learning checkpoint is for ${cp.features} features but the engine serves ${this.features}`);
+    }
+    const learner = SgdLearner.restore(cp.sgd);
+    const forest = OnlineLearning.forestOf(this.opts, cp);
+    if (forest && this.arf && !this.sharedForest!.fits(forest)) {
+      throw tfError('CHECKPOINT_CORRUPT', 'the shared learning checkpoint holds a forest of another shape than this engine serves (ARF_TREES, ARF_MAX_NODES or the features differ)');
+    }
+    this.restore(cp);
+    this.sgd = learner;
+    this.arf = forest;
+    this.publish();
   }
 
   /**
@@ -186,6 +286,11 @@ export class OnlineLearning {
    */
   async submit(record: LearningRecord): Promise<MonitorUpdate | null> {
     if (this.closed) throw tfError('DRAINING', { refusing: 'feedback' });
+    if (this.opts.replicated) {
+      if (!this.stream) throw tfError('FEEDBACK_STREAM_UNAVAILABLE', 'the feedback stream is not open yet');
+      return (await this.stream.append(encodeRecord(record, this.features))) as MonitorUpdate | null;
+    }
+    if (!this.log) throw tfError('INTERNAL', 'no feedback log');
     // The log's refusals (FEEDBACK_BACKLOG, FEEDBACK_TOO_LARGE, FEEDBACK_LOG_UNAVAILABLE, FEEDBACK_LOG_FAILED) are the client's answer as they are.
     const seq = await this.log.append(encodeRecord(record, this.features));
     return new Promise((resolve) => {
@@ -285,10 +390,11 @@ export class OnlineLearning {
       const t0 = performance.now();
       const state = this.snapshot();
       const snapshotMs = performance.now() - t0;
-      await this.log.rotate();
+      await this.log?.rotate();
       await this.writer.write(this.opts.stateDir, CHECKPOINT_NAME, state);
       // Only once the checkpoint is durable: a failed one truncates nothing.
-      await this.log.truncateThrough(state.seq);
+      await this.log?.truncateThrough(state.seq);
+      this.opts.onCheckpointWritten?.(path.join(this.opts.stateDir, CHECKPOINT_NAME), state.stream ?? null);
       Object.assign(c, { written: c.written + 1, last_seq: state.seq, last_started_at_ms: startedAt, last_duration_ms: performance.now() - t0, last_snapshot_ms: snapshotMs, last_error: null });
     })()
       .catch((err: Error) => {
@@ -315,7 +421,13 @@ export class OnlineLearning {
       drift: this.opts.drift ? this.opts.drift.snapshot() : null,
       replay: this.replay.snapshot(),
       counters: { examples: this.examples, records: this.records },
+      ...(this.opts.replicated ? this.streamField(this.opts.replicated.key) : {}),
     };
+  }
+
+  private streamField(key: string): { stream?: StreamPositionRecord } {
+    if (this.stream) return { stream: { key, ...this.stream.position() } };
+    return this.localStreamPosition ? { stream: this.localStreamPosition } : {};
   }
 
   private restore(cp: LearningCheckpoint): void {
@@ -340,7 +452,8 @@ export class OnlineLearning {
       arf: this.arfStats(),
       recovery: this.recovery,
       checkpoints: { ...this.checkpoints },
-      log: this.log.stats(),
+      log: this.log?.stats() ?? null,
+      stream: this.stream?.stats() ?? null,
     };
   }
 
@@ -357,13 +470,13 @@ export class OnlineLearning {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await this.log.flush();
+    await this.log?.flush();
     this.drainInOrder();
     try {
-      // If it fails, nothing acknowledged is lost: the log still holds it, for the next start.
+      // If it fails, nothing acknowledged is lost: the log (or the stream) still holds it, for the next start.
       await this.checkpoint();
     } finally {
-      await this.log.close();
+      await this.log?.close();
       await this.writer.close();
     }
   }

@@ -24,7 +24,26 @@ export interface StoredPrediction {
   at: number;
 }
 
+/** What a feedback by id finds. */
+export type Claim = StoredPrediction | 'expired' | 'unknown';
+
+/**
+ * Predictions kept elsewhere (Redis, src/replication/prediction-ids.ts), where every replica
+ * reads them: each operation is a round trip, and a claim takes the prediction atomically.
+ */
+export interface RemotePredictionIds {
+  readonly remote: true;
+  put(id: string, p: Omit<StoredPrediction, 'at'>): Promise<void>;
+  claim(id: string): Promise<Claim>;
+  /** Keeps a claimed prediction again after its feedback was refused. */
+  restore(id: string, p: StoredPrediction): Promise<void>;
+}
+
+/** The local store, synchronous (one process), or a remote one shared by the replicas. */
+export type PredictionIds = PredictionStore | RemotePredictionIds;
+
 export class PredictionStore {
+  readonly remote = false;
   /** Null when the capacity is 0: ids are not kept at all. */
   private readonly cache: LRUCache<string, StoredPrediction> | null;
 

@@ -31,9 +31,23 @@ export interface SwapResult {
 export interface SwapOptions {
   reason: ServingRecord['reason'];
   card?: Record<string, unknown>;
+  /**
+   * The version a later rollback returns to, when not the one replaced now: a rollback announced
+   * to the replicas carries the next step back, as a local rollback computes it.
+   */
+  previous?: string | null;
 }
 
-export class ModelSwapper {
+/**
+ * How the HTTP routes and training runs change a model: this process's swapper, or, with several
+ * replicas, the model history every replica swaps from (src/replication/model-history.ts).
+ */
+export interface ModelChanges {
+  load(name: string, bytes: Uint8Array, source: string, opts: SwapOptions): Promise<SwapResult>;
+  rollback(name: string): Promise<SwapResult>;
+}
+
+export class ModelSwapper implements ModelChanges {
   /** One swap at a time; later ones wait their turn. */
   private chain: Promise<unknown> = Promise.resolve();
   private swaps = 0;
@@ -51,7 +65,7 @@ export class ModelSwapper {
 
   /** Validates `bytes` as a new version of `name` and swaps it in; 422 when it is refused. */
   load(name: string, bytes: Uint8Array, source: string, opts: SwapOptions): Promise<SwapResult> {
-    const run = this.chain.then(() => this.swap(name, bytes, source, opts));
+    const run = this.chain.then(() => this.swap(name, bytes, source, opts, opts.previous));
     this.chain = run.catch(() => undefined);
     return run;
   }

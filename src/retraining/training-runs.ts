@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { tfError } from '../errors';
 import type { DriftEvent } from '../drift/monitor';
 import type { ModelRegistry } from '../models/registry';
-import type { ModelSwapper } from '../pool/model-swap';
+import type { ModelChanges } from '../pool/model-swap';
 import type { HoldoutMetrics, TrainSettings } from '../training/train-run';
 import { runTrainingInWorker } from '../training/training-worker';
 import type { Logger } from '../telemetry/logger';
@@ -49,7 +49,8 @@ export interface TrainingMetrics {
 
 export interface TrainingRunsOptions {
   models: ModelRegistry;
-  swapper: ModelSwapper;
+  /** Where a promoted candidate goes: the local hot swap, or the replicas' model history. */
+  swapper: Pick<ModelChanges, 'load'>;
   replay: ReplayBuffer;
   logger: Logger;
   metrics: TrainingMetrics;
@@ -62,6 +63,12 @@ export interface TrainingRunsOptions {
   driftMinRows: number;
   /** Runs kept for GET /train/{id}. */
   historySize: number;
+  /**
+   * With several replicas: whether this one may train now (it holds the training lease). The
+   * schedule and the drift trigger skip while it says no, and a run that lost it is not promoted.
+   * Absent: always.
+   */
+  mayTrain?: () => boolean;
 }
 
 const MODEL = 'ensemble';
@@ -151,6 +158,7 @@ export class TrainingRuns {
         record.candidates = outcome.candidates.map((c) => ({ window: c.window, first_row: c.firstRow, rows: c.rows, metrics: c.metrics }));
         record.serving.metrics = outcome.servingMetrics;
         if (!outcome.promote) return finish('rejected', outcome.reason);
+        if (this.o.mayTrain && !this.o.mayTrain()) return finish('failed', 'this replica lost the training lease while the run trained; the candidate is not promoted');
         const swapped = await this.o.swapper.load(MODEL, outcome.candidate, `training run ${record.id}`, {
           reason: 'train',
           card: { ...(outcome.card as unknown as Record<string, unknown>), training_run: record.id },
@@ -189,6 +197,10 @@ export class TrainingRuns {
   }
 
   private scheduled(): void {
+    if (this.o.mayTrain && !this.o.mayTrain()) {
+      this.o.logger.debug('scheduled training skipped: another replica holds the training lease');
+      return;
+    }
     if (this.running) {
       this.o.logger.info('scheduled training skipped: a run is in progress');
       return;
@@ -214,7 +226,14 @@ export class TrainingRuns {
     const since = this.examples - this.driftAt;
     if (since < this.o.driftMinRows) return;
     this.driftAt = null;
+    // Every replica sees the drift at the same record; the lease holder alone trains on it.
+    if (this.o.mayTrain && !this.o.mayTrain()) return;
     this.start('drift', false, Math.min(since, this.o.replay.size));
+  }
+
+  /** Aborts a run still training (its worker is terminated) and fails it with `why`; the runs go on. */
+  abortRunning(why: string): void {
+    this.abort?.abort(new Error(why));
   }
 
   /** No more scheduled runs; a run still training is aborted (its worker terminated) and fails. */

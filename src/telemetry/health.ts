@@ -35,7 +35,18 @@ export interface ComponentHealth {
 
 export interface HealthReport {
   status: HealthStatus;
-  components: Record<ComponentName, ComponentHealth>;
+  /** `redis` only with REDIS_URL. */
+  components: Record<Exclude<ComponentName, 'redis'>, ComponentHealth> & Partial<Record<'redis', ComponentHealth>>;
+}
+
+/** With REDIS_URL: the connections to Redis and the feedback stream reader. */
+export interface RedisFacts {
+  connections: Array<{ role: string; connected: boolean; down_since_ms: number | null; reconnects: number; last_error: string | null }>;
+  /** Stream entries not applied here yet; null before the first read. */
+  lagRecords: number | null;
+  /** Why the reader stopped (a gap in the stream), or null. */
+  stopped: string | null;
+  position: string;
 }
 
 /** Thresholds; the README's health table lists the same numbers. */
@@ -45,6 +56,7 @@ export const HEALTH_RULES = {
   errorRatioUnhealthy: 0.5,
   minRequestsForRatio: 20,
   p95DegradedSeconds: 1,
+  feedbackLagDegradedRecords: 10_000,
 } as const;
 
 export function modelHealth(f: ModelFacts): ComponentHealth {
@@ -90,7 +102,32 @@ export function cacheHealth(f: CacheFacts): ComponentHealth {
   return { status: 'healthy', reasons: f.enabled ? [] : ['cache disabled (CACHE_CAPACITY=0)'], enabled: f.enabled, size: f.size, capacity: f.capacity, hits: f.hits, misses: f.misses, hit_ratio: f.hitRatio };
 }
 
-export function overall(components: Record<ComponentName, ComponentHealth>): HealthStatus {
+/**
+ * Redis down only stops learning: predictions keep serving, so the engine is degraded, not
+ * unhealthy; /learn answers 503 until Redis is back and the reader catches up. A reader that
+ * stopped (a gap in the stream) needs a restart: unhealthy.
+ */
+export function redisHealth(f: RedisFacts): ComponentHealth {
+  const reasons: string[] = [];
+  let status: HealthStatus = 'healthy';
+  const down = f.connections.filter((c) => !c.connected);
+  if (down.length > 0) {
+    status = 'degraded';
+    const since = Math.min(...down.map((c) => c.down_since_ms ?? Date.now()));
+    reasons.push(`Redis unreachable for ${Math.round((Date.now() - since) / 1000)} s (${down[0]!.last_error ?? 'connecting'}): /learn answers 503 FEEDBACK_STREAM_UNAVAILABLE, predictions keep serving`);
+  }
+  if (f.lagRecords !== null && f.lagRecords >= HEALTH_RULES.feedbackLagDegradedRecords) {
+    if (status === 'healthy') status = 'degraded';
+    reasons.push(`${f.lagRecords} feedback stream entries behind`);
+  }
+  if (f.stopped !== null) {
+    status = 'unhealthy';
+    reasons.push(f.stopped);
+  }
+  return { status, reasons, connected: down.length === 0, lag_records: f.lagRecords, position: f.position, connections: f.connections };
+}
+
+export function overall(components: Record<string, ComponentHealth>): HealthStatus {
   const all = Object.values(components).map((c) => c.status);
   if (all.includes('unhealthy')) return 'unhealthy';
   if (all.includes('degraded')) return 'degraded';

@@ -21,7 +21,7 @@ export const TRAINING_DURATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
-export type ComponentName = 'cache' | 'api' | 'model';
+export type ComponentName = 'cache' | 'api' | 'model' | 'redis';
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
 export const HEALTH_VALUE: Record<HealthStatus, number> = { healthy: 1, degraded: 0.5, unhealthy: 0 };
 
@@ -38,7 +38,9 @@ export interface GaugeSources {
   uptimeSeconds(): number;
   queueDepth(): number;
   cacheHitRatio(): number | null;
-  componentHealth(): Record<ComponentName, HealthStatus>;
+  componentHealth(): Partial<Record<ComponentName, HealthStatus>>;
+  /** With REDIS_URL: feedback stream entries not applied here yet (null: unknown, or no stream). */
+  feedbackLag(): number | null;
   quality(): QualityReading[];
   driftScores(): Array<{ detector: string; score: number }>;
   onlineBufferSize(): Array<{ modelType: string; size: number }>;
@@ -56,6 +58,7 @@ const EMPTY_SOURCES: GaugeSources = {
   queueDepth: () => 0,
   cacheHitRatio: () => null,
   componentHealth: () => ({ cache: 'healthy', api: 'healthy', model: 'healthy' }),
+  feedbackLag: () => null,
   quality: () => [],
   driftScores: () => [],
   onlineBufferSize: () => [],
@@ -165,7 +168,11 @@ export class Telemetry {
     });
     gauge('ml_component_health', 'Component health: 1 healthy, 0.5 degraded, 0 unhealthy', (r) => {
       const h = this.sources.componentHealth();
-      for (const c of Object.keys(h) as ComponentName[]) r.observe(HEALTH_VALUE[h[c]], { component: c });
+      for (const c of Object.keys(h) as ComponentName[]) r.observe(HEALTH_VALUE[h[c]!], { component: c });
+    });
+    gauge('ml_feedback_lag_records', 'Feedback stream entries (REDIS_URL) added but not yet applied by this replica (absent without a stream)', (r) => {
+      const v = this.sources.feedbackLag();
+      if (v !== null) r.observe(v);
     });
     const quality = (name: string, key: keyof Omit<QualityReading, 'model'>, what: string): void =>
       gauge(name, `${what} of class UP over the sliding window of labelled outcomes (absent until the window holds enough)`, (r) => {

@@ -4,12 +4,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { allPanels, substituteGrafanaVariables, variableQueryToPromQL, type GrafanaSubstitutions } from './grafana';
-import { ALERT_RULES, DASHBOARD } from './monitoring-files';
+import { ALERT_RULES, DASHBOARD, RECORDING_RULES } from './monitoring-files';
 import { loadYaml } from './yaml';
 
 export interface PromQLExpression {
-  /** 'rule' (alert_rules.yml), 'panel' (a dashboard panel target) or 'variable' (a template variable query). */
-  source: 'rule' | 'panel' | 'variable';
+  /** 'rule' (an alert of alert_rules.yml), 'recording' (recording_rules.yml), 'panel' (a dashboard panel target) or 'variable' (a template variable query). */
+  source: 'rule' | 'recording' | 'panel' | 'variable';
   /** The alert name, `panel title [refId]`, or the variable name. */
   name: string;
   /** Panels: the panel's type (timeseries, stat, gauge, heatmap). */
@@ -21,19 +21,21 @@ export interface PromQLExpression {
 }
 
 /**
- * Every PromQL expression the monitoring stack runs: each alert (and recording) rule of
- * alert_rules.yml, each target of each panel of every dashboard in monitoring/grafana/dashboards
- * (or the given files), and each Prometheus template variable query, with Grafana variables
- * substituted.
+ * Every PromQL expression the monitoring stack runs: each alert rule of alert_rules.yml and
+ * each recording rule of recording_rules.yml (or the given rule files), each target of each panel
+ * of every dashboard in monitoring/grafana/dashboards (or the given files), and each Prometheus
+ * template variable query, with Grafana variables substituted.
  */
-export function extractPromQL(options: GrafanaSubstitutions & { rulesFile?: string; dashboards?: string[] } = {}): PromQLExpression[] {
+export function extractPromQL(options: GrafanaSubstitutions & { rulesFiles?: string[]; dashboards?: string[] } = {}): PromQLExpression[] {
   const out: PromQLExpression[] = [];
-  const rules = loadYaml(options.rulesFile ?? ALERT_RULES) as { groups?: Array<{ rules?: Array<{ alert?: string; record?: string; expr?: string | number }> }> };
-  for (const group of rules.groups ?? []) {
-    for (const rule of group.rules ?? []) {
-      if (rule.expr === undefined) continue;
-      const expr = String(rule.expr).trim();
-      out.push({ source: 'rule', name: rule.alert ?? rule.record ?? '?', expr, raw: expr });
+  for (const file of options.rulesFiles ?? [ALERT_RULES, RECORDING_RULES]) {
+    const rules = loadYaml(file) as { groups?: Array<{ rules?: Array<{ alert?: string; record?: string; expr?: string | number }> }> };
+    for (const group of rules.groups ?? []) {
+      for (const rule of group.rules ?? []) {
+        if (rule.expr === undefined) continue;
+        const expr = String(rule.expr).trim();
+        out.push({ source: rule.alert !== undefined ? 'rule' : 'recording', name: rule.alert ?? rule.record ?? '?', expr, raw: expr });
+      }
     }
   }
   const dashboards = options.dashboards ?? [DASHBOARD];

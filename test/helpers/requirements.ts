@@ -101,6 +101,7 @@ const TOOLS = {
   alertmanager: { names: ['prometheus-alertmanager', 'alertmanager'], debian: 'prometheus-alertmanager' },
   python3: { names: ['python3'], debian: 'python3' },
   ip: { names: ['ip'], debian: 'iproute2' },
+  'redis-server': { names: ['redis-server'], debian: 'redis-server' },
 } as const;
 
 export type ToolName = keyof typeof TOOLS;

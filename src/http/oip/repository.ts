@@ -8,7 +8,7 @@
  */
 import { tfError } from '../../errors';
 import type { ModelRegistry } from '../../models/registry';
-import type { ModelSwapper } from '../../pool/model-swap';
+import type { ModelChanges } from '../../pool/model-swap';
 import type { AdminCheck } from '../auth';
 import { readBody, parseContentLength, checkDeclaredLength, sharedBuffer } from '../body';
 import type { Exchange, Responder } from '../respond';
@@ -19,7 +19,8 @@ import { parseJsonText } from './request';
 
 export interface RepositoryDeps {
   models: ModelRegistry;
-  swapper: ModelSwapper;
+  /** The local swapper, or the replicas' model history. */
+  swapper: ModelChanges;
   admin: AdminCheck;
   maxUploadBytes: number;
 }

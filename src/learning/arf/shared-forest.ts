@@ -84,6 +84,12 @@ export class SharedForest {
     return new SharedForest(buffer);
   }
 
+  /** Whether this buffer can carry that forest (a forest restored from another replica's checkpoint). */
+  fits(forest: AdaptiveRandomForest): boolean {
+    const t = forest.members[0]!.tree;
+    return forest.members.length === this.trees && t.s === this.slot && forest.params.maxNodes === this.maxNodes;
+  }
+
   /** The single writer publishes the forest as it is now. Never call from two threads. */
   publish(forest: AdaptiveRandomForest): void {
     const d = this.d;
