@@ -7,7 +7,7 @@
 import type { HttpRequest } from 'uWebSockets.js';
 import type { Batcher, BatchClient } from '../batching/batcher';
 import { tfError } from '../errors';
-import type { ModelRegistry, ServedModel } from '../models/registry';
+import type { ServedModel } from '../models/registry';
 import type { PredictionCache } from '../cache/prediction-cache';
 import type { PredictionStore } from '../learning/prediction-store';
 import type { InferStats } from '../telemetry/infer-stats';
@@ -16,7 +16,7 @@ import { AnswerText } from './answer-text';
 import { checkDeclaredLength, mediaTypeOf, parseContentLength, readBody } from './body';
 import { decodeJsonBody } from './json-body';
 import { BINARY_TYPE, JSON_TYPE, type Exchange, type Responder } from './respond';
-import { parseTimeoutHeader, RowQueue, type RowAnswer } from './rows';
+import { parseTimeoutHeader, RowQueue, type ModelCatalog, type RowAnswer, type RowSink } from './rows';
 
 export { parseTimeoutHeader } from './rows';
 
@@ -27,8 +27,9 @@ export interface PredictOptions {
 }
 
 export interface PredictDeps {
-  batcher: Batcher;
-  models: ModelRegistry;
+  /** Told when a client goes away while its rows wait. */
+  batcher: Pick<Batcher, 'clientGone'>;
+  models: ModelCatalog;
   responder: Responder;
   isDraining(): boolean;
   options: PredictOptions;
@@ -37,8 +38,8 @@ export interface PredictDeps {
   store: PredictionStore | null;
   /** Triton-shaped statistics (GET /v2/models/{name}/stats), fed by every route that computes rows. */
   stats?: InferStats | null;
-  /** The row queue to share with other routes; one is made when absent. */
-  queue?: RowQueue;
+  /** Where the rows go: the row queue shared with other routes, or a front-end thread's hand-off to it. */
+  queue: RowSink;
 }
 
 type Format = 'features' | 'instances' | 'binary';
@@ -61,6 +62,10 @@ class PredictAnswer implements RowAnswer {
     readonly id: string | undefined,
     private readonly out: AnswerWriter,
   ) {}
+
+  get predictionId(): string | undefined {
+    return this.id;
+  }
 
   write(probs: Float32Array, labels: Int32Array, first: number, rows: number, served: string, inputs: Float32Array): void {
     this.out.write(this, probs, labels, first, rows, served, inputs);
@@ -134,14 +139,14 @@ class PredictHandler {
   private readonly F: number;
   private readonly staging: Float32Array;
   private readonly writer: AnswerWriter;
-  private readonly queue: RowQueue;
+  private readonly queue: RowSink;
 
   constructor(private readonly deps: PredictDeps) {
     const { models, responder, options, cache } = deps;
     this.F = models.features;
     this.staging = new Float32Array(options.maxRequestRows * this.F);
     this.writer = new AnswerWriter(responder, deps.store);
-    this.queue = deps.queue ?? new RowQueue(deps);
+    this.queue = deps.queue;
     RowQueue.watchVersions(models, cache);
   }
 

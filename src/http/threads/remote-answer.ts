@@ -1,0 +1,66 @@
+/**
+ * The main thread's side of a request a front-end thread handed off: a RowAnswer like any other
+ * route's, so the row queue treats it the same (cache, deadlines, checks, latency, statistics).
+ * Its `write` puts the results into the request's segment and queues `[id, version]` for the
+ * thread, which writes the answer text itself.
+ */
+import type { HttpResponse } from 'uWebSockets.js';
+import { isTradeflowError, tfError } from '../../errors';
+import type { ServedModel } from '../../models/registry';
+import type { BatchClient } from '../../batching/batcher';
+import type { PredictionStore } from '../../learning/prediction-store';
+import type { Exchange } from '../respond';
+import type { RowAnswer } from '../rows';
+
+/** Where the answers for one thread are gathered until the end of the current task. */
+export interface ThreadOutbox {
+  ok(id: number, version: string): void;
+  err(id: number, code: string, message: string): void;
+}
+
+export class RemoteAnswer implements RowAnswer {
+  readonly x: Exchange;
+  /** The batch entry, to drop the rows when the thread's client goes away. */
+  call: BatchClient | null = null;
+
+  constructor(
+    private readonly out: ThreadOutbox,
+    readonly requestId: number,
+    readonly model: ServedModel,
+    readonly id: string | undefined,
+    startedAt: number,
+    private readonly probs: Float32Array,
+    private readonly labels: Int32Array,
+    private readonly store: PredictionStore | null,
+  ) {
+    this.x = { res: null as unknown as HttpResponse, endpoint: '/predict', method: 'POST', startedAt, aborted: false, answered: false, onAbort: null, unread: null };
+  }
+
+  write(probs: Float32Array, labels: Int32Array, first: number, rows: number, served: string, inputs: Float32Array): void {
+    // Before the results overwrite them: for a cache hit, `inputs` are the segment's own rows.
+    if (this.id !== undefined && this.store) this.remember(probs, labels, first, rows, served, inputs);
+    this.probs.set(probs.subarray(2 * first, 2 * (first + rows)));
+    this.labels.set(labels.subarray(first, first + rows));
+    this.x.answered = true;
+    this.out.ok(this.requestId, served);
+  }
+
+  fail(err: unknown): void {
+    if (this.x.answered) return;
+    this.x.answered = true;
+    const e = isTradeflowError(err) ? err : tfError('INTERNAL', `internal error: ${(err as Error)?.message ?? String(err)}`);
+    this.out.err(this.requestId, e.code, e.message);
+  }
+
+  /** What feedback by id needs, as /predict keeps it on one thread (src/http/predict.ts). */
+  private remember(probs: Float32Array, labels: Int32Array, first: number, rows: number, version: string, inputs: Float32Array): void {
+    const F = this.model.features;
+    const p1 = new Float32Array(rows);
+    const classes = new Uint8Array(rows);
+    for (let r = 0; r < rows; r++) {
+      p1[r] = probs[2 * (first + r) + 1]!;
+      classes[r] = labels[first + r]!;
+    }
+    this.store!.put(this.id!, { model: this.model.name, version, features: inputs.slice(first * F, (first + rows) * F), rows, p1, classes });
+  }
+}
