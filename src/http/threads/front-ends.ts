@@ -45,6 +45,17 @@ export interface FrontEndsOptions {
   logger: Logger;
 }
 
+/** A request segment as the main thread reads it (./protocol.ts): its rows, then its results in the same words. */
+interface SegmentViews {
+  inputs: Float32Array;
+  probs: Float32Array;
+  labels: Int32Array;
+}
+
+function segmentViews(buffer: SharedArrayBuffer, base: number, cap: number, features: number): SegmentViews {
+  return { inputs: new Float32Array(buffer, base, cap * features), probs: new Float32Array(buffer, base, 2 * cap), labels: new Int32Array(buffer, base + 8 * cap, cap) };
+}
+
 export function frontEndFile(): string {
   const file = path.join(projectRoot(), 'dist', 'src', 'http', 'threads', 'entry.js');
   if (!fs.existsSync(file)) throw new Error(`front-end thread not built: ${file} is missing (run npm run build)`);
@@ -137,7 +148,7 @@ class ThreadLink implements ThreadOutbox {
   readonly listening: Promise<void>;
   private readonly worker: Worker;
   private readonly port: MessagePort;
-  private readonly chunks = new Map<number, SharedArrayBuffer>();
+  private readonly chunks = new Map<number, SegmentViews[] & { buffer: SharedArrayBuffer }>();
   private readonly answers = new Map<number, RemoteAnswer>();
   private readonly forwards = new Map<number, { abort(): void }>();
   private readonly metrics: SharedArrayBuffer | null;
@@ -215,7 +226,7 @@ class ThreadLink implements ThreadOutbox {
         for (const id of m.ids) this.gone(id);
         break;
       case 'chunk':
-        this.chunks.set(m.chunk, m.buffer);
+        this.chunks.set(m.chunk, Object.assign([] as SegmentViews[], { buffer: m.buffer }));
         break;
       case 'series':
         if (this.metrics && this.o.telemetry) this.o.telemetry.adoptSeries(this.metrics, m);
@@ -247,25 +258,38 @@ class ThreadLink implements ThreadOutbox {
   private submit(m: Extract<ToMain, { t: 'submit' }>): void {
     const { d, own, ids } = m;
     this.handedOff += ids.length;
-    const F = this.o.models.features;
     const origin = performance.timeOrigin;
     let nOwn = 0;
     for (let i = 0, k = 0; i < d.length; i += DESC_FIELDS, k++) {
       const id = d[i]!;
       const chunk = d[i + 1]!;
       const rows = d[i + 3]!;
-      const buffer = chunk === -1 ? own[nOwn++]! : this.chunks.get(chunk)!;
-      const cap = chunk === -1 ? rows : POOLED_SEGMENT_ROWS;
-      const base = chunk === -1 ? 0 : d[i + 2]! * this.slotWords * 4;
+      const v = chunk === -1 ? this.ownViews(own[nOwn++]!, rows) : this.slotViews(chunk, d[i + 2]!);
       const model = this.o.models.list[d[i + 4]!]!;
-      const a = new RemoteAnswer(this, id, model, ids[k] ?? undefined, d[i + 6]! - origin, new Float32Array(buffer, base, 2 * cap), new Int32Array(buffer, base + 8 * cap, cap), this.o.store);
+      const a = new RemoteAnswer(this, id, model, ids[k] ?? undefined, d[i + 6]! - origin, v.probs, v.labels, this.o.store);
       try {
-        a.call = this.o.queue.submit(a, new Float32Array(buffer, base, rows * F), rows, d[i + 5]! - origin);
+        a.call = this.o.queue.submit(a, v.inputs, rows, d[i + 5]! - origin);
         if (!a.x.answered) this.answers.set(id, a);
       } catch (err) {
         a.fail(err);
       }
     }
+  }
+
+  /** A pooled slot's views, made once: typed arrays over shared memory cost more to make than the copy they serve. */
+  private slotViews(chunk: number, slot: number): SegmentViews {
+    const views = this.chunks.get(chunk)!;
+    let v = views[slot];
+    if (v === undefined) {
+      const cap = POOLED_SEGMENT_ROWS;
+      v = segmentViews(views.buffer, slot * this.slotWords * 4, cap, this.o.models.features);
+      views[slot] = v;
+    }
+    return v;
+  }
+
+  private ownViews(buffer: SharedArrayBuffer, rows: number): SegmentViews {
+    return segmentViews(buffer, 0, rows, this.o.models.features);
   }
 
   private gone(id: number): void {

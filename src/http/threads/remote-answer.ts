@@ -39,8 +39,14 @@ export class RemoteAnswer implements RowAnswer {
   write(probs: Float32Array, labels: Int32Array, first: number, rows: number, served: string, inputs: Float32Array): void {
     // Before the results overwrite them: for a cache hit, `inputs` are the segment's own rows.
     if (this.id !== undefined && this.store) this.remember(probs, labels, first, rows, served, inputs);
-    this.probs.set(probs.subarray(2 * first, 2 * (first + rows)));
-    this.labels.set(labels.subarray(first, first + rows));
+    // Loops, not set(subarray): two views per request would cost more than a few rows' copy.
+    const p = this.probs;
+    const l = this.labels;
+    for (let r = 0; r < rows; r++) {
+      p[2 * r] = probs[2 * (first + r)]!;
+      p[2 * r + 1] = probs[2 * (first + r) + 1]!;
+      l[r] = labels[first + r]!;
+    }
     this.x.answered = true;
     this.out.ok(this.requestId, served);
   }
