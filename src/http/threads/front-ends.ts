@@ -153,7 +153,7 @@ class ThreadLink implements ThreadOutbox {
   private readonly forwards = new Map<number, { abort(): void }>();
   private readonly metrics: SharedArrayBuffer | null;
   private readonly slotWords: number;
-  private out: Extract<ToThread, { t: 'done' }> = { t: 'done', ok: [], v: [], err: [], rel: [] };
+  private out: Extract<ToThread, { t: 'done' }> = { t: 'done', ok: [], v: [], l: [], err: [], rel: [] };
   private versions = new Map<string, number>();
   private flushQueued = false;
   private pings = new Map<number, () => void>();
@@ -302,12 +302,13 @@ class ThreadLink implements ThreadOutbox {
     this.queueFlush();
   }
 
-  ok(id: number, version: string): void {
+  ok(id: number, version: string, labels: readonly [string, string]): void {
     this.answers.delete(id);
     let v = this.versions.get(version);
     if (v === undefined) {
       v = this.out.v.length;
       this.out.v.push(version);
+      this.out.l.push(labels[0], labels[1]);
       this.versions.set(version, v);
     }
     this.out.ok.push(id, v);
@@ -330,7 +331,7 @@ class ThreadLink implements ThreadOutbox {
   private readonly flush = (): void => {
     this.flushQueued = false;
     const out = this.out;
-    this.out = { t: 'done', ok: [], v: [], err: [], rel: [] };
+    this.out = { t: 'done', ok: [], v: [], l: [], err: [], rel: [] };
     this.versions = new Map();
     if (!this.ended) this.port.postMessage(out);
   };

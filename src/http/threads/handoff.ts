@@ -7,7 +7,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { BatchClient } from '../../batching/batcher';
 import { reviveError, tfError, type TradeflowError } from '../../errors';
-import { slabClock } from '../../pool/slab';
+import type { ServedModel } from '../../models/registry';
 import type { RowAnswer, RowSink } from '../rows';
 import { POOLED_SEGMENT_ROWS, segmentWords, SLOTS_PER_CHUNK, type ToMain, type ToThread } from './protocol';
 
@@ -94,12 +94,14 @@ export class Handoff implements RowSink {
   }
 
   onDone(m: Extract<ToThread, { t: 'done' }>): void {
-    const { ok, v, err, rel } = m;
+    const { ok, v, l, err, rel } = m;
     for (let i = 0; i < ok.length; i += 2) {
       const c = this.settle(ok[i]!);
       if (c === null) continue;
       const a = c.answer;
-      if (!a.x.aborted) a.write(c.seg.probs, c.seg.labels, 0, c.rows, v[ok[i + 1]!]!, c.seg.inputs);
+      const vi = ok[i + 1]!;
+      syncLabels(a.model, l[2 * vi]!, l[2 * vi + 1]!);
+      if (!a.x.aborted) a.write(c.seg.probs, c.seg.labels, 0, c.rows, v[vi]!, c.seg.inputs);
       this.release(c.seg);
     }
     for (let i = 0; i < err.length; i += 3) {
@@ -182,6 +184,11 @@ export class Handoff implements RowSink {
   private release(seg: Segment): void {
     if (seg.chunk !== -1) this.free.push(seg);
   }
+}
+
+/** This thread's copy of a model takes the class names of the version that computed (after a hot swap). */
+function syncLabels(m: ServedModel, l0: string, l1: string): void {
+  if (m.classLabels[0] !== l0 || m.classLabels[1] !== l1) m.classLabels = [l0, l1];
 }
 
 export function frontEndFailed(): TradeflowError {

@@ -81,8 +81,11 @@ export type ToMain =
 
 /** main → thread */
 export type ToThread =
-  /** `ok`: [id, version index in `v`] pairs; `err`: [id, code, message] triples; `rel`: ids released without an answer (the client left) */
-  | { t: 'done'; ok: number[]; v: string[]; err: (number | string)[]; rel: number[] }
+  /**
+   * `ok`: [id, version index in `v`] pairs; `l`: each version's two class names; `err`: [id, code,
+   * message] triples; `rel`: ids released without an answer (the client left)
+   */
+  | { t: 'done'; ok: number[]; v: string[]; l: string[]; err: (number | string)[]; rel: number[] }
   | { t: 'fwd-res'; id: number; status: string; headers: [string, string][]; body: string | Uint8Array; end: 'end' | 'close-after' | 'no-body' | 'close' }
   | { t: 'ping'; n: number }
   | { t: 'close' };

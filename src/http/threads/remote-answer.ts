@@ -14,7 +14,8 @@ import type { RowAnswer } from '../rows';
 
 /** Where the answers for one thread are gathered until the end of the current task. */
 export interface ThreadOutbox {
-  ok(id: number, version: string): void;
+  /** `labels`: the class names of the version that computed (a hot swap may change them). */
+  ok(id: number, version: string, labels: readonly [string, string]): void;
   err(id: number, code: string, message: string): void;
 }
 
@@ -48,7 +49,7 @@ export class RemoteAnswer implements RowAnswer {
       l[r] = labels[first + r]!;
     }
     this.x.answered = true;
-    this.out.ok(this.requestId, served);
+    this.out.ok(this.requestId, served, this.model.classLabels);
   }
 
   fail(err: unknown): void {
