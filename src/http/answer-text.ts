@@ -118,11 +118,9 @@ function writeRow(buf: Uint8Array, pos: number, heads: [Uint8Array, Uint8Array],
   if (cls === 1) {
     pos = writeFloat32(buf, pos, p0);
     buf[pos++] = 0x2c;
-    buf.copyWithin(pos, c0, c1);
-    pos += c1 - c0;
+    for (let k = c0; k < c1; k++) buf[pos++] = buf[k]!;
   } else {
-    buf.copyWithin(pos, c0, c1);
-    pos += c1 - c0;
+    for (let k = c0; k < c1; k++) buf[pos++] = buf[k]!;
     buf[pos++] = 0x2c;
     pos = writeFloat32(buf, pos, p1);
   }
@@ -130,7 +128,7 @@ function writeRow(buf: Uint8Array, pos: number, heads: [Uint8Array, Uint8Array],
   return pos;
 }
 
-// A loop, not buf.set: for these few bytes the builtin call costs more than the copy.
+// Loops, not buf.set or copyWithin: for these few bytes the builtin call costs more than the copy.
 function putBytes(buf: Uint8Array, pos: number, bytes: Uint8Array): number {
   for (let i = 0; i < bytes.length; i++) buf[pos++] = bytes[i]!;
   return pos;

@@ -174,15 +174,30 @@ function digitCount(n: number): number {
   return k;
 }
 
-/** The k digits of integer n at buf[pos ..]; the index after them. */
+/** "00" .. "99" as byte pairs: two digits per division. */
+const PAIRS = new Uint8Array(200);
+for (let v = 0; v < 100; v++) {
+  PAIRS[2 * v] = 0x30 + Math.floor(v / 10);
+  PAIRS[2 * v + 1] = 0x30 + (v % 10);
+}
+
+/** The k digits of integer n (< 2^31, as every n here) at buf[pos ..]; the index after them. */
 function writeDigits(buf: Uint8Array, pos: number, n: number, k: number): number {
-  const end = pos + k;
-  for (let i = end - 1; i >= pos; i--) {
-    const q = Math.floor(n / 10);
-    buf[i] = 0x30 + (n - q * 10);
+  let i = pos + k;
+  while (n >= 100) {
+    const q = (n / 100) | 0;
+    const r = 2 * (n - q * 100);
+    buf[--i] = PAIRS[r + 1]!;
+    buf[--i] = PAIRS[r]!;
     n = q;
   }
-  return end;
+  if (n >= 10) {
+    buf[--i] = PAIRS[2 * n + 1]!;
+    buf[--i] = PAIRS[2 * n]!;
+  } else {
+    buf[--i] = 0x30 + n;
+  }
+  return pos + k;
 }
 
 function writeAscii(buf: Uint8Array, pos: number, text: string): number {
