@@ -4,6 +4,7 @@
  * (SO_REUSEPORT), so many connections reach both threads.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as net from 'node:net';
 import type { Engine } from '../src/app';
 import { DEFAULT_MODEL_PATH, makeRows, postBinary, postJson, PROB_TOLERANCE, referenceProbabilities, request, rowsToArrays, startTestEngine, waitFor } from './helpers/engine';
 
@@ -150,5 +151,57 @@ describe('HTTP_THREADS=2, a front-end thread that fails', () => {
     expect(e.frontEnds!.handedOff().every((n) => n > 0)).toBe(true);
     const info = (await request(e.port, 'GET', '/monitoring/system/info')).json();
     expect(info.http_threads).toMatchObject({ configured: 2, listening: 2, restarts: 1 });
+  }, 60_000);
+});
+
+describe.each(['1', '2'])('HTTP_THREADS=%s: deadlines, the queue limit and client aborts', (threads) => {
+  const HOLD = 5151;
+  let engine: Engine | null = null;
+
+  afterAll(async () => {
+    engine?.testHooks.release();
+    await engine?.shutdown('test');
+  });
+
+  it('answers 504 past the deadline, 503 with Retry-After over the queue limit, and drops the rows of a client that left', async () => {
+    process.env.TRADEFLOW_TEST_HOLD_ON_FEATURE = String(HOLD);
+    process.env.TRADEFLOW_TEST_HOLD_MS = '600000';
+    try {
+      engine = await startTestEngine({ HTTP_THREADS: threads, WORKERS: '1', BATCHES_PER_WORKER: '1', CACHE_CAPACITY: '0', MAX_QUEUE_ROWS: '5' });
+    } finally {
+      delete process.env.TRADEFLOW_TEST_HOLD_ON_FEATURE;
+      delete process.env.TRADEFLOW_TEST_HOLD_MS;
+    }
+    const e = engine;
+    const F = e.models.features;
+    const held = makeRows(1, F, 1);
+    held[0] = HOLD;
+    const first = postBinary(e.port, held);
+    await waitFor(() => e.batcher.busy === 1, 'the held batch to be in its worker');
+    const late = await postBinary(e.port, makeRows(1, F, 2), { 'x-request-timeout-ms': '30' });
+    expect(late.status).toBe(504);
+    expect(late.json().error.code).toBe('DEADLINE_EXCEEDED');
+    const waiting = postBinary(e.port, makeRows(3, F, 3));
+    // The expired row keeps its place until its batch is dispatched (then it is dropped): 1 + 3 wait.
+    await waitFor(() => e.batcher.depth === 4, 'four rows to wait');
+    const full = await postBinary(e.port, makeRows(2, F, 4));
+    expect(full.status).toBe(503);
+    expect(full.json().error.code).toBe('QUEUE_FULL');
+    expect(full.headers['retry-after']).toBe('1');
+    const aborted0 = e.batcher.stats().requestsAborted;
+    const sock = net.connect(e.port, '127.0.0.1');
+    const body = Buffer.from(makeRows(1, F, 5).buffer);
+    sock.write(`POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n`);
+    sock.write(body);
+    await waitFor(() => e.batcher.depth === 5, 'the fifth row to wait');
+    sock.destroy();
+    await waitFor(() => e.batcher.stats().requestsAborted === aborted0 + 1, 'the client that left to be counted');
+    const dropped0 = e.batcher.stats().requestsDropped;
+    e.testHooks.release();
+    expect((await first).status).toBe(200);
+    const w = await waiting;
+    expect(w.status).toBe(200);
+    expect(w.headers['x-rows']).toBe('3');
+    await waitFor(() => e.batcher.stats().requestsDropped > dropped0, 'the rows of the client that left to be dropped');
   }, 60_000);
 });
