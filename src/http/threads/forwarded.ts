@@ -11,15 +11,11 @@ import type { MessagePort } from 'node:worker_threads';
 import { tfError } from '../../errors';
 import { readBody } from '../body';
 import { JSON_TYPE, statusLine, type Exchange } from '../respond';
+import { hasBody } from '../server';
 import type { ToMain, ToThread } from './protocol';
 
 type ForwardRequest = Extract<ToMain, { t: 'fwd' }>;
 type ForwardAnswer = Extract<ToThread, { t: 'fwd-res' }>;
-
-function hasBody(req: HttpRequest): boolean {
-  const cl = req.getHeader('content-length');
-  return (cl !== '' && cl !== '0') || req.getHeader('transfer-encoding') !== '';
-}
 
 /** The thread's side: forwards a request and writes the answer when it comes back. */
 export class Forwarder {

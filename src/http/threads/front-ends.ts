@@ -77,6 +77,9 @@ function probePort(host: string, port: number): number {
   return got;
 }
 
+/** Pause before replacing a thread that ended without ever listening. */
+const RESPAWN_PAUSE_MS = 1000;
+
 export class FrontEnds {
   private readonly control = new SharedArrayBuffer(4);
   private readonly links: (ThreadLink | null)[] = [];
@@ -109,7 +112,13 @@ export class FrontEnds {
     if (this.closing) return;
     this.restarts++;
     this.o.logger.error({ thread: link.index }, 'a front-end thread ended; starting another');
-    this.spawn(link.index).catch((err: Error) => this.o.logger.error({ thread: link.index, err: err.message }, 'a front-end thread could not be replaced'));
+    // A replacement that could not even listen is retried after a pause, not in a tight loop.
+    const respawn = (): void => {
+      if (this.closing) return;
+      this.spawn(link.index).catch((err: Error) => this.o.logger.error({ thread: link.index, err: err.message }, 'a front-end thread could not be replaced'));
+    };
+    if (link.everListened) respawn();
+    else setTimeout(respawn, RESPAWN_PAUSE_MS).unref();
   }
 
   /** New predictions are refused (503) from now on, in every thread. */
@@ -161,6 +170,7 @@ class ThreadLink implements ThreadOutbox {
   private ended = false;
   handedOff = 0;
   isListening = false;
+  everListened = false;
   private readonly exitedPromise: Promise<void>;
 
   constructor(
@@ -198,6 +208,7 @@ class ThreadLink implements ThreadOutbox {
     this.port.on('message', (m: ToMain) => {
       if (m.t === 'listening') {
         this.isListening = true;
+        this.everListened = true;
         listened();
       }
       else if (m.t === 'listen-failed') failed(tfError('LISTEN_FAILED', `front-end thread ${index}: ${m.message}`));
