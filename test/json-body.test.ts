@@ -241,6 +241,12 @@ describe('decodeJsonBody: numbers', () => {
           return sign + (rand() * 1e-300).toExponential(int(20)); // double subnormals, beyond float32's
         case 3:
           return sign + String(rand() * 3.5e38); // around the float32 maximum
+        case 4: {
+          // 16 to 18 significant digits: the significand is around 2^53, the fast path's limit
+          const n = 16 + int(3);
+          const w = 1 + int(3);
+          return sign + String(1 + int(9)) + digits(w - 1) + '.' + digits(n - w);
+        }
         default:
           return sign + whole + frac + exp;
       }
