@@ -80,6 +80,22 @@ describe('HTTP_THREADS=2', () => {
     for (const n of engine.frontEnds!.handedOff()) expect(n).toBeGreaterThan(0);
   }, 60_000);
 
+  it('answers large requests (segments of their own, reused by size) with their own rows', async () => {
+    const rows = 200;
+    for (let round = 0; round < 2; round++) {
+      const bodies = Array.from({ length: 20 }, (_, i) => makeRows(rows, F, 100 + 20 * round + i));
+      const replies = await Promise.all(bodies.map((b) => postBinary(engine.port, b)));
+      for (let i = 0; i < bodies.length; i++) {
+        const ref = await referenceProbabilities(DEFAULT_MODEL_PATH, bodies[i]!, F);
+        const r = replies[i]!;
+        expect(r.status).toBe(200);
+        const p1 = new Float32Array(r.body.buffer.slice(r.body.byteOffset, r.body.byteOffset + r.body.byteLength));
+        expect(p1.length).toBe(rows);
+        for (let k = 0; k < rows; k += 37) expect(Math.abs(p1[k]! - ref[2 * k + 1]!)).toBeLessThan(PROB_TOLERANCE);
+      }
+    }
+  }, 60_000);
+
   it("counts every thread's requests once in the metrics", async () => {
     const before = await request(engine.port, 'GET', '/monitoring/metrics');
     const reqs0 = metricValue(before.body.toString(), 'api_requests_total', { endpoint: '/predict', status: '200' });

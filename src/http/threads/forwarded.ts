@@ -86,6 +86,7 @@ export class Forwarder {
       res.writeStatus(m.status);
       for (const [k, v] of m.headers) res.writeHeader(k, v);
       if (m.end === 'no-body') res.endWithoutBody();
+      else if (m.end === 'no-body-close') res.endWithoutBody(Number(m.body), true);
       else res.end(m.body, m.end === 'close-after');
     });
   }
@@ -175,8 +176,9 @@ export function forwardedResponse(m: ForwardRequest, send: (a: ForwardAnswer) =>
       finish(body, closeConnection ? 'close-after' : 'end');
       return res;
     },
-    endWithoutBody: () => {
-      finish(undefined, 'no-body');
+    endWithoutBody: (length?: number, closeConnection?: boolean) => {
+      // Closing: the length is uWS's to write (see Responder.endLingering); else it is a header already.
+      finish(closeConnection ? String(length ?? 0) : undefined, closeConnection ? 'no-body-close' : 'no-body');
       return res;
     },
     close: () => {

@@ -21,7 +21,7 @@ import type { RowSink } from '../rows';
 import type { LearnRoute } from '../learn';
 import type { HttpServer } from '../server';
 import { forwardedRequest, forwardedResponse } from './forwarded';
-import { DESC_FIELDS, POOLED_SEGMENT_ROWS, segmentWords, type FrontEndData, type ToMain, type ToThread } from './protocol';
+import { DESC_FIELDS, segmentWords, type FrontEndData, type ToMain, type ToThread } from './protocol';
 import { RemoteAnswer, type ThreadOutbox } from './remote-answer';
 
 export interface FrontEndsOptions {
@@ -157,11 +157,10 @@ class ThreadLink implements ThreadOutbox {
   readonly listening: Promise<void>;
   private readonly worker: Worker;
   private readonly port: MessagePort;
-  private readonly chunks = new Map<number, SegmentViews[] & { buffer: SharedArrayBuffer }>();
+  private readonly chunks = new Map<number, SegmentViews[] & { buffer: SharedArrayBuffer; cap: number }>();
   private readonly answers = new Map<number, RemoteAnswer>();
   private readonly forwards = new Map<number, { abort(): void }>();
   private readonly metrics: SharedArrayBuffer | null;
-  private readonly slotWords: number;
   private out: Extract<ToThread, { t: 'done' }> = { t: 'done', ok: [], v: [], l: [], err: [], rel: [] };
   private versions = new Map<string, number>();
   private flushQueued = false;
@@ -180,7 +179,6 @@ class ThreadLink implements ThreadOutbox {
     control: SharedArrayBuffer,
     onExit: () => void,
   ) {
-    this.slotWords = segmentWords(POOLED_SEGMENT_ROWS, o.models.features);
     this.metrics = o.telemetry ? createSeriesBlock() : null;
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
@@ -237,7 +235,10 @@ class ThreadLink implements ThreadOutbox {
         for (const id of m.ids) this.gone(id);
         break;
       case 'chunk':
-        this.chunks.set(m.chunk, Object.assign([] as SegmentViews[], { buffer: m.buffer }));
+        this.chunks.set(m.chunk, Object.assign([] as SegmentViews[], { buffer: m.buffer, cap: m.cap }));
+        break;
+      case 'forget':
+        this.chunks.delete(m.chunk);
         break;
       case 'series':
         if (this.metrics && this.o.telemetry) this.o.telemetry.adoptSeries(this.metrics, m);
@@ -267,15 +268,13 @@ class ThreadLink implements ThreadOutbox {
 
   /** Every descriptor into the row queue, in the order the thread sent them. */
   private submit(m: Extract<ToMain, { t: 'submit' }>): void {
-    const { d, own, ids } = m;
+    const { d, ids } = m;
     this.handedOff += ids.length;
     const origin = performance.timeOrigin;
-    let nOwn = 0;
     for (let i = 0, k = 0; i < d.length; i += DESC_FIELDS, k++) {
       const id = d[i]!;
-      const chunk = d[i + 1]!;
       const rows = d[i + 3]!;
-      const v = chunk === -1 ? this.ownViews(own[nOwn++]!, rows) : this.slotViews(chunk, d[i + 2]!);
+      const v = this.slotViews(d[i + 1]!, d[i + 2]!);
       const model = this.o.models.list[d[i + 4]!]!;
       const a = new RemoteAnswer(this, id, model, ids[k] ?? undefined, d[i + 6]! - origin, v.probs, v.labels, this.o.store);
       try {
@@ -292,15 +291,11 @@ class ThreadLink implements ThreadOutbox {
     const views = this.chunks.get(chunk)!;
     let v = views[slot];
     if (v === undefined) {
-      const cap = POOLED_SEGMENT_ROWS;
-      v = segmentViews(views.buffer, slot * this.slotWords * 4, cap, this.o.models.features);
+      const F = this.o.models.features;
+      v = segmentViews(views.buffer, slot * segmentWords(views.cap, F) * 4, views.cap, F);
       views[slot] = v;
     }
     return v;
-  }
-
-  private ownViews(buffer: SharedArrayBuffer, rows: number): SegmentViews {
-    return segmentViews(buffer, 0, rows, this.o.models.features);
   }
 
   private gone(id: number): void {

@@ -13,8 +13,9 @@ import { POOLED_SEGMENT_ROWS, segmentWords, SLOTS_PER_CHUNK, type ToMain, type T
 
 /** A request's place in shared memory: its rows going out, its results coming back. */
 interface Segment {
-  /** Chunk id, or -1 for a segment that is its own buffer (a request of more than POOLED_SEGMENT_ROWS rows). */
   chunk: number;
+  /** Rows the segment holds: POOLED_SEGMENT_ROWS, or a power of two for a larger request (a chunk of one slot). */
+  cap: number;
   slot: number;
   buffer: SharedArrayBuffer;
   inputs: Float32Array;
@@ -37,13 +38,17 @@ class HandedOff implements BatchClient {
   fail(): void {}
 }
 
+/** Large segments of one size kept for reuse; more in flight at once are made and let go. */
+const LARGE_KEPT = 8;
+
 export class Handoff implements RowSink {
   private readonly free: Segment[] = [];
   private chunks = 0;
   private nextId = 1;
   private readonly pending = new Map<number, HandedOff>();
   private desc: number[] = [];
-  private own: SharedArrayBuffer[] = [];
+  /** Segments for requests of more than POOLED_SEGMENT_ROWS rows, by capacity, kept for reuse. */
+  private readonly large = new Map<number, Segment[]>();
   private ids: (string | null)[] = [];
   private gone: number[] = [];
   private flushScheduled = false;
@@ -61,7 +66,7 @@ export class Handoff implements RowSink {
 
   /** Rows of `src` for `a.model`, handed to the main thread; the handle the handler keeps for aborts. */
   submit(a: RowAnswer, src: Float32Array, rows: number, deadline: number): BatchClient | null {
-    const seg = rows <= POOLED_SEGMENT_ROWS ? this.take() : this.ownSegment(rows);
+    const seg = rows <= POOLED_SEGMENT_ROWS ? this.take() : this.takeLarge(rows);
     seg.inputs.set(src.subarray(0, rows * this.features));
     const id = this.nextId++;
     const call = new HandedOff(id, rows, deadline, a, seg);
@@ -69,7 +74,6 @@ export class Handoff implements RowSink {
     // Deadlines and start times cross threads on the slab clock, which every thread reads alike.
     const offset = performance.timeOrigin;
     this.desc.push(id, seg.chunk, seg.slot, rows, a.model.index, offset + deadline, offset + a.x.startedAt);
-    if (seg.chunk === -1) this.own.push(seg.buffer);
     this.ids.push(a.predictionId ?? null);
     this.schedule();
     if (this.crashOnId !== null && a.predictionId === this.crashOnId) {
@@ -139,9 +143,8 @@ export class Handoff implements RowSink {
   private readonly flush = (): void => {
     this.flushScheduled = false;
     if (this.desc.length > 0) {
-      this.post({ t: 'submit', d: this.desc, own: this.own, ids: this.ids });
+      this.post({ t: 'submit', d: this.desc, ids: this.ids });
       this.desc = [];
-      this.own = [];
       this.ids = [];
     }
     if (this.gone.length > 0) {
@@ -161,18 +164,32 @@ export class Handoff implements RowSink {
     this.flush();
     const chunk = this.chunks++;
     const buffer = new SharedArrayBuffer(SLOTS_PER_CHUNK * this.slotWords * 4);
-    this.post({ t: 'chunk', chunk, buffer });
+    this.post({ t: 'chunk', chunk, buffer, cap: POOLED_SEGMENT_ROWS });
     for (let slot = SLOTS_PER_CHUNK - 1; slot >= 0; slot--) this.free.push(this.view(buffer, chunk, slot, POOLED_SEGMENT_ROWS, slot * this.slotWords * 4));
     return this.free.pop()!;
   }
 
-  private ownSegment(rows: number): Segment {
-    return this.view(new SharedArrayBuffer(segmentWords(rows, this.features) * 4), -1, 0, rows, 0);
+  /**
+   * A segment for a large request, reused: a fresh SharedArrayBuffer per request left memory to
+   * the collector, which a client sending 4096-row requests outran (the slow-clients chaos test).
+   */
+  private takeLarge(rows: number): Segment {
+    let cap = POOLED_SEGMENT_ROWS * 2;
+    while (cap < rows) cap *= 2;
+    const kept = this.large.get(cap);
+    const s = kept?.pop();
+    if (s !== undefined) return s;
+    this.flush();
+    const chunk = this.chunks++;
+    const buffer = new SharedArrayBuffer(segmentWords(cap, this.features) * 4);
+    this.post({ t: 'chunk', chunk, buffer, cap });
+    return this.view(buffer, chunk, 0, cap, 0);
   }
 
   private view(buffer: SharedArrayBuffer, chunk: number, slot: number, cap: number, byteOffset: number): Segment {
     return {
       chunk,
+      cap,
       slot,
       buffer,
       inputs: new Float32Array(buffer, byteOffset, cap * this.features),
@@ -182,7 +199,14 @@ export class Handoff implements RowSink {
   }
 
   private release(seg: Segment): void {
-    if (seg.chunk !== -1) this.free.push(seg);
+    if (seg.cap === POOLED_SEGMENT_ROWS) {
+      this.free.push(seg);
+      return;
+    }
+    let kept = this.large.get(seg.cap);
+    if (kept === undefined) this.large.set(seg.cap, (kept = []));
+    if (kept.length < LARGE_KEPT) kept.push(seg);
+    else this.post({ t: 'forget', chunk: seg.chunk });
   }
 }
 

@@ -17,7 +17,7 @@ import type { LearnInput } from '../learn';
 
 /** Segment slots of one chunk; a chunk is one SharedArrayBuffer, announced once. */
 export const SLOTS_PER_CHUNK = 256;
-/** Rows a pooled segment holds; a request with more gets a segment of its own (one SharedArrayBuffer). */
+/** Rows a pooled segment holds; a request with more gets a chunk of one segment, kept for reuse by size. */
 export const POOLED_SEGMENT_ROWS = 64;
 
 /**
@@ -30,7 +30,7 @@ export function segmentWords(rows: number, features: number): number {
 
 /** Fields of one request descriptor in a `submit` message, in order. */
 export const DESC_FIELDS = 7;
-/** [id, chunk (-1: own buffer, next in `own`), slot, rows, model, deadline (ms since the epoch, slab clock), startedAt (same clock)] */
+/** [id, chunk, slot, rows, model, deadline (ms since the epoch, slab clock), startedAt (same clock)] */
 
 export interface ThreadModel {
   index: number;
@@ -64,9 +64,12 @@ export interface FrontEndData {
 export type ToMain =
   | { t: 'listening'; port: number }
   | { t: 'listen-failed'; message: string }
-  | { t: 'chunk'; chunk: number; buffer: SharedArrayBuffer }
-  /** `d`: DESC_FIELDS numbers per request; `own`: the buffers of requests with chunk -1; `ids`: prediction ids (null when none) */
-  | { t: 'submit'; d: number[]; own: SharedArrayBuffer[]; ids: (string | null)[] }
+  /** Segments of `cap` rows each, as many as fit: SLOTS_PER_CHUNK pooled ones, or one for a large request. */
+  | { t: 'chunk'; chunk: number; buffer: SharedArrayBuffer; cap: number }
+  /** A large request's chunk the thread no longer keeps. */
+  | { t: 'forget'; chunk: number }
+  /** `d`: DESC_FIELDS numbers per request; `ids`: prediction ids (null when none) */
+  | { t: 'submit'; d: number[]; ids: (string | null)[] }
   /** Clients that went away: their rows are dropped if not yet dispatched. */
   | { t: 'gone'; ids: number[] }
   | { t: 'series'; kind: 'counter' | 'histogram'; family: string; attributes: Record<string, string>; offset: number }
@@ -86,6 +89,6 @@ export type ToThread =
    * message] triples; `rel`: ids released without an answer (the client left)
    */
   | { t: 'done'; ok: number[]; v: string[]; l: string[]; err: (number | string)[]; rel: number[] }
-  | { t: 'fwd-res'; id: number; status: string; headers: [string, string][]; body: string | Uint8Array; end: 'end' | 'close-after' | 'no-body' | 'close' }
+  | { t: 'fwd-res'; id: number; status: string; headers: [string, string][]; body: string | Uint8Array; end: 'end' | 'close-after' | 'no-body' | 'no-body-close' | 'close' }
   | { t: 'ping'; n: number }
   | { t: 'close' };
