@@ -1,7 +1,8 @@
 /**
  * One front-end thread (HTTP_THREADS ≥ 2): its own uWS app on the shared port, serving /predict
- * (JSON and binary) here from decode to the written answer, and forwarding every other route to
- * the main thread. Started by ./entry.ts; the main thread's side is ./front-ends.ts.
+ * (JSON and binary) here from decode to the written answer, decoding /learn bodies
+ * (./learn-front.ts), and forwarding every other route to the main thread. Started by
+ * ./entry.ts; the main thread's side is ./front-ends.ts.
  *
  * A uWS app must close its listen socket and every open socket before its thread ends, or the
  * whole process aborts (`uv_loop_close() while having open handles`): both a requested close and

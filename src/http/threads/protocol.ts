@@ -4,9 +4,10 @@
  * rows into a segment of shared memory it owns; only a small descriptor per request crosses to
  * the main thread, which feeds the one batcher (and so the one Piscina pool) from every thread.
  * Results come back the same way: the main thread copies the request's probabilities and classes
- * into the same segment and posts `[id, version]`. Everything else (control, monitoring, admin,
- * /learn, the Open Inference Protocol) is forwarded whole to the main thread, which keeps being
- * the one writer of the learning state.
+ * into the same segment and posts `[id, version]`. /learn bodies are decoded in the thread too
+ * and the decoded feedback posted (`learn`): the main thread stays the one writer of the learning
+ * state. Everything else (control, monitoring, admin, the Open Inference Protocol) is forwarded
+ * whole to the main thread.
  *
  * Descriptors travel in flat number arrays, one message per event-loop pass and direction, not one
  * object per request: a structured clone costs per object, and batching the messages cuts the
