@@ -1,6 +1,7 @@
 /**
  * JSON body decoding: the scanner (decodeJsonBody) against the naive JSON.parse + copy into a
- * Float32Array, for a 1-row and a 64-row body of 16 features. The reference path (JSON.parse with
+ * Float32Array, for a 1-row and a 64-row body of 16 features and issue 11's 64×32 body of
+ * 6-decimal numbers, beside a bare loop over the bytes (the floor). The reference path (JSON.parse with
  * all the checks) is listed too: it is what a body costs when the scanner hands it over.
  *
  *   npx tsc -p tsconfig.json && node dist/bench/json-body.bench.js
@@ -60,6 +61,21 @@ export function benchBodies(): Record<string, Uint8Array> {
   };
 }
 
+/** Issue 11's body: 64 rows of 32 features printed with 6 decimals (about 19.6 kB). */
+function wideBody(): Uint8Array {
+  const rnd = makeRng(7);
+  const rows = Array.from({ length: MAX_ROWS }, () => `[${Array.from({ length: WIDE_F }, () => ((rnd() - 0.5) * 4).toFixed(6)).join(',')}]`);
+  return new TextEncoder().encode(`{"instances":[${rows.join(',')}]}`);
+}
+
+const WIDE_F = 32;
+const WIDE = '64×32, 6 decimals';
+
+/** Features per row of each body. */
+function featuresOf(body: string): number {
+  return body === WIDE ? WIDE_F : F;
+}
+
 const utf8 = new TextDecoder();
 
 /** What a server does without the scanner: decode, parse, copy (no validation at all). */
@@ -71,20 +87,28 @@ function parseAndCopy(body: Uint8Array, out: Float32Array): number {
   return rows.length;
 }
 
+/** The floor: every byte read once. */
+function byteSum(b: Uint8Array): number {
+  let s = 0;
+  for (let i = 0; i < b.length; i++) s += b[i]!;
+  return s;
+}
+
 let sink = 0; // keeps the results observable so that no work is optimised away
 
 /** Runs the benchmark, prints its report (unless quiet) and returns the numbers. */
 export async function run(opts: { time?: number; warmupTime?: number; quiet?: boolean } = {}): Promise<JsonBodyBenchResult> {
-  const bodies = benchBodies();
-  const out = new Float32Array(MAX_ROWS * F);
-  const check = new Float32Array(MAX_ROWS * F);
+  const bodies: Record<string, Uint8Array> = { ...benchBodies(), [WIDE]: wideBody() };
+  const out = new Float32Array(MAX_ROWS * WIDE_F);
+  const check = new Float32Array(MAX_ROWS * WIDE_F);
 
   // A benchmark of a scanner that silently falls back, or disagrees, would be meaningless.
   for (const [name, body] of Object.entries(bodies)) {
-    const a = decodeJsonBody(body, F, out, MAX_ROWS);
-    const b = decodeJsonBodyReference(body, F, check, MAX_ROWS);
+    const f = featuresOf(name);
+    const a = decodeJsonBody(body, f, out, MAX_ROWS);
+    const b = decodeJsonBodyReference(body, f, check, MAX_ROWS);
     parseAndCopy(body, check);
-    const n = a.rows * F;
+    const n = a.rows * f;
     if (!a.fast || a.rows !== b.rows) throw new Error(`json-body bench: scanner did not take the fast path on "${name}"`);
     const x = new Uint32Array(out.buffer, 0, n);
     const y = new Uint32Array(check.buffer, 0, n);
@@ -93,15 +117,19 @@ export async function run(opts: { time?: number; warmupTime?: number; quiet?: bo
 
   const bench = new Bench({ name: 'json-body', time: opts.time ?? 1500, warmupTime: opts.warmupTime ?? 300 });
   for (const [name, body] of Object.entries(bodies)) {
+    const f = featuresOf(name);
     bench
       .add(`${name}|scanner`, () => {
-        sink += decodeJsonBody(body, F, out, MAX_ROWS).rows + out[0];
+        sink += decodeJsonBody(body, f, out, MAX_ROWS).rows + out[0];
       })
       .add(`${name}|JSON.parse+copy`, () => {
         sink += parseAndCopy(body, out) + out[0];
       })
       .add(`${name}|reference (JSON.parse+checks)`, () => {
-        sink += decodeJsonBodyReference(body, F, out, MAX_ROWS).rows + out[0];
+        sink += decodeJsonBodyReference(body, f, out, MAX_ROWS).rows + out[0];
+      })
+      .add(`${name}|byte loop (reading the bytes)`, () => {
+        sink += byteSum(body);
       });
   }
   await bench.run();
@@ -135,7 +163,7 @@ export async function run(opts: { time?: number; warmupTime?: number; quiet?: bo
 }
 
 export function formatReport(result: JsonBodyBenchResult): string {
-  const lines = [`json-body decoding, ${F} features (node ${process.version})`, '', formatTable(result), ''];
+  const lines = [`json-body decoding, ${F} features (${WIDE_F} for ${WIDE}) (node ${process.version})`, '', formatTable(result), ''];
   for (const [body, s] of Object.entries(result.speedup)) {
     lines.push(`${body}: scanner is ${s.mean.toFixed(2)}× faster than JSON.parse+copy (mean), ${s.p50.toFixed(2)}× (p50)`);
   }

@@ -21,6 +21,7 @@ export interface EngineConfig {
   /** Feature count when the model does not fix it (or there is no model). */
   features: number | null;
   workers: number;
+  httpThreads: number;
   batchesPerWorker: number;
   maxBatchRows: number;
   maxQueueDelayUs: number;
@@ -121,6 +122,7 @@ export const OPTIONS: readonly Option[] = [
   { key: 'modelPath', env: 'MODEL_PATH', flag: '--model-path', kind: 'model', help: 'ensemble ONNX model file, or "none" for a cold start', default: () => DEFAULT_MODEL_PATH },
   { key: 'features', env: 'FEATURES', flag: '--features', kind: 'int', min: 1, max: 65536, help: 'features per row when the model does not fix it', default: () => null },
   { key: 'workers', env: 'WORKERS', flag: '--workers', kind: 'int', min: 1, max: 256, help: 'inference worker threads (default: cores - 1, at least 1)', default: (cpus) => Math.max(1, cpus - 1) },
+  { key: 'httpThreads', env: 'HTTP_THREADS', flag: '--http-threads', kind: 'int', min: 1, max: 64, help: 'HTTP front-end threads, each a uWS app on the same port feeding the one batcher (1: the main thread serves HTTP itself)', default: () => 1 },
   { key: 'batchesPerWorker', env: 'BATCHES_PER_WORKER', flag: '--batches-per-worker', kind: 'int', min: 1, max: 2, help: 'batches in flight per worker (2: the next batch waits in the worker while one runs)', default: () => 2 },
   { key: 'maxBatchRows', env: 'MAX_BATCH_ROWS', flag: '--max-batch-rows', kind: 'int', min: 1, max: 65536, help: 'rows at which a batch is sent at once', default: () => 256 },
   { key: 'maxQueueDelayUs', env: 'MAX_QUEUE_DELAY_US', flag: '--max-queue-delay-us', kind: 'int', min: 0, max: 10_000_000, help: 'while every worker is busy, how long a partial batch keeps taking rows', default: () => 2000 },

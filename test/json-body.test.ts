@@ -196,6 +196,9 @@ describe('decodeJsonBody: numbers', () => {
     '9007199254740991', '9007199254740992', '9007199254740993', '18014398509481985', '12345678901234567890123',
     '0.1', '0.2', '0.30000000000000004', '1e22', '1e23', '1e-22', '1e-23', '8.589973e9', '1234567890123456e-22',
     '0.1234567890123456789', '2.5e-10', '100000000000000000000000000000', '16777217', '16777219',
+    '0.0000000000000000000001', '0.00000000000000000000001', '1.0000000000000000000001', '4503599627370495.5', '900719925474099.3',
+    '0.9007199254740993', '-9007199254740993', '2e-45', '1.5e-45',
+    '00000000001e0'.slice(10), '123456789012345678901234567890.5',
   ];
 
   it.each(finite)('%s', (lit) => {
@@ -205,10 +208,72 @@ describe('decodeJsonBody: numbers', () => {
     expect(o.floats![0]).toBe(bits(Math.fround(JSON.parse(lit))));
   });
 
+  it('doubles beyond float32 (1e308, the largest double) are NON_FINITE_FEATURE on both paths', () => {
+    for (const lit of ['1e308', '-1e308', '1.7976931348623157e308', '3.4028236e38', '1' + '0'.repeat(39)]) {
+      expect(both(`{"features":[${lit},0,0,0]}`).error?.code, lit).toBe('NON_FINITE_FEATURE');
+    }
+  });
+
   it('-0 keeps its sign', () => {
     const o = both('{"features":[-0,-0.0,-0e3,0]}');
     expect(o.floats!.slice(0, 3)).toEqual([0x80000000, 0x80000000, 0x80000000]);
     expect(o.floats![3]).toBe(0);
+  });
+
+  // The scanner's plain-decimal fast path (digits into one accumulator, one division) against
+  // Math.fround(JSON.parse(literal)), bit for bit, on seeded literals of every length around its
+  // limits: 2^53 for the digits, 22 digits after the point, exponents, denormals, overflow.
+  it('agrees with Math.fround(JSON.parse) on 100,000 seeded literals', () => {
+    const rand = rng(0x5eed11);
+    const int = (n: number): number => Math.floor(rand() * n);
+    const digits = (n: number): string => Array.from({ length: n }, () => String(int(10))).join('');
+    const literal = (): string => {
+      const sign = int(3) === 0 ? '-' : '';
+      const whole = int(4) === 0 ? '0' : String(1 + int(9)) + digits(int(int(2) === 0 ? 4 : 20));
+      const frac = int(5) === 0 ? '' : '.' + (int(4) === 0 ? '0'.repeat(int(25)) : '') + digits(1 + int(int(2) === 0 ? 8 : 30));
+      const exp = int(6) === 0 ? (int(2) === 0 ? 'e' : 'E') + ['', '+', '-'][int(3)] + String(int(int(2) === 0 ? 30 : 400)) : '';
+      switch (int(12)) {
+        case 0:
+          return sign + String(Math.floor(rand() * 2 ** 53) + int(3) * 2 ** 53); // around 2^53
+        case 1:
+          return sign + String(Math.fround(rand() * 2 ** -126)); // float32 subnormals
+        case 2:
+          return sign + (rand() * 1e-300).toExponential(int(20)); // double subnormals, beyond float32's
+        case 3:
+          return sign + String(rand() * 3.5e38); // around the float32 maximum
+        case 4: {
+          // 16 to 18 significant digits: the significand is around 2^53, the fast path's limit
+          const n = 16 + int(3);
+          const w = 1 + int(3);
+          return sign + String(1 + int(9)) + digits(w - 1) + '.' + digits(n - w);
+        }
+        default:
+          return sign + whole + frac + exp;
+      }
+    };
+    const F = 50;
+    const lits: string[] = [];
+    let checked = 0;
+    const mismatches: string[] = [];
+    for (let b = 0; b < 2000; b++) {
+      lits.length = 0;
+      for (let j = 0; j < F; j++) {
+        let s = literal();
+        // float32 overflow is an error (covered elsewhere): keep this body decodable
+        if (!Number.isFinite(Math.fround(JSON.parse(s)))) s = '0';
+        lits.push(s);
+      }
+      const out = new Float32Array(F);
+      const d = decodeJsonBody(enc(`{"features":[${lits.join(',')}]}`), F, out, 1);
+      if (!d.fast) mismatches.push(`body ${b} went to the reference`);
+      const got = new Uint32Array(out.buffer);
+      for (let j = 0; j < F; j++) {
+        checked++;
+        if (got[j] !== bits(Math.fround(JSON.parse(lits[j]!))) && mismatches.length < 10) mismatches.push(`${lits[j]} -> ${out[j]}`);
+      }
+    }
+    expect(mismatches).toEqual([]);
+    expect(checked).toBe(100_000);
   });
 
   it('rejects literals that are not JSON numbers (and JSON.parse agrees)', () => {

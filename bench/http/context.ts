@@ -4,7 +4,7 @@ import type { Options } from './options';
 import type { Server } from './servers';
 
 /** Engine settings recorded with the results when set in the environment. */
-const ENGINE_ENV = ['WORKERS', 'MAX_BATCH_ROWS', 'MAX_QUEUE_DELAY_US', 'MAX_QUEUE_ROWS', 'MAX_REQUEST_ROWS', 'ORT_THREADS', 'REQUEST_TIMEOUT_MS', 'MAX_BODY_BYTES', 'UV_THREADPOOL_SIZE'];
+const ENGINE_ENV = ['HTTP_THREADS', 'WORKERS', 'MAX_BATCH_ROWS', 'MAX_QUEUE_DELAY_US', 'MAX_QUEUE_ROWS', 'MAX_REQUEST_ROWS', 'ORT_THREADS', 'REQUEST_TIMEOUT_MS', 'MAX_BODY_BYTES', 'UV_THREADPOOL_SIZE'];
 
 function engineEnv(): string[] {
   return ENGINE_ENV.filter((k) => process.env[k] !== undefined && process.env[k] !== '').map((k) => `${k}=${process.env[k]}`);
@@ -26,7 +26,7 @@ export async function engineConfigLine(engine: Server, o: Options): Promise<stri
     const a = await request(engine.port, 'GET', '/monitoring/system/info', undefined, {}, 2000);
     if (a.status === 200) {
       const cfg = (JSON.parse(a.body.toString('utf8')) as { config?: Record<string, unknown> }).config ?? {};
-      const keys = ['WORKERS', 'MAX_BATCH_ROWS', 'MAX_QUEUE_DELAY_US', 'MAX_QUEUE_ROWS', 'ORT_THREADS'];
+      const keys = ['HTTP_THREADS', 'WORKERS', 'MAX_BATCH_ROWS', 'MAX_QUEUE_DELAY_US', 'MAX_QUEUE_ROWS', 'ORT_THREADS'];
       const shown = keys.filter((k) => k in cfg).map((k) => `${k}=${String(cfg[k])}`);
       if (shown.length) parts.push(`reported by /monitoring/system/info: ${shown.join(', ')}`);
     }

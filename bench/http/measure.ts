@@ -15,6 +15,8 @@ import type { Server } from './servers';
 export interface RunMeasure {
   run: RunResult;
   serverCpuPct: number;
+  /** CPU seconds the server used (user + system, all its threads, /proc/<pid>/stat) per 1,000 2xx answers. */
+  cpuSPer1k: number;
   /** CPU used by everything else on the machine during the run (other jobs, the harness), % of one core. */
   otherCpuPct: number;
   internals: EngineInternals | null;
@@ -24,14 +26,14 @@ export interface RunMeasure {
 const cursors = new Map<string, number>();
 
 function counters(s: Server): Promise<EngineCounters | null> {
-  return s.name === 'engine' ? scrapeCounters(s.port) : Promise.resolve(null);
+  return s.kind === 'engine' ? scrapeCounters(s.port) : Promise.resolve(null);
 }
 
 function runLine(s: Server, sc: Scenario, m: RunMeasure): string {
   const { run, internals } = m;
   const flag = run.non2xx + run.socketErrors > 0 ? `  !! ${run.non2xx} non-2xx, ${run.socketErrors} socket errors` : '';
   const inside = internals ? `  [${internals.rowsPerBatch.toFixed(1)} rows/batch, queue wait ${fmtMs(internals.queueWaitMeanUs)} ms, cache hits ${internals.cacheHits}]` : '';
-  return `  ${s.name.padEnd(8)} ${fmtCount(run.okPerS).padStart(7)} req/s ${fmtCount(run.okPerS * sc.rows).padStart(7)} rows/s  p50 ${fmtMs(run.p50Us)} p95 ${fmtMs(run.p95Us)} p99 ${fmtMs(run.p99Us)} ms  cpu server ${m.serverCpuPct.toFixed(0)}% loadgen ${((run.loadgenCpuS / run.durationS) * 100).toFixed(0)}% other ${m.otherCpuPct.toFixed(0)}%${inside}${flag}\n`;
+  return `  ${s.name.padEnd(10)} ${fmtCount(run.okPerS).padStart(7)} req/s ${fmtCount(run.okPerS * sc.rows).padStart(7)} rows/s  p50 ${fmtMs(run.p50Us)} p95 ${fmtMs(run.p95Us)} p99 ${fmtMs(run.p99Us)} ms  cpu server ${m.serverCpuPct.toFixed(0)}% (${m.cpuSPer1k.toFixed(3)} s/1k req) loadgen ${((run.loadgenCpuS / run.durationS) * 100).toFixed(0)}% other ${m.otherCpuPct.toFixed(0)}%${inside}${flag}\n`;
 }
 
 export async function measure(o: Options, s: Server, sc: Scenario, set: BodySet, durationS: number, workDir: string): Promise<RunMeasure> {
@@ -54,7 +56,8 @@ export async function measure(o: Options, s: Server, sc: Scenario, set: BodySet,
   // autocannon runs inside this process: its CPU is the load generator's, not "other".
   // Clamped at 0: clock-tick granularity makes a quiet machine read a few percent either side.
   const otherCpuPct = Math.max(0, ((busy1 - busy0 - (c1 - c0) - run.loadgenCpuS * (wall / run.durationS)) / wall) * 100);
-  const m = { run, serverCpuPct, otherCpuPct, internals };
+  const cpuSPer1k = run.ok > 0 ? ((c1 - c0) / run.ok) * 1000 : NaN;
+  const m = { run, serverCpuPct, cpuSPer1k, otherCpuPct, internals };
   process.stdout.write(runLine(s, sc, m));
   return m;
 }

@@ -16,6 +16,12 @@ const FLAGS: FlagSpec[] = [
   { name: 'quiet-wait', help: 'before each measured run, wait up to this many seconds for other processes to leave the CPUs alone (default 30; 0 = never wait)' },
   { name: 'retries', help: 'times a measured run disturbed by other processes is run again (default 2)' },
   { name: 'workers', help: 'engine inference workers (sets WORKERS for the engine)' },
+  {
+    name: 'engines',
+    help: 'engine variants, comma-separated, each name[:SETTING+SETTING...], a setting KEY=value (environment) or entry=PATH (another build\'s dist/src/cli/main.js); e.g. t1:HTTP_THREADS=1,t2:HTTP_THREADS=2 (default: one engine named engine)',
+  },
+  { name: 'baselines', help: 'baselines to measure beside the engines: naive, ceiling, both (default naive,ceiling) or none' },
+  { name: 'skip-oip', switch: true, help: 'skip the Open Inference Protocol pairs (engine only) after the scenarios' },
   { name: 'model', help: 'ONNX model both servers load (default models/ensemble.onnx)' },
   { name: 'engine', help: 'engine entry point run as `node <file> serve` (default dist/src/cli/main.js)' },
   { name: 'features', help: 'features per row if the model does not fix it' },
@@ -24,6 +30,16 @@ const FLAGS: FlagSpec[] = [
   { name: 'keep', switch: true, help: 'keep the scratch directory (server logs, wrk scripts)' },
   { name: 'help', switch: true, help: 'show this help' },
 ];
+
+/** One engine to run: its name in the report, environment on top of the run's, and entry point. */
+export interface EngineVariant {
+  name: string;
+  env: Record<string, string>;
+  /** `node <entry> serve`; undefined: --engine (or the built CLI). */
+  entry?: string;
+}
+
+export type BaselineKind = 'naive' | 'ceiling';
 
 export interface Options {
   durationS: number;
@@ -41,6 +57,42 @@ export interface Options {
   note: string | null;
   quietWaitS: number;
   retries: number;
+  engines: EngineVariant[];
+  baselines: BaselineKind[];
+  oip: boolean;
+}
+
+/** --engines: `name[:KEY=v+KEY=v+entry=PATH]`, comma-separated. */
+export function parseEngines(flag: string | undefined): EngineVariant[] {
+  if (flag === undefined) return [{ name: 'engine', env: {} }];
+  const out: EngineVariant[] = [];
+  for (const spec of flag.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const colon = spec.indexOf(':');
+    const name = colon < 0 ? spec : spec.slice(0, colon);
+    if (!/^[\w.-]+$/.test(name)) throw new UsageError(`--engines: "${name}" is not a name (letters, digits, . _ -)`);
+    if (name === 'naive' || name === 'ceiling' || out.some((v) => v.name === name)) throw new UsageError(`--engines: the name "${name}" is taken`);
+    const v: EngineVariant = { name, env: {} };
+    for (const setting of colon < 0 ? [] : spec.slice(colon + 1).split('+').filter(Boolean)) {
+      const eq = setting.indexOf('=');
+      if (eq <= 0) throw new UsageError(`--engines: "${setting}" in "${spec}" is not KEY=value`);
+      const key = setting.slice(0, eq);
+      const value = setting.slice(eq + 1);
+      if (key === 'entry') v.entry = path.resolve(value);
+      else if (/^[A-Z][A-Z0-9_]*$/.test(key)) v.env[key] = value;
+      else throw new UsageError(`--engines: "${key}" is neither an environment variable (upper case) nor entry`);
+    }
+    out.push(v);
+  }
+  if (out.length === 0) throw new UsageError('--engines names no engine');
+  return out;
+}
+
+function parseBaselines(flag: string | undefined): BaselineKind[] {
+  if (flag === undefined || flag === 'both') return ['naive', 'ceiling'];
+  if (flag === 'none') return [];
+  const list = flag.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const b of list) if (b !== 'naive' && b !== 'ceiling') throw new UsageError(`--baselines: "${b}" is not naive or ceiling`);
+  return list as BaselineKind[];
 }
 
 function toolOf(flag: string | undefined): Tool {
@@ -68,6 +120,9 @@ function readOptions(flags: Map<string, string>): Options {
     note: flags.get('note') ?? null,
     quietWaitS: numberFlag(flags, 'quiet-wait', 30, 0, 600),
     retries: whole('retries', 2, 0, 10),
+    engines: parseEngines(flags.get('engines')),
+    baselines: parseBaselines(flags.get('baselines')),
+    oip: !flags.has('skip-oip'),
   };
 }
 

@@ -1,6 +1,6 @@
 /**
- * One scenario: check both servers' answers, one discarded warm-up each, then `rounds` rounds of
- * one measured run per server, the order alternating (A B, B A, ...) so neither always goes first.
+ * One scenario: check every server's answers, one discarded warm-up each, then `rounds` rounds of
+ * one measured run per server, the order alternating (A B C, C B A, ...) so none always goes first.
  */
 import { makeBodies, type BodySet } from '../lib/bodies';
 import type { RunResult } from '../lib/loadgen';
@@ -11,12 +11,14 @@ import { measure, type RunMeasure } from './measure';
 import type { Options } from './options';
 import { BUSY_PCT, waitQuiet } from './quiet';
 import type { Scenario } from './scenarios';
-import type { Server, ServerName } from './servers';
+import type { Server } from './servers';
 
 /** The measured runs of one server in one scenario, one entry per round. */
 export interface ServerRuns {
   runs: RunResult[];
   serverCpuPct: number[];
+  /** CPU seconds the server used (all its threads, /proc) per 1,000 2xx answers, per round. */
+  cpuSPer1k: number[];
   /** CPU used by everything else on the machine during the run (other jobs, the harness), % of one core. */
   otherCpuPct: number[];
   internals: (EngineInternals | null)[];
@@ -26,24 +28,29 @@ export interface ServerRuns {
 export interface ScenarioResult {
   scenario: Scenario;
   problems: string[];
-  servers: Record<ServerName, ServerRuns>;
+  /** By server name, in the order the servers were given. */
+  servers: Record<string, ServerRuns>;
 }
 
 function emptyRuns(): ServerRuns {
-  return { runs: [], serverCpuPct: [], otherCpuPct: [], internals: [], skipped: null };
+  return { runs: [], serverCpuPct: [], cpuSPer1k: [], otherCpuPct: [], internals: [], skipped: null };
 }
 
 async function checkAnswers(servers: Server[], sc: Scenario, set: BodySet, result: ScenarioResult): Promise<void> {
-  const checks = new Map<ServerName, Checked>();
+  const checks = new Map<string, Checked>();
   for (const s of servers) {
     const c = await checkServer(s, sc, set);
     checks.set(s.name, c);
     for (const p of c.problems) result.problems.push(`${s.name}: ${p}`);
-    if (!c.ok) result.servers[s.name].skipped = 'failed the answer check';
+    if (!c.ok) result.servers[s.name]!.skipped = 'failed the answer check';
   }
-  const e = checks.get('engine');
-  const b = checks.get('baseline');
-  if (e && b) result.problems.push(...compareAnswers(e, b));
+  // Every engine must agree with the naive server (same model); the ceiling's score is fake.
+  const naive = servers.find((s) => s.kind === 'naive');
+  const b = naive && checks.get(naive.name);
+  for (const s of servers) {
+    const e = checks.get(s.name);
+    if (s.kind === 'engine' && e && b) result.problems.push(...compareAnswers(e, b).map((p) => `${s.name}: ${p}`));
+  }
   for (const p of result.problems) process.stdout.write(`  check: ${p}\n`);
 }
 
@@ -64,9 +71,9 @@ async function leastDisturbed(o: Options, s: Server, sc: Scenario, set: BodySet,
 export async function runScenario(o: Options, sc: Scenario, servers: Server[], features: number, workDir: string): Promise<ScenarioResult> {
   process.stdout.write(`\n== (${sc.letter}) ${sc.title} [${sc.id}]\n`);
   const set = makeBodies(sc.kind, sc.rows, features, sc.bodies, sc.seed);
-  const result: ScenarioResult = { scenario: sc, problems: [], servers: { engine: emptyRuns(), baseline: emptyRuns() } };
+  const result: ScenarioResult = { scenario: sc, problems: [], servers: Object.fromEntries(servers.map((s) => [s.name, emptyRuns()])) };
   await checkAnswers(servers, sc, set, result);
-  const active = servers.filter((s) => result.servers[s.name].skipped === null);
+  const active = servers.filter((s) => result.servers[s.name]!.skipped === null);
   if (o.warmupS > 0) {
     process.stdout.write(`  warm-up ${o.warmupS} s each (discarded)\n`);
     for (const s of active) {
@@ -78,9 +85,10 @@ export async function runScenario(o: Options, sc: Scenario, servers: Server[], f
     process.stdout.write(`  round ${round + 1}/${o.rounds}\n`);
     for (const s of round % 2 === 0 ? active : [...active].reverse()) {
       const m = await leastDisturbed(o, s, sc, set, workDir);
-      const runs = result.servers[s.name];
+      const runs = result.servers[s.name]!;
       runs.runs.push(m.run);
       runs.serverCpuPct.push(m.serverCpuPct);
+      runs.cpuSPer1k.push(m.cpuSPer1k);
       runs.otherCpuPct.push(m.otherCpuPct);
       runs.internals.push(m.internals);
       await sleep(300);

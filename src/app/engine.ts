@@ -10,6 +10,7 @@ import type { PredictionCache } from '../cache/prediction-cache';
 import type { EngineConfig } from '../config';
 import type { DriftMonitor } from '../drift/monitor';
 import type { HttpServer } from '../http/server';
+import type { FrontEnds } from '../http/threads/front-ends';
 import type { OnlineLearning } from '../learning/online';
 import type { QualityWindow } from '../learning/quality-window';
 import type { ModelRegistry } from '../models/registry';
@@ -37,6 +38,8 @@ export interface Engine {
   readonly batcher: Batcher;
   readonly pool: InferencePool;
   readonly server: HttpServer;
+  /** The HTTP front-end threads (HTTP_THREADS ≥ 2); null when the main thread serves HTTP. */
+  readonly frontEnds: FrontEnds | null;
   readonly slab: SlabViews;
   readonly telemetry: Telemetry;
   readonly cache: PredictionCache;
@@ -87,6 +90,7 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
       batcher: serving.batcher,
       pool: serving.pool,
       server: http.server,
+      frontEnds: http.frontEnds,
       slab: serving.slab,
       telemetry: obs.telemetry,
       cache: serving.cache,

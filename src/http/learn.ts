@@ -77,38 +77,92 @@ interface Parsed {
   claimed: { id: string; prediction: StoredPrediction } | null;
 }
 
-export function createLearnHandler(deps: LearnDeps): (x: Exchange, req: HttpRequest) => void {
+export interface LearnRoute {
+  (x: Exchange, req: HttpRequest): void;
+  /** Takes feedback a front-end thread decoded (HTTP_THREADS ≥ 2), answering on `x`. */
+  take(x: Exchange, input: LearnInput): void;
+}
+
+export function createLearnHandler(deps: LearnDeps): LearnRoute {
   const handler = new LearnHandler(deps);
-  return function learn(x: Exchange, req: HttpRequest): void {
+  const learn = function learn(x: Exchange, req: HttpRequest): void {
     handler.accept(x, req);
-  };
+  } as LearnRoute;
+  learn.take = (x, input) => handler.take(x, input, x.startedAt + deps.options.requestTimeoutMs);
+  return learn;
+}
+
+/**
+ * What a /learn body says, decoded and checked as far as the body alone allows: plain data, so a
+ * front-end thread (HTTP_THREADS ≥ 2) decodes it and the main thread, the one writer of the
+ * learning state, applies it.
+ */
+export type LearnInput =
+  | { kind: 'rows'; rows: number; features: Float32Array; labels: Uint8Array }
+  | { kind: 'id'; id: string; label: number | undefined; labels: Uint8Array | null };
+
+/** Decodes /learn bodies into a staging buffer reused request after request. */
+export class LearnDecoder {
+  private readonly staging: Float32Array;
+  private readonly labelsOut: Uint8Array;
+
+  constructor(
+    private readonly F: number,
+    private readonly maxRequestRows: number,
+  ) {
+    this.staging = new Float32Array(maxRequestRows * F);
+    this.labelsOut = new Uint8Array(maxRequestRows);
+  }
+
+  /** The feedback a body carries, or a 4xx. Synchronous: reads the request bytes. */
+  decode(bytes: Uint8Array): LearnInput {
+    const d = decodeJsonBody(bytes, this.F, this.staging, this.maxRequestRows, { labelsOut: this.labelsOut });
+    if (d.shape === 'features' || d.shape === 'instances') return this.withFeatures(d);
+    if (d.id === undefined) throw invalid('body needs "features" with "label", "instances" with "labels", or "id" with "label"');
+    return { kind: 'id', id: d.id, label: d.label, labels: d.labelCount > 0 ? this.labelsOut.slice(0, d.labelCount) : null };
+  }
+
+  /** Feedback that brings its rows: copied out of the staging buffer, which the next request reuses. */
+  private withFeatures(d: DecodedBody): LearnInput {
+    let labels: Uint8Array;
+    if (d.shape === 'features') {
+      if (d.label === undefined) throw invalid('"features" needs "label" (0 or 1)');
+      labels = Uint8Array.of(d.label);
+    } else {
+      if (d.labelCount === 0) throw invalid('"instances" needs "labels": one 0 or 1 per row');
+      labels = this.labelsOut.slice(0, d.rows);
+    }
+    return { kind: 'rows', rows: d.rows, features: this.staging.slice(0, d.rows * this.F), labels };
+  }
+}
+
+/** The checks /learn makes before it reads a body (a front-end thread makes them too). */
+export function refuseLearnEarly(x: Exchange, req: HttpRequest, deps: Pick<LearnDeps, 'admin' | 'isDraining' | 'options'>): number {
+  deps.admin(x.res, req);
+  const type = req.getHeader('content-type');
+  const contentLength = parseContentLength(req.getHeader('content-length'));
+  if (deps.isDraining()) throw tfError('DRAINING', { refusing: 'feedback' });
+  const media = mediaTypeOf(type);
+  if (media !== '' && media !== JSON_TYPE) throw tfError('UNSUPPORTED_MEDIA_TYPE', `Content-Type "${type}" is not supported; /learn takes ${JSON_TYPE}`);
+  checkDeclaredLength(contentLength, deps.options.maxBodyBytes);
+  return contentLength;
 }
 
 /** Built once with the handler; the steps of a request are methods, so a request allocates no closures for them. */
 class LearnHandler {
-  private readonly F: number;
-  private readonly staging: Float32Array;
-  private readonly labelsOut: Uint8Array;
+  private readonly decoder: LearnDecoder;
   private readonly ensemble: ServedModel | null;
 
   constructor(private readonly deps: LearnDeps) {
     const { models, options } = deps;
-    this.F = models.features;
-    this.staging = new Float32Array(options.maxRequestRows * this.F);
-    this.labelsOut = new Uint8Array(options.maxRequestRows);
+    this.decoder = new LearnDecoder(models.features, options.maxRequestRows);
     this.ensemble = models.has('ensemble') ? models.get('ensemble') : null;
   }
 
   /** Checks the caller and the headers, then reads the body. */
   accept(x: Exchange, req: HttpRequest): void {
     const { responder, options } = this.deps;
-    this.deps.admin(x.res, req);
-    const type = req.getHeader('content-type');
-    const contentLength = parseContentLength(req.getHeader('content-length'));
-    if (this.deps.isDraining()) throw tfError('DRAINING', { refusing: 'feedback' });
-    const media = mediaTypeOf(type);
-    if (media !== '' && media !== JSON_TYPE) throw tfError('UNSUPPORTED_MEDIA_TYPE', `Content-Type "${type}" is not supported; /learn takes ${JSON_TYPE}`);
-    checkDeclaredLength(contentLength, options.maxBodyBytes);
+    const contentLength = refuseLearnEarly(x, req, this.deps);
     const deadline = x.startedAt + options.requestTimeoutMs;
     readBody(
       x.res,
@@ -120,10 +174,23 @@ class LearnHandler {
   }
 
   private onBody(x: Exchange, bytes: Uint8Array, deadline: number): void {
-    const { responder } = this.deps;
+    let input: LearnInput;
+    try {
+      input = this.decoder.decode(bytes);
+    } catch (err) {
+      this.deps.responder.corked(x, () => this.deps.responder.error(x, err));
+      return;
+    }
+    this.take(x, input, deadline);
+  }
+
+  /** Feedback decoded here or by a front-end thread: resolved against the store, then applied. */
+  take(x: Exchange, input: LearnInput, deadline: number): void {
+    const { responder, store } = this.deps;
     let parsed: Parsed | Promise<Parsed>;
     try {
-      parsed = this.parse(bytes);
+      if (input.kind === 'rows') parsed = { example: { kind: 'feedback', rows: input.rows, features: input.features, labels: input.labels }, served: null, claimed: null };
+      else parsed = store.remote ? this.byRemoteId(store, input) : this.byId(store, input);
     } catch (err) {
       responder.corked(x, () => responder.error(x, err));
       return;
@@ -184,43 +251,20 @@ class LearnHandler {
     return store.restore(id, p).catch(() => undefined);
   }
 
-  /**
-   * The feedback as the log will keep it, or a 4xx. Reads the request bytes synchronously; only
-   * feedback by id against the replicas' shared store waits for Redis.
-   */
-  private parse(bytes: Uint8Array): Parsed | Promise<Parsed> {
-    const d = decodeJsonBody(bytes, this.F, this.staging, this.deps.options.maxRequestRows, { labelsOut: this.labelsOut });
-    if (d.shape === 'features' || d.shape === 'instances') return this.withFeatures(d);
-    if (d.id === undefined) throw invalid('body needs "features" with "label", "instances" with "labels", or "id" with "label"');
-    const store = this.deps.store;
-    return store.remote ? this.byRemoteId(store, d, d.id) : this.byId(store, d, d.id);
-  }
-
-  /** Feedback that brings its rows: copied out of the staging buffer, which the next request reuses. */
-  private withFeatures(d: DecodedBody): Parsed {
-    let labels: Uint8Array;
-    if (d.shape === 'features') {
-      if (d.label === undefined) throw invalid('"features" needs "label" (0 or 1)');
-      labels = Uint8Array.of(d.label);
-    } else {
-      if (d.labelCount === 0) throw invalid('"instances" needs "labels": one 0 or 1 per row');
-      labels = this.labelsOut.slice(0, d.rows);
-    }
-    return { example: { kind: 'feedback', rows: d.rows, features: this.staging.slice(0, d.rows * this.F), labels }, served: null, claimed: null };
-  }
-
   /** Feedback on an earlier prediction: its rows and the answer given come from the store. */
-  private byId(store: PredictionStore, d: DecodedBody, id: string): Parsed {
+  private byId(store: PredictionStore, input: Extract<LearnInput, { kind: 'id' }>): Parsed {
+    const { id, label } = input;
     const p = store.get(id);
     if (p === 'unknown') throw tfError('PREDICTION_ID_NOT_FOUND', { id });
     if (p === 'expired') throw tfError('PREDICTION_ID_EXPIRED', { id });
+    const labelCount = input.labels?.length ?? 0;
     let labels: Uint8Array;
-    if (d.label !== undefined && d.labelCount === 0) {
+    if (label !== undefined && labelCount === 0) {
       if (p.rows !== 1) throw invalid(`prediction "${id}" has ${p.rows} rows: send "labels" with one label per row`);
-      labels = Uint8Array.of(d.label);
-    } else if (d.labelCount > 0 && d.label === undefined) {
-      if (d.labelCount !== p.rows) throw invalid(`"labels" has ${d.labelCount} entries but prediction "${id}" has ${p.rows} rows`);
-      labels = this.labelsOut.slice(0, d.labelCount);
+      labels = Uint8Array.of(label);
+    } else if (labelCount > 0 && label === undefined) {
+      if (labelCount !== p.rows) throw invalid(`"labels" has ${labelCount} entries but prediction "${id}" has ${p.rows} rows`);
+      labels = input.labels!;
     } else {
       throw invalid('feedback by "id" needs exactly one of "label" or "labels"');
     }
@@ -235,16 +279,16 @@ class LearnHandler {
   }
 
   /**
-   * Feedback by id through the replicas' shared store. The labels are copied out of the staging
-   * buffer before the round trip (the next request reuses it), and their form is checked first, so
-   * a malformed body never takes the prediction. The claim is atomic in Redis: of two feedbacks for
-   * one id on any replicas, one gets it; the other finds it gone (404).
+   * Feedback by id through the replicas' shared store. The labels were copied out of the staging
+   * buffer by the decoder, and their form is checked first, so a malformed body never takes the
+   * prediction. The claim is atomic in Redis: of two feedbacks for one id on any replicas, one gets
+   * it; the other finds it gone (404).
    */
-  private async byRemoteId(store: RemotePredictionIds, d: DecodedBody, id: string): Promise<Parsed> {
-    const single = d.label;
-    const count = d.labelCount;
+  private async byRemoteId(store: RemotePredictionIds, input: Extract<LearnInput, { kind: 'id' }>): Promise<Parsed> {
+    const { id, label: single } = input;
+    const count = input.labels?.length ?? 0;
     if ((single === undefined) === (count === 0)) throw invalid('feedback by "id" needs exactly one of "label" or "labels"');
-    const labels = single !== undefined ? Uint8Array.of(single) : this.labelsOut.slice(0, count);
+    const labels = single !== undefined ? Uint8Array.of(single) : input.labels!;
     const p: Claim = await store.claim(id);
     if (p === 'unknown') throw tfError('PREDICTION_ID_NOT_FOUND', { id });
     if (p === 'expired') throw tfError('PREDICTION_ID_EXPIRED', { id });

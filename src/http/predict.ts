@@ -7,15 +7,16 @@
 import type { HttpRequest } from 'uWebSockets.js';
 import type { Batcher, BatchClient } from '../batching/batcher';
 import { tfError } from '../errors';
-import type { ModelRegistry, ServedModel } from '../models/registry';
+import type { ServedModel } from '../models/registry';
 import type { PredictionCache } from '../cache/prediction-cache';
 import type { PredictionIds, StoredPrediction } from '../learning/prediction-store';
 import type { InferStats } from '../telemetry/infer-stats';
 import type { Telemetry } from '../telemetry/metrics';
 import { checkDeclaredLength, mediaTypeOf, parseContentLength, readBody } from './body';
+import { AnswerText } from './answer-text';
 import { decodeJsonBody } from './json-body';
 import { BINARY_TYPE, JSON_TYPE, type Exchange, type Responder } from './respond';
-import { parseTimeoutHeader, RowQueue, type RowAnswer } from './rows';
+import { parseTimeoutHeader, RowQueue, type ModelCatalog, type RowAnswer, type RowSink } from './rows';
 
 export { parseTimeoutHeader } from './rows';
 
@@ -26,8 +27,9 @@ export interface PredictOptions {
 }
 
 export interface PredictDeps {
-  batcher: Batcher;
-  models: ModelRegistry;
+  /** Told when a client goes away while its rows wait. */
+  batcher: Pick<Batcher, 'clientGone'>;
+  models: ModelCatalog;
   responder: Responder;
   isDraining(): boolean;
   options: PredictOptions;
@@ -37,8 +39,8 @@ export interface PredictDeps {
   store: PredictionIds | null;
   /** Triton-shaped statistics (GET /v2/models/{name}/stats), fed by every route that computes rows. */
   stats?: InferStats | null;
-  /** The row queue to share with other routes; one is made when absent. */
-  queue?: RowQueue;
+  /** Where the rows go: the row queue shared with other routes, or a front-end thread's hand-off to it. */
+  queue: RowSink;
   /**
    * The model a request naming none goes to (SERVE_POLICY, src/learning/champion.ts), read once
    * per request; absent: the registry's default.
@@ -74,6 +76,10 @@ class PredictAnswer implements RowAnswer {
     private readonly out: AnswerWriter,
   ) {}
 
+  get predictionId(): string | undefined {
+    return this.id;
+  }
+
   write(probs: Float32Array, labels: Int32Array, first: number, rows: number, served: string, inputs: Float32Array): void {
     this.out.write(this, probs, labels, first, rows, served, inputs);
   }
@@ -87,6 +93,7 @@ class PredictAnswer implements RowAnswer {
 /** Formats results as JSON or binary and writes them. */
 class AnswerWriter {
   private readonly scratch = new Scratch();
+  private readonly text = new AnswerText();
 
   constructor(
     readonly responder: Responder,
@@ -103,7 +110,7 @@ class AnswerWriter {
       this.responder.corked(x, () => this.responder.send(x, 200, BINARY_TYPE, body, { 'X-Model-Name': m.name, 'X-Model-Version': served, 'X-Rows': String(rows) }));
       return;
     }
-    const body = jsonBody(a, probs, labels, first, rows, served);
+    const body = this.text.render(m, served, a.id, a.format === 'features', probs, labels, first, rows);
     const store = this.store;
     if (a.id === undefined || store === null) {
       this.responder.corked(x, () => this.responder.send(x, 200, JSON_TYPE, body));
@@ -114,7 +121,9 @@ class AnswerWriter {
       // The answer waits for Redis: feedback sent right after it, to any replica, finds the id.
       // If Redis refuses, the prediction is still answered (predictions never wait on Redis's
       // health); feedback by this id then gets 404, as for an evicted id.
-      const send = (): void => this.responder.corked(x, () => this.responder.send(x, 200, JSON_TYPE, body));
+      // The rendered body lives in a buffer the next answer reuses: this one is sent later, so it keeps a copy.
+      const kept = body.slice();
+      const send = (): void => this.responder.corked(x, () => this.responder.send(x, 200, JSON_TYPE, kept));
       store.put(a.id, this.remembered(a, probs, labels, first, rows, served, inputs)).then(send, send);
     }
   }
@@ -130,36 +139,6 @@ class AnswerWriter {
     }
     return { model: a.model.name, version, features: inputs.slice(first * F, (first + rows) * F), rows, p1, classes };
   }
-}
-
-function jsonBody(a: PredictAnswer, probs: Float32Array, labels: Int32Array, first: number, rows: number, served: string): string {
-  const m = a.model;
-  let body = '{"model":"' + m.name + '","version":"' + served + '"';
-  if (a.id !== undefined) body += ',"id":' + JSON.stringify(a.id);
-  if (a.format === 'features') return body + ',' + rowJson(m, probs[2 * first]!, probs[2 * first + 1]!, labels[first]!) + '}';
-  body += ',"predictions":[';
-  const end = first + rows;
-  for (let r = first; r < end; r++) {
-    if (r !== first) body += ',';
-    body += '{' + rowJson(m, probs[2 * r]!, probs[2 * r + 1]!, labels[r]!) + '}';
-  }
-  return body + ']}';
-}
-
-/** `"label":"UP","class":1,"confidence":` per class of a model, built once. */
-const rowHeads = new WeakMap<readonly [string, string], [string, string]>();
-
-function rowJson(m: ServedModel, p0: number, p1: number, cls: number): string {
-  const labels = m.classLabels;
-  let heads = rowHeads.get(labels);
-  if (!heads) {
-    heads = [`"label":${JSON.stringify(labels[0])},"class":0,"confidence":`, `"label":${JSON.stringify(labels[1])},"class":1,"confidence":`];
-    rowHeads.set(labels, heads);
-  }
-  // Number-to-text is the costly part of a many-row answer: each probability is converted once.
-  const s0 = '' + p0;
-  const s1 = '' + p1;
-  return heads[cls]! + (cls === 1 ? s1 : s0) + ',"probabilities":[' + s0 + ',' + s1 + ']';
 }
 
 /** A reusable Float32Array that only grows: binary answers are copied out by uWS at once. */
@@ -186,14 +165,14 @@ class PredictHandler {
   private readonly F: number;
   private readonly staging: Float32Array;
   private readonly writer: AnswerWriter;
-  private readonly queue: RowQueue;
+  private readonly queue: RowSink;
 
   constructor(private readonly deps: PredictDeps) {
     const { models, responder, options, cache } = deps;
     this.F = models.features;
     this.staging = new Float32Array(options.maxRequestRows * this.F);
     this.writer = new AnswerWriter(responder, deps.store);
-    this.queue = deps.queue ?? new RowQueue(deps);
+    this.queue = deps.queue;
     RowQueue.watchVersions(models, cache);
   }
 

@@ -103,7 +103,10 @@ export class Responder {
   private endLingering(x: Exchange, body: string | Uint8Array | Float32Array): void {
     const res = x.res;
     if (this.linger.ms === 0 || typeof body !== 'string') {
-      res.end(body, true);
+      // A HEAD answer has no body, also when the connection closes behind it.
+      // (uWS then waits for that many body bytes, which does not matter on a connection it closes.)
+      if (x.method === 'HEAD') res.endWithoutBody(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength, true);
+      else res.end(body, true);
       return;
     }
     res.writeHeader('Connection', 'close');

@@ -25,10 +25,20 @@ export function parseTimeoutHeader(value: string, fallback: number): number {
   return Number(value);
 }
 
+/** What a route needs of the served models (a front-end thread has a copy of these facts, not the registry). */
+export type ModelCatalog = Pick<ModelRegistry, 'features' | 'defaultModel' | 'get' | 'list'>;
+
+/** Where a route's rows go: the row queue on the main thread, or the hand-off to it from a front-end thread. */
+export interface RowSink {
+  submit(a: RowAnswer, src: Float32Array, rows: number, deadline: number): BatchClient | null;
+}
+
 /** One request's answer. `write` copies what it needs out of the arrays before it returns. */
 export interface RowAnswer {
   readonly x: Exchange;
   readonly model: ServedModel;
+  /** The prediction id the client gave (feedback by id names it), if any. */
+  readonly predictionId?: string | undefined;
   /** Rows [first, first+rows) of `probs` (2 per row) and `labels`; `served` names the version that computed them. */
   write(probs: Float32Array, labels: Int32Array, first: number, rows: number, served: string, inputs: Float32Array): void;
   /** Writes an error answer (each route has its own error shape). */
@@ -83,7 +93,7 @@ export interface RowQueueDeps {
 }
 
 /** Takes a request's rows: answers them from the cache, or queues them in the batcher. */
-export class RowQueue {
+export class RowQueue implements RowSink {
   readonly models: ModelRegistry;
   readonly cache: PredictionCache | null;
   private readonly F: number;
@@ -103,7 +113,7 @@ export class RowQueue {
   }
 
   /** Registers every model's serving version with the cache (once, by the first route built). */
-  static watchVersions(models: ModelRegistry, cache: PredictionCache | null): void {
+  static watchVersions(models: ModelCatalog, cache: PredictionCache | null): void {
     if (cache) for (const m of models.list) cache.onVersion(m.index, m.version);
   }
 

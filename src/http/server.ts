@@ -7,8 +7,9 @@ import * as uWS from 'uWebSockets.js';
 import { performance } from 'node:perf_hooks';
 import { RETRY_AFTER_HEADERS, tfError } from '../errors';
 import type { ModelRegistry } from '../models/registry';
+import type { ModelCatalog } from './rows';
 import type { LingerOptions } from './linger';
-import { createPredictHandler, type PredictDeps } from './predict';
+import { createPredictHandler, type DefaultRoute, type PredictDeps } from './predict';
 import { Responder, type Exchange, type ResponseObserver } from './respond';
 import { Router, type Handler } from './router';
 
@@ -20,11 +21,16 @@ export interface Lifecycle {
 }
 
 export interface HttpServerDeps extends Omit<PredictDeps, 'responder' | 'isDraining'> {
-  models: ModelRegistry;
-  lifecycle: Lifecycle;
+  models: ModelCatalog;
+  lifecycle: Pick<Lifecycle, 'isDraining'>;
   observer?: ResponseObserver;
   /** Bounds of the lingering close behind early refusals (LINGER_MS, LINGER_MAX_BYTES). */
   linger?: LingerOptions;
+  /**
+   * Takes every request no route of this server matches (a front-end thread forwards them to the
+   * main thread, whose router answers, 404 and 405 included); without one they are answered here.
+   */
+  fallback?: (res: uWS.HttpResponse, req: uWS.HttpRequest) => void;
 }
 
 /** The endpoint label for anything the router does not know: bounded cardinality. */
@@ -45,26 +51,9 @@ export class HttpServer {
     if (typeof (this.app as unknown as { close?: unknown }).close !== 'function') {
       throw new Error('uWebSockets.js native binary did not load (pure-JS fallback detected); refusing to start');
     }
-    this.registerRoutes();
-    this.app.any('/*', (res, req) => this.dispatch(res, req));
-  }
-
-  private registerRoutes(): void {
-    const { lifecycle, models } = this.deps;
-    const r = this.responder;
-    const predict = createPredictHandler({ ...this.deps, responder: r, isDraining: () => lifecycle.isDraining() });
-    this.router
-      .on('POST', '/predict', predict)
-      .on('GET', '/models', (x) => {
-        const route = this.deps.defaultRoute;
-        r.json(x, 200, { models: models.list.map((m) => models.describe(m)), ...(route ? { champion: route.status() } : {}) });
-      })
-      .on('GET', '/monitoring/health/liveness', (x) => r.json(x, 200, { status: 'alive' }))
-      .on('GET', '/monitoring/health/readiness', (x) => {
-        const reasons = lifecycle.notReadyReasons();
-        const body = { status: reasons.length === 0 ? 'ready' : 'not_ready', reasons, ...lifecycle.readinessDetail() };
-        r.json(x, reasons.length === 0 ? 200 : 503, body, reasons.length === 0 ? undefined : RETRY_AFTER_HEADERS);
-      });
+    const { lifecycle } = deps;
+    this.router.on('POST', '/predict', createPredictHandler({ ...deps, responder: this.responder, isDraining: () => lifecycle.isDraining() }));
+    this.app.any('/*', (res, req) => this.handle(res, req));
   }
 
   /** Adds a route (later layers: telemetry, learning, training). */
@@ -73,10 +62,15 @@ export class HttpServer {
     return this;
   }
 
-  private dispatch(res: uWS.HttpResponse, req: uWS.HttpRequest): void {
+  /** Routes one request (uWS's, or one a front-end thread forwarded: ./threads/forwarded.ts). */
+  handle(res: uWS.HttpResponse, req: uWS.HttpRequest): void {
     const path = req.getUrl();
-    const method = req.getMethod().toUpperCase();
     const { route, params } = this.router.match(path);
+    if (route === null && this.deps.fallback) {
+      this.deps.fallback(res, req);
+      return;
+    }
+    const method = req.getMethod().toUpperCase();
     const x: Exchange = { res, endpoint: route ? route.template : UNKNOWN_ENDPOINT, method, startedAt: performance.now(), aborted: false, answered: false, onAbort: null, unread: null };
     // Registered before any handler runs: uWS aborts the process if a handler returns without
     // answering or registering one, and a client may go away while its request waits.
@@ -102,12 +96,15 @@ export class HttpServer {
     }
   }
 
-  listen(host: string, port: number): Promise<number> {
+  /**
+   * Exclusive unless `shared`: by default uWS sets SO_REUSEPORT, and a second engine on the same
+   * port would silently share its traffic instead of failing to start. Front-end threads share
+   * the port on purpose (the engine first checks it is free: ./threads/front-ends.ts).
+   */
+  listen(host: string, port: number, shared = false): Promise<number> {
     return new Promise((resolve, reject) => {
-      // Exclusive: by default uWS sets SO_REUSEPORT, and a second engine on the same port would
-      // silently share its traffic instead of failing to start.
       const listen = this.app.listen as unknown as (h: string, p: number, o: number, cb: (s: uWS.us_listen_socket | false) => void) => void;
-      listen.call(this.app, host, port, EXCLUSIVE_PORT, (socket) => {
+      listen.call(this.app, host, port, shared ? 0 : EXCLUSIVE_PORT, (socket) => {
         if (!socket) {
           reject(tfError('LISTEN_FAILED', `cannot listen on ${host}:${port} (address in use or not permitted)`));
           return;
@@ -127,7 +124,22 @@ export class HttpServer {
   }
 }
 
-function hasBody(req: uWS.HttpRequest): boolean {
+/** The routes of the serving spine that answer from the main thread's state: models and health probes. */
+export function registerSpineRoutes(server: HttpServer, models: ModelRegistry, lifecycle: Lifecycle, defaultRoute: DefaultRoute | null = null): void {
+  const r = server.responder;
+  server
+    .route('GET', '/models', (x) => {
+      r.json(x, 200, { models: models.list.map((m) => models.describe(m)), ...(defaultRoute ? { champion: defaultRoute.status() } : {}) });
+    })
+    .route('GET', '/monitoring/health/liveness', (x) => r.json(x, 200, { status: 'alive' }))
+    .route('GET', '/monitoring/health/readiness', (x) => {
+      const reasons = lifecycle.notReadyReasons();
+      const body = { status: reasons.length === 0 ? 'ready' : 'not_ready', reasons, ...lifecycle.readinessDetail() };
+      r.json(x, reasons.length === 0 ? 200 : 503, body, reasons.length === 0 ? undefined : RETRY_AFTER_HEADERS);
+    });
+}
+
+export function hasBody(req: uWS.HttpRequest): boolean {
   const cl = req.getHeader('content-length');
   return (cl !== '' && cl !== '0') || req.getHeader('transfer-encoding') !== '';
 }

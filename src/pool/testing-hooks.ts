@@ -22,6 +22,8 @@ export interface TestHooks {
   /** From now on a swap's candidate workers stay in validation until releaseValidation(). */
   holdValidation(): void;
   releaseValidation(): void;
+  /** A /predict with this `id` makes the front-end thread that took it fail once it is queued (TRADEFLOW_TEST_FRONTEND_CRASH_ON_ID; HTTP_THREADS ≥ 2). */
+  frontEndCrashOnId: string | null;
 }
 
 function numberVar(name: string, env: NodeJS.ProcessEnv): number | null {
@@ -63,6 +65,7 @@ export function testHooksFromEnv(env: NodeJS.ProcessEnv = process.env): TestHook
       if (view) Atomics.store(view, 0, 0);
     },
     validationGate,
+    frontEndCrashOnId: env['TRADEFLOW_TEST_FRONTEND_CRASH_ON_ID'] || null,
     holdValidation() {
       if (!validation) throw tfError('INTERNAL', 'holdValidation() needs TRADEFLOW_TEST_HOLD_VALIDATION=1 when the engine starts');
       Atomics.store(validation, 0, 0);

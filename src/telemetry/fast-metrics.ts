@@ -36,8 +36,15 @@ interface Family {
   toMetricData(startTime: HrTime, endTime: HrTime): MetricData;
 }
 
+/** A series recorded by another thread into shared cells (./shared-series.ts), added in at scrape time. */
+interface RemoteSeries {
+  readonly attributes: Record<string, string>;
+  readonly cells: Float64Array;
+}
+
 export class FastHistogram implements Family {
   private readonly series = new Map<string, HistogramSeries>();
+  private readonly remote: RemoteSeries[] = [];
 
   constructor(
     readonly name: string,
@@ -69,12 +76,36 @@ export class FastHistogram implements Family {
     if (v > s.max) s.max = v;
   }
 
+  /** Adds a front-end thread's series (same labels: one series in the exposition). */
+  addRemote(attributes: Record<string, string>, cells: Float64Array): void {
+    this.seriesFor(attributes);
+    this.remote.push({ attributes, cells });
+  }
+
+  /** Local series with every thread's cells of the same labels added in. */
+  private merged(): HistogramSeries[] {
+    if (this.remote.length === 0) return [...this.series.values()];
+    const out = new Map<string, HistogramSeries>();
+    for (const [k, s] of this.series) out.set(k, { ...s, counts: Float64Array.from(s.counts) });
+    const b = this.boundaries.length;
+    for (const r of this.remote) {
+      const s = out.get(JSON.stringify(r.attributes))!;
+      const c = r.cells;
+      for (let i = 0; i <= b; i++) s.counts[i]! += c[i]!;
+      s.sum += c[b + 1]!;
+      s.count += c[b + 2]!;
+      s.min = Math.min(s.min, c[b + 3]!);
+      s.max = Math.max(s.max, c[b + 4]!);
+    }
+    return [...out.values()];
+  }
+
   toMetricData(startTime: HrTime, endTime: HrTime): MetricData {
     return {
       descriptor: { name: this.name, description: this.description, unit: this.unit, valueType: ValueType.DOUBLE },
       aggregationTemporality: AggregationTemporality.CUMULATIVE,
       dataPointType: DataPointType.HISTOGRAM,
-      dataPoints: [...this.series.values()].map((s) => ({
+      dataPoints: this.merged().map((s) => ({
         startTime,
         endTime,
         attributes: s.attributes,
@@ -91,6 +122,7 @@ export class FastHistogram implements Family {
 
 export class FastCounter implements Family {
   private readonly series = new Map<string, CounterSeries>();
+  private readonly remote: RemoteSeries[] = [];
 
   constructor(
     readonly name: string,
@@ -107,13 +139,26 @@ export class FastCounter implements Family {
     return s;
   }
 
+  addRemote(attributes: Record<string, string>, cells: Float64Array): void {
+    this.seriesFor(attributes);
+    this.remote.push({ attributes, cells });
+  }
+
+  private merged(): CounterSeries[] {
+    if (this.remote.length === 0) return [...this.series.values()];
+    const out = new Map<string, CounterSeries>();
+    for (const [k, s] of this.series) out.set(k, { attributes: s.attributes, value: s.value });
+    for (const r of this.remote) out.get(JSON.stringify(r.attributes))!.value += r.cells[0]!;
+    return [...out.values()];
+  }
+
   toMetricData(startTime: HrTime, endTime: HrTime): MetricData {
     return {
       descriptor: { name: this.name, description: this.description, unit: '', valueType: ValueType.INT },
       aggregationTemporality: AggregationTemporality.CUMULATIVE,
       dataPointType: DataPointType.SUM,
       isMonotonic: true,
-      dataPoints: [...this.series.values()].map((s) => ({ startTime, endTime, attributes: s.attributes, value: s.value })),
+      dataPoints: this.merged().map((s) => ({ startTime, endTime, attributes: s.attributes, value: s.value })),
     };
   }
 }

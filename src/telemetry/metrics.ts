@@ -12,6 +12,7 @@ import { ValueType, type Attributes, type Counter, type Histogram, type Meter, t
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { FastCounter, FastHistogram, FastMetricsProducer, type CounterSeries, type HistogramSeries } from './fast-metrics';
+import { cellsOf, recordInCells, type SeriesRegistration, type SeriesWriter } from './shared-series';
 
 /** 50 µs … 10 s: resolves sub-millisecond serving and still shows a stall. */
 export const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -78,6 +79,42 @@ export interface ModelMetrics {
   readonly batchSize: HistogramSeries;
 }
 
+const API_REQUESTS = 'api_requests_total';
+const API_DURATION = 'api_request_duration_seconds';
+const API_ERRORS = 'api_errors_total';
+
+function methodLabel(method: string): string {
+  return METHODS.has(method) ? method : 'OTHER';
+}
+
+/**
+ * A front-end thread's record of the answers it writes itself (HTTP_THREADS ≥ 2): the api_*
+ * families, in its shared block, with the labels the main thread's Telemetry gives them.
+ */
+export class ThreadApiMetrics {
+  private readonly series = new Map<string, { requests: Float64Array | null; duration: Float64Array | null; errors: Float64Array | null }>();
+
+  constructor(private readonly writer: SeriesWriter) {}
+
+  recordResponse(endpoint: string, method: string, status: number, seconds: number): void {
+    const m = methodLabel(method);
+    const key = endpoint + ' ' + m + ' ' + status;
+    let a = this.series.get(key);
+    if (!a) {
+      const s = String(status);
+      a = {
+        requests: this.writer.series('counter', API_REQUESTS, { endpoint, method: m, status: s }),
+        duration: this.writer.series('histogram', API_DURATION, { endpoint, method: m }, LATENCY_BUCKETS),
+        errors: status >= 400 ? this.writer.series('counter', API_ERRORS, { endpoint, status: s }) : null,
+      };
+      this.series.set(key, a);
+    }
+    if (a.requests) a.requests[0]!++;
+    if (a.duration) recordInCells(a.duration, LATENCY_BUCKETS, seconds);
+    if (a.errors) a.errors[0]!++;
+  }
+}
+
 /** Per (endpoint, method, status): the series one answer increments. */
 interface ApiSeries {
   requests: CounterSeries;
@@ -119,9 +156,9 @@ export class Telemetry {
     this.sources = { ...EMPTY_SOURCES, ...sources };
     this.confidence = new FastHistogram('ml_prediction_confidence', 'Probability of the predicted class, per predicted row', '', CONFIDENCE_BUCKETS);
     this.predictionLatency = new FastHistogram('ml_prediction_latency_seconds', 'Time from receiving a prediction request to its answer', 's', LATENCY_BUCKETS);
-    this.apiRequests = new FastCounter('api_requests_total', 'HTTP requests answered, by route template, method and status');
-    this.apiDuration = new FastHistogram('api_request_duration_seconds', 'HTTP request duration, from routing to the last byte written', 's', LATENCY_BUCKETS);
-    this.apiErrors = new FastCounter('api_errors_total', 'HTTP answers with a 4xx or 5xx status');
+    this.apiRequests = new FastCounter(API_REQUESTS, 'HTTP requests answered, by route template, method and status');
+    this.apiDuration = new FastHistogram(API_DURATION, 'HTTP request duration, from routing to the last byte written', 's', LATENCY_BUCKETS);
+    this.apiErrors = new FastCounter(API_ERRORS, 'HTTP answers with a 4xx or 5xx status');
     this.predictions = new FastCounter('ml_predictions_total', 'Rows predicted, by model and predicted class');
     this.batchSize = new FastHistogram('ml_batch_size', 'Rows per executed batch', '', BATCH_SIZE_BUCKETS);
     this.queueWait = new FastHistogram('ml_queue_wait_seconds', 'Time from a batch receiving its first row to its dispatch to a worker', 's', LATENCY_BUCKETS);
@@ -252,7 +289,7 @@ export class Telemetry {
   }
 
   recordResponse(endpoint: string, method: string, status: number, seconds: number): void {
-    const m = METHODS.has(method) ? method : 'OTHER';
+    const m = methodLabel(method);
     const key = endpoint + ' ' + m + ' ' + status;
     let a = this.apiSeries.get(key);
     if (!a) {
@@ -267,6 +304,18 @@ export class Telemetry {
     a.requests.value++;
     this.apiDuration.record(a.duration, seconds);
     if (a.errors) a.errors.value++;
+  }
+
+  /**
+   * A series a front-end thread records in shared memory (HTTP_THREADS ≥ 2): from now on the
+   * exposition adds its cells to the series of the same labels. Only the families the threads
+   * record (ThreadApiMetrics) are taken.
+   */
+  adoptSeries(block: SharedArrayBuffer, r: SeriesRegistration): void {
+    const family = { [API_REQUESTS]: this.apiRequests, [API_DURATION]: this.apiDuration, [API_ERRORS]: this.apiErrors }[r.family];
+    if (family === undefined) throw new Error(`a front-end thread announced an unknown metric family ${r.family}`);
+    if (family instanceof FastHistogram) family.addRemote(r.attributes, cellsOf(block, r, family.boundaries));
+    else family.addRemote(r.attributes, cellsOf(block, r, []));
   }
 
   /** One finished training run of `modelType`: counted by outcome and timed. */

@@ -12,13 +12,18 @@ import { DEFAULT_MODEL_PATH, loadConfig } from '../../src/config';
 import { createLogger } from '../../src/telemetry/logger';
 
 /**
- * Each engine gets a fresh state directory unless the test names one (to test a restart); the
+ * Engines run with HTTP_THREADS from TRADEFLOW_TEST_HTTP_THREADS when it is set (see
+ * test/http-threads-2/, which runs serving suites again with two front-end threads), unless a
+ * test names its own. Each engine gets a fresh state directory unless the test names one (to test a restart); the
  * directory is removed when the engine shuts down.
  */
 export async function startTestEngine(env: Record<string, string> = {}): Promise<Engine> {
   const ownDir = env.STATE_DIR === undefined ? mkdtempSync(path.join(tmpdir(), 'tradeflow-test-')) : null;
-  const config = loadConfig([], { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', WORKERS: '1', ...(ownDir ? { STATE_DIR: ownDir } : {}), ...env });
+  const threads = process.env.TRADEFLOW_TEST_HTTP_THREADS ? { HTTP_THREADS: process.env.TRADEFLOW_TEST_HTTP_THREADS } : {};
+  const config = loadConfig([], { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', WORKERS: '1', ...threads, ...(ownDir ? { STATE_DIR: ownDir } : {}), ...env });
   const engine = await startEngine(config, createLogger('silent'));
+  // A suite meant to run on front-end threads must not pass by running without them.
+  if (config.httpThreads > 1 && engine.frontEnds?.live !== config.httpThreads) throw new Error(`expected ${config.httpThreads} HTTP front-end threads listening`);
   await engine.ready();
   if (ownDir) {
     const shutdown = engine.shutdown.bind(engine);

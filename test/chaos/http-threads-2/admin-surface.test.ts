@@ -1,0 +1,3 @@
+// test/chaos/admin-surface.test.ts again, with HTTP_THREADS=2 (the import order matters: the setting comes first).
+import '../../helpers/http-threads-2';
+import '../admin-surface.test';

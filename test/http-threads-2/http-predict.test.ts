@@ -1,0 +1,3 @@
+// test/http-predict.test.ts again, with HTTP_THREADS=2 (the import order matters: the setting comes first).
+import '../helpers/http-threads-2';
+import '../http-predict.test';
