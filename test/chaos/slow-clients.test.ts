@@ -215,7 +215,9 @@ describe('slow clients', () => {
       answerBytes = warm.body.length;
     }
     const base = rssOf(pid);
-    const TOTAL = 400;
+    // Enough never-read answers to be twice the growth bound (asserted below): sized from the answer's
+    // length, which shortest float32 printing made smaller.
+    const TOTAL = Math.ceil((2.5 * RSS_GROWTH_BOUND) / answerBytes);
     const { peak, closedByEngine } = await neverRead(TOTAL, async (s, already, closed) => {
       let n = 0;
       let answered = await answersFor(engine.port, '/predict');
