@@ -375,6 +375,12 @@ export class FeedbackStream {
   private stop(code: 'FEEDBACK_STREAM_GAP' | 'CHECKPOINT_CORRUPT', why: string): void {
     this.s.stopped = why;
     this.opts.logger.error({ key: this.opts.key, position: this.pos, code }, `${code}: ${why}`);
+    // Appends waiting for their own entry would wait for ever: Redis may hold them (the other
+    // replicas apply them), but this replica never will, so they are not acknowledged here.
+    for (const w of this.waiting.values()) {
+      w.reject(tfError('FEEDBACK_STREAM_UNAVAILABLE', `this replica stopped reading the feedback stream before it applied this feedback (${why}); Redis may hold it, and other replicas apply it`));
+    }
+    this.waiting.clear();
   }
 
   /** Both halves are in: answers the append. */
