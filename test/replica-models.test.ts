@@ -59,7 +59,7 @@ async function servingVersion(e: EngineProc): Promise<string> {
 }
 
 async function answeredVersion(e: EngineProc, i: number): Promise<string> {
-  const r = await post(e, '/predict', { features: row(i) });
+  const r = await post(e, '/predict', { features: row(i), model: 'ensemble' });
   expect(r.status).toBe(200);
   return (r.json() as { version: string }).version;
 }

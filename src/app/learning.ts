@@ -78,28 +78,7 @@ export async function startLearning(config: EngineConfig, m: ModelsPart, obs: Ob
     replication = startReplication(config, learning, logger, entryClock);
     obs.telemetry.setSources({ feedbackLag: () => replication!.stream.lag });
   }
-  m.models.addOnline({
-    features: m.features,
-    weights: learning.weights.buffer,
-    version: () => 'u' + learning.learner.updates,
-    describe: () => {
-      const w = new Float64Array(m.features);
-      const bias = learning.learner.effectiveWeights(w);
-      return { options: learning.learner.options, updates: learning.learner.updates, weights: Array.from(w), bias, state_dir: config.stateDir };
-    },
-  });
-  const forest = learning.forest;
-  if (forest) {
-    m.models.addOnline(
-      {
-        features: m.features,
-        weights: learning.sharedForest!.buffer,
-        version: () => 'u' + forest.rows,
-        describe: () => ({ options: forest.options, ...learning.arfStats(), state_dir: config.stateDir }),
-      },
-      'arf',
-    );
-  }
+  registerOnlineModels(config, m, learning);
   observeLearning(obs, drift, quality, learning, listeners);
   const champion = startChampion(config, m, obs, quality, listeners, logger);
   return {
@@ -124,6 +103,32 @@ export async function startLearning(config: EngineConfig, m: ModelsPart, obs: Ob
       await learning.close();
     },
   };
+}
+
+/** The online models join the served ones: `sgd` always, `arf` when it is enabled. */
+function registerOnlineModels(config: EngineConfig, m: ModelsPart, learning: OnlineLearning): void {
+  m.models.addOnline({
+    features: m.features,
+    weights: learning.weights.buffer,
+    version: () => 'u' + learning.learner.updates,
+    describe: () => {
+      const w = new Float64Array(m.features);
+      const bias = learning.learner.effectiveWeights(w);
+      return { options: learning.learner.options, updates: learning.learner.updates, weights: Array.from(w), bias, state_dir: config.stateDir };
+    },
+  });
+  const forest = learning.forest;
+  if (forest) {
+    m.models.addOnline(
+      {
+        features: m.features,
+        weights: learning.sharedForest!.buffer,
+        version: () => 'u' + forest.rows,
+        describe: () => ({ options: forest.options, ...learning.arfStats(), state_dir: config.stateDir }),
+      },
+      'arf',
+    );
+  }
 }
 
 /**
