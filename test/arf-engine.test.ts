@@ -50,7 +50,8 @@ async function arfAnswers(port: number, probe: Float32Array): Promise<{ version:
   const r = await request(port, 'POST', '/predict', JSON.stringify({ instances: rowsToArrays(probe, F), model: 'arf' }), { 'content-type': 'application/json' });
   expect(r.status).toBe(200);
   const j = r.json();
-  return { version: j.version, p: j.predictions.map((x: { probabilities: number[] }) => x.probabilities) };
+  // Answers print the shortest digits that read back to the float32: fround recovers its exact value.
+  return { version: j.version, p: j.predictions.map((x: { probabilities: number[] }) => x.probabilities.map((v) => Math.fround(v))) };
 }
 
 function reference(options: ArfOptions, rows: Float32Array, labels: number[], n: number, probe: Float32Array): { forest: AdaptiveRandomForest; p: number[][] } {
