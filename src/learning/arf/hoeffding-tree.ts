@@ -110,16 +110,20 @@ export class HoeffdingTree {
    * As p1, for a row the tree learns next: also answers (NaN when it did not compute it) the
    * naive Bayes P(class 1) of the leaf, which `learn` would otherwise compute again to score NBA.
    */
-  p1AndNb(x: ArrayLike<number>, xo: number, out: Float64Array, i: number): number {
+  p1AndNb(x: ArrayLike<number>, xo: number, out: Float64Array, slots: Int32Array, i: number): number {
     const slot = leafSlot(this.nodes, 0, this.s, this.size, this.p.features, x, xo);
     const p = leafP1(this.nodes, slot * this.s, this.p.features, x, xo);
     out[i] = this.nodes[slot * this.s + 3] === 1 ? p : NaN;
+    slots[i] = slot;
     return p;
   }
 
-  /** `nb`: the leaf's naive Bayes P(class 1) for this row from p1AndNb, or NaN (computed here). */
-  learn(x: ArrayLike<number>, xo: number, y: 0 | 1, w: number, rng: Mulberry32, nb = NaN): void {
-    const slot = leafSlot(this.nodes, 0, this.s, this.size, this.p.features, x, xo);
+  /**
+   * `nb`: the leaf's naive Bayes P(class 1) for this row from p1AndNb, or NaN (computed here);
+   * `at`: the leaf's slot from p1AndNb (the tree has not changed since), or -1 (walked here).
+   */
+  learn(x: ArrayLike<number>, xo: number, y: 0 | 1, w: number, rng: Mulberry32, nb = NaN, at = -1): void {
+    const slot = at >= 0 ? at : leafSlot(this.nodes, 0, this.s, this.size, this.p.features, x, xo);
     const a = this.nodes;
     const o = slot * this.s;
     const eo = slot * this.e;
