@@ -231,6 +231,9 @@ export class HoeffdingTree {
     best.merit = 0; // the null split
     best.feature = -1;
     let second = -Infinity;
+    // The same argument after each feature: the best's lead only shrinks as features are added,
+    // and a later best (<= preH) leads the present one (then second) by at most preH - best.
+    const hopeless = infoGain && !(hb < this.p.tau);
     for (let j = 0; j < this.p.k; j++) {
       const c = this.bestForFeature(slot, j, preH);
       if (c.merit > best.merit) {
@@ -239,6 +242,7 @@ export class HoeffdingTree {
       } else if (c.merit > second) {
         second = c.merit;
       }
+      if (hopeless && best.feature >= 0 && !(best.merit - second > hb) && preH - best.merit <= hb) return false;
     }
     if (best.feature < 0 || !(best.merit - second > hb || hb < this.p.tau)) return false;
     const depth = this.extra[slot * this.e + DEPTH]! + 1;
