@@ -6,7 +6,7 @@
  * a tree that learns a threshold concept.
  */
 import { describe, expect, it } from 'vitest';
-import { erf, gaussianCdf, gaussianPdf, gaussianUpdate, gaussianVariance } from '../src/learning/arf/gaussian';
+import { erf, gaussianCdf, gaussianLogPdf, gaussianPdf, gaussianUpdate, gaussianVariance } from '../src/learning/arf/gaussian';
 import { HoeffdingTree, sideWeights, type TreeParams } from '../src/learning/arf/hoeffding-tree';
 import { Mulberry32 } from '../src/learning/arf/rng';
 import { hoeffdingBound, splitMerit } from '../src/learning/arf/split-criterion';
@@ -30,6 +30,24 @@ describe('arf parts', () => {
     expect(gaussianPdf(one[0]!, one[1]!, one[2]!, 7)).toBe(0);
     expect(gaussianCdf(one[0]!, one[1]!, one[2]!, 6.9)).toBe(0);
     expect(gaussianCdf(one[0]!, one[1]!, one[2]!, 7)).toBe(1);
+  });
+
+  it('the log density naive Bayes adds is log(pdf), and -Infinity exactly where the pdf is 0', () => {
+    const r = new Mulberry32(5);
+    for (let i = 0; i < 2000; i++) {
+      const n = 2 + 50 * r.random();
+      const mean = 100 * (r.random() - 0.5);
+      const m2 = (n - 1) * 10 ** (12 * r.random() - 6); // variances 1e-6 .. 1e6
+      const x = mean + (r.random() - 0.5) * 10 ** (4 * r.random());
+      const pdf = gaussianPdf(n, mean, m2, x);
+      const lp = gaussianLogPdf(n, mean, m2, x);
+      if (pdf > 0) expect(Math.abs(lp - Math.log(pdf))).toBeLessThanOrEqual(1e-12 * Math.max(1, Math.abs(lp)));
+      else expect(lp).toBe(-Infinity);
+    }
+    // No spread, and an exp that underflows: both skipped, as gaussianPdf's 0.
+    expect(gaussianLogPdf(1, 7, 0, 7)).toBe(-Infinity);
+    expect(gaussianPdf(10, 0, 9, 1e3)).toBe(0);
+    expect(gaussianLogPdf(10, 0, 9, 1e3)).toBe(-Infinity);
   });
 
   it('erf matches Python math.erf', () => {

@@ -133,6 +133,8 @@ export class AdaptiveRandomForest {
   private readonly votes: Float64Array;
   /** Per tree, its leaf's naive Bayes answer for the row being learned (NaN: not computed). */
   private readonly nbVotes: Float64Array;
+  /** Per tree, the leaf slot the row being learned reaches (learn skips the walk). */
+  private readonly slots: Int32Array;
 
   constructor(options: ArfOptions) {
     this.options = { ...options };
@@ -150,6 +152,7 @@ export class AdaptiveRandomForest {
     this.rng = new Mulberry32(options.seed);
     this.votes = new Float64Array(options.trees);
     this.nbVotes = new Float64Array(options.trees);
+    this.slots = new Int32Array(options.trees);
     for (let i = 0; i < options.trees; i++) this.members.push(new Member(new HoeffdingTree(this.params, this.rng), this.options));
   }
 
@@ -159,7 +162,7 @@ export class AdaptiveRandomForest {
     let weights = 0;
     for (let i = 0; i < this.members.length; i++) {
       const m = this.members[i]!;
-      const p = m.tree.p1AndNb(x, xo, this.nbVotes, i);
+      const p = m.tree.p1AndNb(x, xo, this.nbVotes, this.slots, i);
       this.votes[i] = p;
       if (p < 0) continue;
       const w = m.weight;
@@ -180,7 +183,7 @@ export class AdaptiveRandomForest {
       if (right) m.correct++;
       const k = this.rng.poisson(this.options.lambda);
       if (k > 0) {
-        m.tree.learn(x, xo, y, k, this.rng, this.nbVotes[i]);
+        m.tree.learn(x, xo, y, k, this.rng, this.nbVotes[i], this.slots[i]);
         m.background?.learn(x, xo, y, k, this.rng);
       }
       this.watch(m, right ? 0 : 1);

@@ -18,7 +18,7 @@
 import { erf, gaussianUpdate, gaussianVariance } from './gaussian';
 import { LEAF, LEAF_HEAD, leafP1, leafSlot, PER_FEATURE, slotSize, SPLIT } from './layout';
 import type { Mulberry32 } from './rng';
-import { hoeffdingBound, meritRange, splitMerit, type SplitCriterion } from './split-criterion';
+import { entropy, hoeffdingBound, meritRange, splitMeritGiven, type SplitCriterion } from './split-criterion';
 
 export interface TreeParams {
   features: number;
@@ -110,16 +110,20 @@ export class HoeffdingTree {
    * As p1, for a row the tree learns next: also answers (NaN when it did not compute it) the
    * naive Bayes P(class 1) of the leaf, which `learn` would otherwise compute again to score NBA.
    */
-  p1AndNb(x: ArrayLike<number>, xo: number, out: Float64Array, i: number): number {
+  p1AndNb(x: ArrayLike<number>, xo: number, out: Float64Array, slots: Int32Array, i: number): number {
     const slot = leafSlot(this.nodes, 0, this.s, this.size, this.p.features, x, xo);
     const p = leafP1(this.nodes, slot * this.s, this.p.features, x, xo);
     out[i] = this.nodes[slot * this.s + 3] === 1 ? p : NaN;
+    slots[i] = slot;
     return p;
   }
 
-  /** `nb`: the leaf's naive Bayes P(class 1) for this row from p1AndNb, or NaN (computed here). */
-  learn(x: ArrayLike<number>, xo: number, y: 0 | 1, w: number, rng: Mulberry32, nb = NaN): void {
-    const slot = leafSlot(this.nodes, 0, this.s, this.size, this.p.features, x, xo);
+  /**
+   * `nb`: the leaf's naive Bayes P(class 1) for this row from p1AndNb, or NaN (computed here);
+   * `at`: the leaf's slot from p1AndNb (the tree has not changed since), or -1 (walked here).
+   */
+  learn(x: ArrayLike<number>, xo: number, y: 0 | 1, w: number, rng: Mulberry32, nb = NaN, at = -1): void {
+    const slot = at >= 0 ? at : leafSlot(this.nodes, 0, this.s, this.size, this.p.features, x, xo);
     const a = this.nodes;
     const o = slot * this.s;
     const eo = slot * this.e;
@@ -215,20 +219,31 @@ export class HoeffdingTree {
     const w0 = a[o + 1]!;
     const w1 = a[o + 2]!;
     if (w0 === 0 || w1 === 0 || this.size + 2 > this.p.maxNodes) return false;
+    const hb = hoeffdingBound(meritRange(this.p.criterion), this.p.delta, w0 + w1);
+    const infoGain = this.p.criterion === 'info_gain';
+    const preH = infoGain ? entropy(w0, w1) : 0;
+    // A split needs best - second > hb (once hb >= tau). An information gain is at most the
+    // parent's entropy (the children's weighted entropy is >= 0, also in floating point) and a
+    // real best's second is >= 0 (the null split), so with preH <= hb no split can win: the
+    // attempt would fail whatever its 40 candidates score, and it draws nothing from the rng.
+    if (infoGain && !(hb < this.p.tau) && preH <= hb) return false;
     const best = this.best;
     best.merit = 0; // the null split
     best.feature = -1;
     let second = -Infinity;
+    // The same argument after each feature: the best's lead only shrinks as features are added,
+    // and a later best (<= preH) leads the present one (then second) by at most preH - best.
+    const hopeless = infoGain && !(hb < this.p.tau);
     for (let j = 0; j < this.p.k; j++) {
-      const c = this.bestForFeature(slot, j, w0, w1);
+      const c = this.bestForFeature(slot, j, preH);
       if (c.merit > best.merit) {
         second = best.merit;
-        Object.assign(best, c);
+        copySplit(best, c);
       } else if (c.merit > second) {
         second = c.merit;
       }
+      if (hopeless && best.feature >= 0 && !(best.merit - second > hb) && preH - best.merit <= hb) return false;
     }
-    const hb = hoeffdingBound(meritRange(this.p.criterion), this.p.delta, w0 + w1);
     if (best.feature < 0 || !(best.merit - second > hb || hb < this.p.tau)) return false;
     const depth = this.extra[slot * this.e + DEPTH]! + 1;
     const left = this.size;
@@ -249,7 +264,7 @@ export class HoeffdingTree {
   }
 
   /** The Gaussian splitter's best threshold for the leaf's j-th monitored feature. */
-  private bestForFeature(slot: number, j: number, pre0: number, pre1: number): Split {
+  private bestForFeature(slot: number, j: number, preH: number): Split {
     const a = this.nodes;
     const b = slot * this.s + LEAF_HEAD + PER_FEATURE * j;
     const mm = slot * this.e + EXTRA_HEAD + 4 * j;
@@ -273,7 +288,7 @@ export class HoeffdingTree {
       const l1 = leftWeight(n1, a[b + 5]!, den1, ex[mm + 2]!, ex[mm + 3]!, v);
       const r0 = n0 - l0;
       const r1 = n1 - l1;
-      const merit = splitMerit(this.p.criterion, pre0, pre1, l0, l1, r0, r1);
+      const merit = splitMeritGiven(this.p.criterion, preH, l0, l1, r0, r1);
       if (merit > c.merit) {
         c.merit = merit;
         c.threshold = v;
@@ -285,6 +300,16 @@ export class HoeffdingTree {
     }
     return c;
   }
+}
+
+function copySplit(to: Split, from: Split): void {
+  to.merit = from.merit;
+  to.feature = from.feature;
+  to.threshold = from.threshold;
+  to.l0 = from.l0;
+  to.l1 = from.l1;
+  to.r0 = from.r0;
+  to.r1 = from.r1;
 }
 
 /** sd·√2 of a class's Gaussian (0 without spread), what its CDF divides by. */

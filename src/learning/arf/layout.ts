@@ -12,7 +12,7 @@
  * the learner does. The prediction code below is the one both sides run, so a worker's
  * probabilities are the learner's.
  */
-import { gaussianPdf } from './gaussian';
+import { gaussianLogPdf } from './gaussian';
 
 export const EMPTY = 0;
 export const LEAF = 1;
@@ -45,10 +45,10 @@ export function leafP1(a: Float64Array, o: number, features: number, x: ArrayLik
     const f = a[b]!;
     if (!(f >= 0 && f < features)) return NaN;
     const xv = x[xo + f]!;
-    const d0 = a[b + 1]! > 0 ? gaussianPdf(a[b + 1]!, a[b + 2]!, a[b + 3]!, xv) : 0;
-    const d1 = a[b + 4]! > 0 ? gaussianPdf(a[b + 4]!, a[b + 5]!, a[b + 6]!, xv) : 0;
-    if (d0 > 0) v0 += Math.log(d0);
-    if (d1 > 0) v1 += Math.log(d1);
+    const l0 = a[b + 1]! > 0 ? gaussianLogPdf(a[b + 1]!, a[b + 2]!, a[b + 3]!, xv) : -Infinity;
+    const l1 = a[b + 4]! > 0 ? gaussianLogPdf(a[b + 4]!, a[b + 5]!, a[b + 6]!, xv) : -Infinity;
+    if (l0 > -Infinity) v0 += l0;
+    if (l1 > -Infinity) v1 += l1;
   }
   const m = v0 > v1 ? v0 : v1;
   const e0 = Math.exp(v0 - m);

@@ -5,6 +5,10 @@
  */
 export class Mulberry32 {
   private a: number;
+  private rate = NaN;
+  private limit = NaN;
+  /** sample's scratch (refilled on every call, so it holds no state). */
+  private pool = new Int32Array(0);
 
   constructor(seed: number) {
     this.a = seed >>> 0;
@@ -29,7 +33,12 @@ export class Mulberry32 {
 
   /** Knuth's multiplication method, as River's utils.random.poisson. */
   poisson(rate: number): number {
-    const limit = Math.exp(-rate);
+    // The forest draws with one rate, 10 times a row: its exp is taken once.
+    if (rate !== this.rate) {
+      this.rate = rate;
+      this.limit = Math.exp(-rate);
+    }
+    const limit = this.limit;
     let k = 0;
     let p = 1;
     while (p > limit) {
@@ -41,7 +50,8 @@ export class Mulberry32 {
 
   /** k distinct integers of [0, n), by a partial Fisher-Yates shuffle, into out[0..k). */
   sample(n: number, k: number, out: Int32Array): void {
-    const pool = new Int32Array(n);
+    if (this.pool.length !== n) this.pool = new Int32Array(n);
+    const pool = this.pool;
     for (let i = 0; i < n; i++) pool[i] = i;
     for (let i = 0; i < k; i++) {
       const j = i + Math.floor(this.random() * (n - i));

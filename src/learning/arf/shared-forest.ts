@@ -28,6 +28,14 @@ const TREE_HEAD = 2;
 const SPINS_BEFORE_SLEEP = 100;
 const SLEEP_MS = 0.05;
 
+/** The listed slots of `from` into `to` at `o`: plain loops, no subarray view per slot (a row dirties a slot per tree). */
+function copySlots(from: Float64Array, slots: number[], s: number, to: Float64Array, o: number): void {
+  for (let i = 0; i < slots.length; i++) {
+    const at = slots[i]! * s;
+    for (let j = 0; j < s; j++) to[o + at + j] = from[at + j]!;
+  }
+}
+
 function treeDoubles(slot: number, maxNodes: number): number {
   return TREE_HEAD + slot * maxNodes;
 }
@@ -107,7 +115,7 @@ export class SharedForest {
         d.set(t.nodes.subarray(0, t.size * this.slot), o);
         this.held[i] = t;
       } else {
-        for (const slot of t.dirty) d.set(t.nodes.subarray(slot * this.slot, (slot + 1) * this.slot), o + slot * this.slot);
+        copySlots(t.nodes, t.dirty, this.slot, d, o);
       }
       if (t.dirty === null) t.dirty = [];
       else t.dirty.length = 0;

@@ -7,7 +7,8 @@ export type SplitCriterion = 'info_gain' | 'gini';
 
 export const MIN_BRANCH_FRACTION = 0.01;
 
-function entropy(a: number, b: number): number {
+/** Entropy in bits of a two-class distribution (0 when empty). */
+export function entropy(a: number, b: number): number {
   const t = a + b;
   if (!(t > 0)) return 0;
   let h = 0;
@@ -26,6 +27,15 @@ function gini(a: number, b: number): number {
 
 /** Merit of splitting pre (pre0, pre1) into left (l0, l1) and right (r0, r1). */
 export function splitMerit(c: SplitCriterion, pre0: number, pre1: number, l0: number, l1: number, r0: number, r1: number): number {
+  return splitMeritGiven(c, c === 'gini' ? 0 : entropy(pre0, pre1), l0, l1, r0, r1);
+}
+
+/**
+ * splitMerit with the parent's entropy already taken (`preH`, unused for Gini): a split attempt
+ * scores 40 candidate splits of one parent, and the parent's two logs were a fifth of its logs.
+ * The same arithmetic as splitMerit, so the same bits.
+ */
+export function splitMeritGiven(c: SplitCriterion, preH: number, l0: number, l1: number, r0: number, r1: number): number {
   const wl = l0 + l1;
   const wr = r0 + r1;
   const total = wl + wr;
@@ -35,7 +45,7 @@ export function splitMerit(c: SplitCriterion, pre0: number, pre1: number, l0: nu
   if (wr / total > MIN_BRANCH_FRACTION) big++;
   if (big < 2) return -Infinity;
   if (c === 'gini') return 1 - ((wl / total) * gini(l0, l1) + (wr / total) * gini(r0, r1));
-  return entropy(pre0, pre1) - (wl * entropy(l0, l1) + wr * entropy(r0, r1)) / total;
+  return preH - (wl * entropy(l0, l1) + wr * entropy(r0, r1)) / total;
 }
 
 /** River's range_of_merit for two classes: log2(2) for information gain, 1 for Gini. */
