@@ -38,6 +38,8 @@ describe('float32Text: the shortest text that reads back to the same float32', (
     expect(float32Text(1)).toBe('1');
     expect(float32Text(0)).toBe('0');
     expect(float32Text(-0)).toBe('0');
+    // JSON has no spelling for them (the Open Inference Protocol's FP32 data may hold them).
+    for (const f of [NaN, Infinity, -Infinity]) expect(float32Text(f)).toBe('null');
     expect(float32Text(Math.fround(1e-7))).toBe('1e-7');
     expect(float32Text(Math.fround(1.5e-7))).toBe('1.5e-7');
     expect(float32Text(Math.fround(0.000001))).toBe('0.000001');

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../src/app';
+import { float32Text } from '../src/http/float32-text';
 import { makeRows, PROB_TOLERANCE, postBinary, postJson, request, rowsToArrays, startTestEngine } from './helpers/engine';
 import { decodeBinaryAnswer, encodeBinaryRequest, F, le, postBinaryInfer, postInfer } from './helpers/oip';
 
@@ -133,6 +134,17 @@ describe('binary tensor data', () => {
     expect(header.outputs.map((o: any) => o.parameters)).toEqual([{ binary_data_size: 32 }, { binary_data_size: 32 }]);
     expect(blobs.probabilities!.equals(le('FP32', json.outputs[0].data))).toBe(true);
     expect(blobs.label!.equals(le('INT64', json.outputs[1].data))).toBe(true);
+  });
+
+  it('prints FP32 data with the shortest digits that read back to the binary answer\'s float32s', async () => {
+    const rows = makeRows(8, F, 11);
+    const text = (await postInfer(port, INFER, inferBody(rows, { outputs: [{ name: 'probabilities' }] }))).body.toString();
+    const data = /"data":\[([^\]]*)\]/.exec(text)![1]!.split(',');
+    const req = encodeBinaryRequest({ inputs: [{ name: input, datatype: 'FP32', shape: [8, F] }], outputs: [{ name: 'probabilities', parameters: { binary_data: true } }] }, le('FP32', Array.from(rows)));
+    const blob = decodeBinaryAnswer(await postBinaryInfer(port, INFER, req)).blobs.probabilities!;
+    const floats = new Float32Array(blob.buffer.slice(blob.byteOffset, blob.byteOffset + blob.length));
+    expect(data).toEqual(Array.from(floats, (f) => float32Text(f)));
+    for (const s of data) expect(s.split('e')[0]!.replace(/^-?0?\.?0*/, '').replace('.', '').length).toBeLessThanOrEqual(9);
   });
 
   it('answers binary for every output with binary_data_output, and JSON outputs for a binary input without it', async () => {

@@ -36,16 +36,19 @@ let sOut = 0;
 const bitsView = new Float32Array(1);
 const bitsInt = new Uint32Array(bitsView.buffer);
 
+/** The most bytes one float32's text takes (a rare value outside the table's range included). */
+export const FLOAT32_TEXT_MAX = 48;
+
 /**
  * Writes the shortest text of float32 `f` at buf[pos ..]; the index after it. buf needs 16 bytes
- * of room for the table's range, and up to 48 for the rare value outside it.
+ * of room for the table's range, and up to FLOAT32_TEXT_MAX for the rare value outside it.
  */
 export function writeFloat32(buf: Uint8Array, pos: number, f: number): number {
   if (f === 0) {
     buf[pos] = 0x30; // -0 prints "0", as String(-0)
     return pos + 1;
   }
-  if (f - f !== 0) return writeAscii(buf, pos, '' + f); // NaN, ±Infinity: not JSON; as String prints them
+  if (f - f !== 0) return writeAscii(buf, pos, 'null'); // NaN, ±Infinity: JSON has no spelling for them
   if (f < 0) {
     buf[pos++] = 0x2d;
     f = -f;

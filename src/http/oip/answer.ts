@@ -2,12 +2,17 @@
  * The answer of an infer request: `model_name`, `model_version`, `id` (echoed when given) and
  * the outputs asked for, `probabilities` (FP32 [N, 2]) and `label` (INT64 [N], the class index),
  * as JSON `data` or, per output, binary after the JSON header (binary tensor data extension:
- * `Inference-Header-Content-Length` names the header's bytes).
+ * `Inference-Header-Content-Length` names the header's bytes). FP32 data is printed with the
+ * shortest digits that read back to the same float32 (./float32-text.ts), and the whole answer
+ * is written as bytes into one reused buffer (./answer-bytes.ts; the responder copies what the
+ * socket does not take at once).
  */
 import type { ServedModel } from '../../models/registry';
 import { BINARY_TYPE, JSON_TYPE, type Exchange, type Responder } from '../respond';
 import type { RowAnswer } from '../rows';
+import { answerBytes, COMMA } from './answer-bytes';
 import { corkedOipError } from './errors';
+import { FLOAT32_TEXT_MAX } from '../float32-text';
 import { OUTPUT_PROBABILITIES, type RequestedOutput } from './request';
 
 export const HEADER_LENGTH = 'Inference-Header-Content-Length';
@@ -22,62 +27,47 @@ export class InferAnswer implements RowAnswer {
   ) {}
 
   write(probs: Float32Array, labels: Int32Array, first: number, rows: number, served: string): void {
+    const w = answerBytes;
     let head = '{"model_name":"' + this.model.name + '","model_version":"' + served + '"';
     if (this.id !== undefined) head += ',"id":' + JSON.stringify(this.id);
-    head += ',"outputs":[';
+    w.start(head.length * 3 + this.outputs.length * (96 + rows * (2 * FLOAT32_TEXT_MAX + 24)));
+    w.text(head + ',"outputs":[');
     let binaryBytes = 0;
     for (let o = 0; o < this.outputs.length; o++) {
       const out = this.outputs[o]!;
-      if (o > 0) head += ',';
+      if (o > 0) w.byte(COMMA);
       const isProbs = out.name === OUTPUT_PROBABILITIES;
-      head += isProbs ? '{"name":"probabilities","datatype":"FP32","shape":[' + rows + ',2]' : '{"name":"label","datatype":"INT64","shape":[' + rows + ']';
+      w.ascii(isProbs ? '{"name":"probabilities","datatype":"FP32","shape":[' + rows + ',2]' : '{"name":"label","datatype":"INT64","shape":[' + rows + ']');
       if (out.binary) {
         // Both outputs are 8 bytes a row: two float32, or one int64.
         binaryBytes += 8 * rows;
-        head += ',"parameters":{"binary_data_size":' + 8 * rows + '}}';
+        w.ascii(',"parameters":{"binary_data_size":' + 8 * rows + '}}');
       } else {
-        head += ',"data":[' + (isProbs ? probsText(probs, first, rows) : labelText(labels, first, rows)) + ']}';
+        w.ascii(',"data":[');
+        if (isProbs) w.floats(probs, 2 * first, 2 * (first + rows));
+        else w.ints(labels, first, first + rows);
+        w.ascii(']}');
       }
     }
-    head += ']}';
+    w.ascii(']}');
     const x = this.x;
     const r = this.r;
     if (binaryBytes === 0) {
-      r.corked(x, () => r.send(x, 200, JSON_TYPE, head));
+      r.corked(x, () => r.send(x, 200, JSON_TYPE, w.view()));
       return;
     }
-    const headBytes = Buffer.byteLength(head);
-    const body = Buffer.allocUnsafe(headBytes + binaryBytes);
-    body.write(head, 0, 'utf8');
-    let at = headBytes;
+    const headBytes = w.at;
+    w.reserve(binaryBytes);
     for (const out of this.outputs) {
       if (!out.binary) continue;
-      at = out.name === OUTPUT_PROBABILITIES ? putProbs(body, at, probs, first, rows) : putLabels(body, at, labels, first, rows);
+      w.at = out.name === OUTPUT_PROBABILITIES ? putProbs(w.buf, w.at, probs, first, rows) : putLabels(w.buf, w.at, labels, first, rows);
     }
-    r.corked(x, () => r.send(x, 200, BINARY_TYPE, body, { [HEADER_LENGTH]: String(headBytes) }));
+    r.corked(x, () => r.send(x, 200, BINARY_TYPE, w.view(), { [HEADER_LENGTH]: String(headBytes) }));
   }
 
   fail(err: unknown): void {
     corkedOipError(this.r, this.x, err);
   }
-}
-
-function probsText(p: Float32Array, first: number, rows: number): string {
-  let s = '';
-  for (let i = 2 * first, end = 2 * (first + rows); i < end; i++) {
-    if (i !== 2 * first) s += ',';
-    s += '' + p[i]!;
-  }
-  return s;
-}
-
-function labelText(l: Int32Array, first: number, rows: number): string {
-  let s = '';
-  for (let i = first; i < first + rows; i++) {
-    if (i !== first) s += ',';
-    s += l[i]!;
-  }
-  return s;
 }
 
 /** Little-endian float32 pairs (x86 and arm64 are little-endian: the slab's bytes as they are). */

@@ -7,7 +7,8 @@
  * nesting: all go to the reference path (./request.ts) whole, so errors are the reference's by
  * construction and results equal by test (test/oip-scan.test.ts compares the two).
  */
-import { numOut, scanNumber, skipValue, stringEnd, ws } from '../json-body';
+import { skipValue, stringEnd, ws } from '../json-body';
+import { scanFloat32 } from './decimal';
 import { HeaderCache } from './header-cache';
 import { checkCount, checkHeader, decodeInferReference, type InferHeader, type InputSpec } from './request';
 
@@ -145,11 +146,7 @@ function scanData(b: Uint8Array, i: number, n: number, out: Float32Array, limit:
       i = scanData(b, i, n, out, limit, depth + 1);
     } else {
       if (found.count >= limit) return -1;
-      i = scanNumber(b, i, n);
-      if (i < 0) return -1;
-      const f = Math.fround(numOut[0]!);
-      if (f - f !== 0) return -1;
-      out[found.count++] = f;
+      i = scanFloat32(b, i, n, out, found.count++);
     }
     if (i < 0) return -1;
     i = ws(b, i, n);
