@@ -11,11 +11,11 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Engine } from '../src/app';
 import { decodeRecord, encodeRecord } from '../src/learning/feedback-record';
-import { startChild, stopChild, type Child } from '../bench/lib/procs';
+import { stopChild, type Child } from '../bench/lib/procs';
+import { serveProcess } from './helpers/engine-process';
 import { makeRows, postBinary, postJson, request, rowsToArrays, startTestEngine, waitFor } from './helpers/engine';
 
 const F = 16;
-const CLI = path.join(__dirname, '..', 'dist', 'src', 'cli', 'main.js');
 let engine: Engine | null = null;
 const children: Child[] = [];
 const dirs: string[] = [];
@@ -28,16 +28,8 @@ afterEach(async () => {
 });
 
 /** The engine as a process of its own, so it can be killed with SIGKILL (as test/durability.test.ts). */
-async function serve(stateDir: string, env: Record<string, string>): Promise<{ child: Child; port: number }> {
-  const child = startChild('engine', process.execPath, [CLI, 'serve'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', WORKERS: '1', STATE_DIR: stateDir, ...env },
-    capture: true,
-  });
-  children.push(child);
-  await waitFor(() => /"msg":"ready: every worker is warm"/.test(child.output()) || child.exited, 'the engine to be ready', 30_000);
-  const m = /"port":(\d+),"config"/.exec(child.output());
-  if (!m || child.exited) throw new Error('engine did not start: ' + child.output());
-  return { child, port: Number(m[1]) };
+function serve(stateDir: string, env: Record<string, string>): Promise<{ child: Child; port: number }> {
+  return serveProcess(children, { WORKERS: '1', STATE_DIR: stateDir, ...env });
 }
 
 function championGauges(text: string): Record<string, number> {

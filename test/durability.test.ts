@@ -8,10 +8,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { SgdLearner, validateSgdOptions, type SgdOptions } from '../src/learning/sgd';
-import { startChild, stopChild, type Child } from '../bench/lib/procs';
+import { stopChild, type Child } from '../bench/lib/procs';
+import { serveProcess } from './helpers/engine-process';
 import { makeRows, request, rowsToArrays, waitFor } from './helpers/engine';
 
-const CLI = path.join(__dirname, '..', 'dist', 'src', 'cli', 'main.js');
 const F = 16;
 const ROWS_PER_REQUEST = 8;
 const children: Child[] = [];
@@ -22,16 +22,8 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function serve(stateDir: string, env: Record<string, string> = {}): Promise<{ child: Child; port: number }> {
-  const child = startChild('engine', process.execPath, [CLI, 'serve'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', STATE_DIR: stateDir, CHECKPOINT_INTERVAL_S: '1', ...env },
-    capture: true,
-  });
-  children.push(child);
-  await waitFor(() => /"msg":"ready: every worker is warm"/.test(child.output()) || child.exited, 'the engine to be ready', 30_000);
-  const m = /"port":(\d+),"config"/.exec(child.output());
-  if (!m || child.exited) throw new Error('engine did not start: ' + child.output());
-  return { child, port: Number(m[1]) };
+function serve(stateDir: string, env: Record<string, string> = {}): Promise<{ child: Child; port: number }> {
+  return serveProcess(children, { STATE_DIR: stateDir, CHECKPOINT_INTERVAL_S: '1', ...env });
 }
 
 describe('durability', () => {
